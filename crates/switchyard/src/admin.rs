@@ -1,0 +1,173 @@
+//! The admin endpoints, served on the proxy's own port as in the seed:
+//!
+//! - `GET /health`: `200 {"status":"UP","uptime":"2m5s","backends":[...]}`, with each
+//!   backend's circuit state.
+//! - `GET /metrics`: the counters as JSON (see [`crate::metrics`] for how they add up), or
+//!   in the Prometheus text format when the client asks for it with
+//!   `Accept: text/plain` / `Accept: application/openmetrics-text` or `?format=prometheus`.
+//!
+//! Admin requests are not rate limited and not counted in the request counters, so
+//! monitoring keeps working while the proxy sheds load. Other methods get `405`.
+
+use http::header::{HeaderValue, ACCEPT, ALLOW, CONNECTION};
+use http::{request, Method, Response, StatusCode};
+use serde::Serialize;
+
+use crate::proxy::body::ResponseBody;
+use crate::proxy::error::local_response;
+use crate::state::{Shared, State};
+
+/// Path of the health endpoint.
+pub const HEALTH_PATH: &str = "/health";
+/// Path of the metrics endpoint.
+pub const METRICS_PATH: &str = "/metrics";
+
+const JSON: &str = "application/json";
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    uptime: String,
+    backends: Vec<BackendHealth>,
+}
+
+#[derive(Serialize)]
+struct BackendHealth {
+    url: String,
+    circuit: &'static str,
+    consecutive_failures: u32,
+}
+
+/// Answers the request if it is for an admin endpoint.
+pub fn route(
+    shared: &Shared,
+    state: &State,
+    req: &request::Parts,
+    body_unread: bool,
+) -> Option<Response<ResponseBody>> {
+    let path = req.uri.path();
+    if path != HEALTH_PATH && path != METRICS_PATH {
+        return None;
+    }
+    let mut resp = if req.method != Method::GET && req.method != Method::HEAD {
+        let mut resp = local_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method Not Allowed\n",
+            "text/plain; charset=utf-8",
+        );
+        resp.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        resp
+    } else if path == HEALTH_PATH {
+        health(shared, state)
+    } else {
+        metrics(shared, state, req)
+    };
+    if body_unread {
+        // Never read: close rather than risk the body being taken for a request.
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    Some(resp)
+}
+
+fn health(shared: &Shared, state: &State) -> Response<ResponseBody> {
+    let backends = state
+        .pool
+        .snapshot()
+        .into_iter()
+        .map(|b| BackendHealth {
+            url: b.url,
+            circuit: b.circuit,
+            consecutive_failures: b.consecutive_failures,
+        })
+        .collect();
+    let health = Health {
+        status: "UP",
+        uptime: crate::config::duration::format_go_seconds(shared.metrics.uptime()),
+        backends,
+    };
+    let body = serde_json::to_vec_pretty(&health).unwrap_or_default();
+    local_response(StatusCode::OK, body, JSON)
+}
+
+fn metrics(shared: &Shared, state: &State, req: &request::Parts) -> Response<ResponseBody> {
+    let snapshot = shared.metrics.snapshot(state.pool.snapshot());
+    match wanted_format(req) {
+        Format::Json => local_response(StatusCode::OK, snapshot.to_json(), JSON),
+        Format::OpenMetrics => {
+            local_response(StatusCode::OK, snapshot.to_prometheus(), OPENMETRICS)
+        }
+        Format::PrometheusText => {
+            local_response(StatusCode::OK, snapshot.to_prometheus(), PROMETHEUS_TEXT)
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Format {
+    Json,
+    OpenMetrics,
+    PrometheusText,
+}
+
+fn wanted_format(req: &request::Parts) -> Format {
+    let query_asks = req.uri.query().is_some_and(|q| {
+        q.split('&')
+            .any(|kv| kv == "format=prometheus" || kv == "format=openmetrics")
+    });
+    let accept = req
+        .headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    if accept.contains("application/openmetrics-text") {
+        Format::OpenMetrics
+    } else if query_asks || accept.contains("text/plain") {
+        Format::PrometheusText
+    } else {
+        Format::Json
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, accept: Option<&str>) -> request::Parts {
+        let mut b = http::Request::get(uri);
+        if let Some(a) = accept {
+            b = b.header(ACCEPT, a);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn format_negotiation() {
+        assert_eq!(wanted_format(&parts("/metrics", None)), Format::Json);
+        assert_eq!(wanted_format(&parts("/metrics", Some("*/*"))), Format::Json);
+        assert_eq!(
+            wanted_format(&parts("/metrics", Some("application/json"))),
+            Format::Json
+        );
+        assert_eq!(
+            wanted_format(&parts("/metrics", Some("text/plain;version=0.0.4"))),
+            Format::PrometheusText
+        );
+        assert_eq!(
+            wanted_format(&parts(
+                "/metrics",
+                Some("application/openmetrics-text;version=1.0.0,text/plain;q=0.5")
+            )),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            wanted_format(&parts("/metrics?format=prometheus", None)),
+            Format::PrometheusText
+        );
+    }
+}

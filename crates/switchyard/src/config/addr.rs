@@ -1,0 +1,226 @@
+//! Listen addresses (`:3000`, `127.0.0.1:3000`, `[::1]:3000`) and backend URLs
+//! (`http://localhost:8080`), parsed once when the configuration is built.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::str::FromStr;
+
+/// Where a listener binds. `ip: None` is Go's `:3000`: every interface, IPv6 and IPv4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ListenAddr {
+    /// The interface address, or `None` for all interfaces.
+    pub ip: Option<IpAddr>,
+    /// The port; `0` asks the kernel for a free one.
+    pub port: u16,
+}
+
+/// Why a listen address did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListenAddrError {
+    /// No `:port` part.
+    #[error("expected HOST:PORT or :PORT, e.g. :3000 or 127.0.0.1:3000")]
+    MissingPort,
+    /// The port is not a number from 0 to 65535.
+    #[error("port {0:?} is not a number from 0 to 65535")]
+    BadPort(String),
+    /// The host is not an IP address or `localhost`.
+    #[error("host {0:?} is not an IP address (use e.g. 127.0.0.1, [::1] or leave it out for all interfaces)")]
+    BadHost(String),
+}
+
+impl FromStr for ListenAddr {
+    type Err = ListenAddrError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let (host, port) = s.rsplit_once(':').ok_or(ListenAddrError::MissingPort)?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| ListenAddrError::BadPort(port.to_owned()))?;
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let ip = match host {
+            "" | "*" => None,
+            "localhost" => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            _ => Some(
+                host.parse::<IpAddr>()
+                    .map_err(|_| ListenAddrError::BadHost(host.to_owned()))?,
+            ),
+        };
+        Ok(ListenAddr { ip, port })
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ip {
+            None => write!(f, ":{}", self.port),
+            Some(ip) => write!(f, "{}", SocketAddr::new(ip, self.port)),
+        }
+    }
+}
+
+/// One backend: where to connect and what to put in front of the request path.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BackendUrl {
+    /// Host name or IP address, without brackets.
+    pub host: String,
+    /// TCP port (80 when the URL gives none).
+    pub port: u16,
+    /// Path prefix joined in front of every request path (`""` for none), as Go's
+    /// `NewSingleHostReverseProxy` does.
+    pub base_path: String,
+}
+
+/// Why a backend URL did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendUrlError {
+    /// Not `http://host[:port][/path]`.
+    #[error("is not a URL of the form http://host:port")]
+    Malformed,
+    /// A scheme other than http.
+    #[error("scheme {0:?} is not supported (use http://)")]
+    Scheme(String),
+    /// No host.
+    #[error("has no host")]
+    NoHost,
+    /// The port is not a number from 1 to 65535.
+    #[error("port {0:?} is not a number from 1 to 65535")]
+    BadPort(String),
+    /// A query, fragment or user info, which a backend address cannot carry.
+    #[error("must not contain a query, fragment or user info")]
+    Extra,
+}
+
+impl FromStr for BackendUrl {
+    type Err = BackendUrlError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let (scheme, rest) = s.split_once("://").ok_or(BackendUrlError::Malformed)?;
+        if !scheme.eq_ignore_ascii_case("http") {
+            return Err(BackendUrlError::Scheme(scheme.to_owned()));
+        }
+        if rest.contains(['?', '#', '@']) || rest.contains(char::is_whitespace) {
+            return Err(BackendUrlError::Extra);
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let (host, port) = split_host_port(authority)?;
+        if host.is_empty() {
+            return Err(BackendUrlError::NoHost);
+        }
+        let port = match port {
+            None => 80,
+            Some(p) => match p.parse::<u16>() {
+                Ok(p) if p != 0 => p,
+                _ => return Err(BackendUrlError::BadPort(p.to_owned())),
+            },
+        };
+        Ok(BackendUrl {
+            host: host.to_owned(),
+            port,
+            base_path: path.trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
+fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), BackendUrlError> {
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or(BackendUrlError::Malformed)?;
+        return match after {
+            "" => Ok((host, None)),
+            _ => after
+                .strip_prefix(':')
+                .map(|p| (host, Some(p)))
+                .ok_or(BackendUrlError::Malformed),
+        };
+    }
+    Ok(match authority.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    })
+}
+
+impl fmt::Display for BackendUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "http://[{}]:{}{}", self.host, self.port, self.base_path)
+        } else {
+            write!(f, "http://{}:{}{}", self.host, self.port, self.base_path)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_forms() {
+        assert_eq!(
+            ":3000".parse(),
+            Ok(ListenAddr {
+                ip: None,
+                port: 3000
+            })
+        );
+        let v4: ListenAddr = "127.0.0.1:0".parse().unwrap();
+        assert_eq!(v4.ip, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        let v6: ListenAddr = "[::1]:3000".parse().unwrap();
+        assert_eq!(v6.to_string(), "[::1]:3000");
+        assert_eq!(
+            ":99999".parse::<ListenAddr>(),
+            Err(ListenAddrError::BadPort("99999".into()))
+        );
+        assert_eq!(
+            "3000".parse::<ListenAddr>(),
+            Err(ListenAddrError::MissingPort)
+        );
+        assert!(matches!(
+            "example.com:80".parse::<ListenAddr>(),
+            Err(ListenAddrError::BadHost(_))
+        ));
+    }
+
+    #[test]
+    fn backend_forms() {
+        let b: BackendUrl = "http://localhost:8080".parse().unwrap();
+        assert_eq!(
+            (b.host.as_str(), b.port, b.base_path.as_str()),
+            ("localhost", 8080, "")
+        );
+        let b: BackendUrl = "http://[::1]:81/api/".parse().unwrap();
+        assert_eq!(
+            (b.host.as_str(), b.port, b.base_path.as_str()),
+            ("::1", 81, "/api")
+        );
+        assert_eq!(b.to_string(), "http://[::1]:81/api");
+        let b: BackendUrl = "HTTP://example.com".parse().unwrap();
+        assert_eq!(b.port, 80);
+        assert_eq!(
+            "ftp://x".parse::<BackendUrl>(),
+            Err(BackendUrlError::Scheme("ftp".into()))
+        );
+        assert_eq!(
+            "localhost:8080".parse::<BackendUrl>(),
+            Err(BackendUrlError::Malformed)
+        );
+        assert_eq!(
+            "http://:80".parse::<BackendUrl>(),
+            Err(BackendUrlError::NoHost)
+        );
+        assert_eq!(
+            "http://h:0".parse::<BackendUrl>(),
+            Err(BackendUrlError::BadPort("0".into()))
+        );
+        assert_eq!(
+            "http://h/?q".parse::<BackendUrl>(),
+            Err(BackendUrlError::Extra)
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! `switchyard demo`: two built-in test backends and the proxy in front of them, with the
+//! commands to try printed, so that a newcomer sees every feature with one command.
+
+use crate::config::{BackendUrl, Config};
+use crate::server::{self, Server, StartError};
+
+/// The running demo: backends and proxy.
+#[derive(Debug)]
+pub struct Demo {
+    /// The proxy.
+    pub server: Server,
+    /// The two backends.
+    pub backends: Vec<test_server::TestServer>,
+}
+
+/// Starts two backends on free loopback ports and the proxy (on `config.listen`) in front of
+/// them. Must be called inside a tokio runtime, which then serves the backends.
+pub async fn start(mut config: Config) -> Result<Demo, StartError> {
+    let mut backends = Vec::new();
+    let mut urls = Vec::new();
+    for n in 1..=2 {
+        let bind_err = |source| StartError::Bind {
+            addr: "127.0.0.1:0".parse().unwrap_or(config.listen),
+            source,
+        };
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(bind_err)?;
+        let message = format!("Response from server {n}");
+        let backend =
+            test_server::spawn(listener, test_server::Options { message }).map_err(bind_err)?;
+        urls.push(BackendUrl {
+            host: "127.0.0.1".into(),
+            port: backend.addr().port(),
+            base_path: String::new(),
+        });
+        backends.push(backend);
+    }
+    config.upstream.backends = urls;
+    let server = server::start(config)?;
+    Ok(Demo { server, backends })
+}
+
+/// What to try, printed once the demo is up.
+pub fn instructions(demo: &Demo, rate_limit: u32) -> String {
+    let port = demo.server.local_addr().port();
+    let base = format!("http://localhost:{port}");
+    let b1 = demo.backends[0].addr();
+    let b2 = demo.backends[1].addr();
+    format!(
+        "\nswitchyard demo: proxy on {base}, backends on {b1} and {b2}\n\n\
+         Try, in another terminal:\n\n  \
+         curl {base}/                 # twice: answered by server 1, then server 2\n  \
+         for i in $(seq 1 {burst}); do curl -s -o /dev/null -w '%{{http_code}} ' {base}/; done; echo\n  \
+         \x20                                  # over {rate_limit} requests/s: 429 Too Many Requests\n  \
+         curl {base}/health           # status, uptime, circuit state per backend\n  \
+         curl {base}/metrics          # counters as JSON\n  \
+         curl '{base}/metrics?format=prometheus'\n  \
+         curl {base}/echo             # what the backend received (X-Forwarded-For, ...)\n\n\
+         Press Ctrl+C to stop.\n",
+        burst = rate_limit.saturating_mul(2).max(40),
+    )
+}

@@ -1,0 +1,34 @@
+//! switchyard: an HTTP reverse proxy and load balancer.
+//!
+//! Follow one request through the modules in this order:
+//!
+//! | module        | owns |
+//! |---------------|------|
+//! | [`cli`]       | command-line flags → [`config::Config`] |
+//! | [`config`]    | the validated configuration and its defaults |
+//! | [`server`]    | listener, worker threads, client connections, timeouts, graceful shutdown |
+//! | [`proxy`]     | `handle`: the request path, phase by phase; errors → responses |
+//! | [`admin`]     | `/health` and `/metrics` |
+//! | [`ratelimit`] | the sliding-window limiter |
+//! | [`upstream`]  | backend pools, balancing, circuit breakers, upstream connections |
+//! | [`state`]     | what the request path reads, swapped atomically |
+//! | [`metrics`]   | sharded counters, JSON and Prometheus renderings |
+//! | [`telemetry`] | logging and the access log |
+//! | [`demo`]      | `switchyard demo`: the proxy in front of two built-in backends |
+//!
+//! `docs/request-lifecycle.md` walks through the same path in prose.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod metrics;
+pub mod proxy;
+pub mod ratelimit;
+pub mod server;
+pub mod state;
+pub mod telemetry;
+pub mod upstream;
+
+pub use config::Config;
+pub use server::{start, start_with_listener, Server, ShutdownReport, StartError};

@@ -1,0 +1,85 @@
+//! `RequestCtx`: what the request path knows about one request, passed `&mut` through the
+//! phases of [`super::handle`] and turned into the access-log line at the end.
+
+use std::net::SocketAddr;
+
+use tokio::time::Instant;
+
+use crate::metrics::{self, Metrics};
+use crate::telemetry::AccessLog;
+
+/// Per-request state.
+#[derive(Debug)]
+pub struct RequestCtx<'a> {
+    /// The client's address (IPv4-mapped IPv6 addresses already turned back into IPv4).
+    pub client: SocketAddr,
+    /// When the request head was received.
+    pub start: Instant,
+    /// Backends tried so far.
+    pub attempts: u32,
+    /// The access-log line being built, when access logging is on.
+    pub log: Option<AccessLog>,
+    /// Which bucket of the proxy counters this request ends in (see [`crate::metrics`]);
+    /// until set, dropping the context counts it as cancelled.
+    outcome: Option<Outcome>,
+    /// The counters this request is counted in.
+    pub metrics: &'a Metrics,
+}
+
+/// The bucket a finished request is counted in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A backend's response was relayed.
+    Response,
+    /// switchyard answered with an error.
+    Error,
+    /// 429.
+    RateLimited,
+}
+
+impl<'a> RequestCtx<'a> {
+    /// Starts the context of a request that counts in `metrics`.
+    pub fn new(metrics: &'a Metrics, client: SocketAddr, req: &http::request::Parts) -> Self {
+        metrics::inc(&metrics.local().requests);
+        let start = Instant::now();
+        let log = AccessLog::enabled().then(|| AccessLog {
+            method: req.method.clone(),
+            uri: req.uri.clone(),
+            client,
+            status: 0,
+            backend: None,
+            attempts: 0,
+            start,
+        });
+        RequestCtx {
+            client,
+            start,
+            attempts: 0,
+            log,
+            outcome: None,
+            metrics,
+        }
+    }
+
+    /// Records which bucket the request ends in and the status sent; returns the access-log
+    /// line to write once the body is done.
+    pub fn finish(mut self, outcome: Outcome, status: u16) -> Option<AccessLog> {
+        self.outcome = Some(outcome);
+        let mut log = self.log.take()?;
+        log.status = status;
+        log.attempts = self.attempts;
+        Some(log)
+    }
+}
+
+impl Drop for RequestCtx<'_> {
+    fn drop(&mut self) {
+        let c = self.metrics.local();
+        metrics::inc(match self.outcome {
+            Some(Outcome::Response) => &c.responses,
+            Some(Outcome::Error) => &c.errors,
+            Some(Outcome::RateLimited) => &c.rate_limited,
+            None => &c.cancelled,
+        });
+    }
+}

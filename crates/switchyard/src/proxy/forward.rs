@@ -1,0 +1,283 @@
+//! The intermediary's rules (RFC 9110 §7.6, RFC 9112): what a request must look like to be
+//! accepted, how it is rewritten for the backend, how the backend's response is rewritten
+//! for the client, and sending it with the upstream timeout.
+
+use std::net::SocketAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{request, Method, Request, Response, Version};
+use hyper::body::Incoming;
+
+use super::body::RequestBody;
+use super::error::ProxyError;
+use crate::upstream::connect::{ConnectError, Connector, Sender};
+use crate::upstream::Backend;
+
+/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1), besides those the
+/// `Connection` header itself names. `Transfer-Encoding` and `Content-Length` go too: hyper
+/// frames the body anew on each side.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::TRAILER,
+    header::PROXY_AUTHORIZATION,
+];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Rejects what a reverse proxy must not pass on, and brings an absolute-form target
+/// (`GET http://host/path`) into origin form: its authority becomes the `Host` (RFC 9112
+/// §3.2.2), and the request goes to our backends like any other, never to that host.
+pub fn check_request(parts: &mut request::Parts) -> Result<(), ProxyError> {
+    if parts.method == Method::CONNECT {
+        return Err(ProxyError::MethodNotAllowed(parts.method.clone()));
+    }
+    if parts.uri.scheme().is_some() {
+        let scheme = parts.uri.scheme_str().unwrap_or_default();
+        if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+            return Err(ProxyError::BadRequest(
+                "unsupported scheme in request target",
+            ));
+        }
+        let Some(authority) = parts.uri.authority() else {
+            return Err(ProxyError::BadRequest(
+                "absolute request target without a host",
+            ));
+        };
+        if authority.as_str().contains('@') {
+            return Err(ProxyError::BadRequest("user info in request target"));
+        }
+        let host = HeaderValue::from_str(authority.as_str())
+            .map_err(|_| ProxyError::BadRequest("invalid host in request target"))?;
+        parts.headers.insert(header::HOST, host);
+    } else if !parts.uri.path().starts_with('/') {
+        // Asterisk form (`OPTIONS *`) or authority form without CONNECT.
+        return Err(ProxyError::BadRequest("request target must be a path"));
+    }
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if parts.version >= Version::HTTP_11 => {
+            Err(ProxyError::BadRequest("missing Host header"))
+        }
+        (None, _) => Ok(()),
+        (Some(_), Some(_)) => Err(ProxyError::BadRequest("more than one Host header")),
+        (Some(host), None) => {
+            let valid = std::str::from_utf8(host.as_bytes())
+                .ok()
+                .and_then(|h| h.parse::<http::uri::Authority>().ok())
+                .is_some_and(|a| !a.as_str().contains('@'));
+            if valid {
+                Ok(())
+            } else {
+                Err(ProxyError::BadRequest("invalid Host header"))
+            }
+        }
+    }
+}
+
+/// Rewrites the request head for the backend: hop-by-hop headers out, `X-Forwarded-*` in,
+/// HTTP/1.1. The `Host` header stays the client's.
+pub fn rewrite_request(parts: &mut request::Parts, client: SocketAddr) {
+    strip_hop_by_hop(&mut parts.headers);
+    let headers = &mut parts.headers;
+    headers.remove(header::CONTENT_LENGTH);
+    // hyper already answered `100 Continue` when it started reading the body for us.
+    headers.remove(header::EXPECT);
+    append_forwarded_for(headers, client);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    if let Some(host) = headers.get(header::HOST).cloned() {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+    parts.version = Version::HTTP_11;
+}
+
+/// Rewrites the backend's response head for the client.
+pub fn rewrite_response(parts: &mut http::response::Parts) {
+    strip_hop_by_hop(&mut parts.headers);
+    parts.version = Version::HTTP_11;
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, client: SocketAddr) {
+    let ip = client.ip().to_string();
+    let mut prior = headers.get_all(&X_FORWARDED_FOR).iter().peekable();
+    let value = if prior.peek().is_none() {
+        HeaderValue::from_str(&ip)
+    } else {
+        let mut joined = String::new();
+        for v in prior {
+            joined.push_str(String::from_utf8_lossy(v.as_bytes()).trim());
+            joined.push_str(", ");
+        }
+        joined.push_str(&ip);
+        HeaderValue::from_str(&joined)
+    };
+    if let Ok(value) = value {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+}
+
+/// Why a send produced no response.
+// The unsent request is handed back by value: it is moved, not copied, and boxing it would
+// cost an allocation for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum SendError {
+    /// No connection could be opened; the request comes back unsent.
+    Connect(ConnectError, Request<RequestBody>),
+    /// The request was (at least partly) sent and the exchange failed.
+    Request(hyper::Error),
+}
+
+/// Sends `req` on `sender`. A pooled connection (`reused`) that turns out closed before the
+/// request was written is replaced by a new connection once, transparently; hyper hands an
+/// unsent request back for exactly this.
+pub async fn send(
+    connector: &Connector,
+    backend: &Backend,
+    mut sender: Sender,
+    mut reused: bool,
+    mut req: Request<RequestBody>,
+) -> Result<(Response<Incoming>, Sender), SendError> {
+    loop {
+        match sender.try_send_request(req).await {
+            Ok(resp) => return Ok((resp, sender)),
+            Err(mut err) => match err.take_message() {
+                Some(unsent) if reused => {
+                    req = unsent;
+                    reused = false;
+                    sender = match connector.connect(backend).await {
+                        Ok(sender) => sender,
+                        Err(e) => return Err(SendError::Connect(e, req)),
+                    };
+                }
+                Some(unsent) => {
+                    let io = std::io::Error::other(err.into_error());
+                    return Err(SendError::Connect(ConnectError::Io(io), unsent));
+                }
+                None => return Err(SendError::Request(err.into_error())),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(req: Request<()>) -> request::Parts {
+        req.into_parts().0
+    }
+
+    #[test]
+    fn hop_by_hop_and_named_headers_are_removed() {
+        let mut p = parts(
+            Request::get("/")
+                .header("host", "a")
+                .header("connection", "keep-alive, x-secret")
+                .header("x-secret", "1")
+                .header("keep-alive", "timeout=5")
+                .header("te", "trailers")
+                .header("transfer-encoding", "chunked")
+                .header("upgrade", "websocket")
+                .header("proxy-connection", "keep-alive")
+                .header("content-length", "3")
+                .header("x-kept", "yes")
+                .body(())
+                .unwrap(),
+        );
+        rewrite_request(&mut p, "10.0.0.1:5000".parse().unwrap());
+        let names: Vec<&str> = p.headers.keys().map(|k| k.as_str()).collect();
+        for gone in [
+            "connection",
+            "x-secret",
+            "keep-alive",
+            "te",
+            "transfer-encoding",
+            "upgrade",
+            "proxy-connection",
+            "content-length",
+        ] {
+            assert!(!names.contains(&gone), "{gone} forwarded: {names:?}");
+        }
+        assert_eq!(p.headers["x-kept"], "yes");
+        assert_eq!(p.headers["host"], "a");
+        assert_eq!(p.headers["x-forwarded-for"], "10.0.0.1");
+        assert_eq!(p.headers["x-forwarded-proto"], "http");
+        assert_eq!(p.headers["x-forwarded-host"], "a");
+    }
+
+    #[test]
+    fn forwarded_for_is_appended() {
+        let mut p = parts(
+            Request::get("/")
+                .header("host", "a")
+                .header("x-forwarded-for", "1.1.1.1")
+                .header("x-forwarded-for", "2.2.2.2")
+                .body(())
+                .unwrap(),
+        );
+        rewrite_request(&mut p, "[::1]:5000".parse().unwrap());
+        assert_eq!(p.headers["x-forwarded-for"], "1.1.1.1, 2.2.2.2, ::1");
+    }
+
+    #[test]
+    fn host_rules() {
+        let ok = |r: Request<()>| check_request(&mut parts(r));
+        assert!(ok(Request::get("/").header("host", "a:80").body(()).unwrap()).is_ok());
+        assert!(ok(Request::get("/").body(()).unwrap()).is_err());
+        let http10 = Request::get("/")
+            .version(Version::HTTP_10)
+            .body(())
+            .unwrap();
+        assert!(ok(http10).is_ok());
+        let two = Request::get("/")
+            .header("host", "a")
+            .header("host", "b")
+            .body(())
+            .unwrap();
+        assert!(ok(two).is_err());
+        let bad = Request::get("/").header("host", "a b").body(()).unwrap();
+        assert!(ok(bad).is_err());
+        let connect = Request::connect("a:443")
+            .header("host", "a")
+            .body(())
+            .unwrap();
+        assert!(matches!(ok(connect), Err(ProxyError::MethodNotAllowed(_))));
+    }
+
+    #[test]
+    fn absolute_form_becomes_host() {
+        let mut p = parts(
+            Request::get("http://other.example/x")
+                .header("host", "mine")
+                .body(())
+                .unwrap(),
+        );
+        check_request(&mut p).unwrap();
+        assert_eq!(p.headers["host"], "other.example");
+    }
+}

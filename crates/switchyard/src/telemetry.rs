@@ -1,0 +1,94 @@
+//! Logging: the tracing subscriber (text or JSON lines, level from `RUST_LOG`) and the
+//! access log, one line per request written when its response body is finished.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::prelude::*;
+
+use crate::config::LogFormat;
+use crate::upstream::Backend;
+
+/// The target of access-log lines: `RUST_LOG=info,switchyard::access=off` silences them.
+pub const ACCESS_TARGET: &str = "switchyard::access";
+
+/// Installs the global subscriber. `RUST_LOG` (e.g. `warn`, `info,hyper=debug`) sets the
+/// levels; without it, `info`. Returns an error text naming a bad `RUST_LOG`.
+pub fn init(format: LogFormat) -> Result<(), String> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => {
+            Targets::from_str(&spec).map_err(|e| format!("invalid RUST_LOG {spec:?}: {e}"))?
+        }
+        _ => Targets::new().with_default(tracing::Level::INFO),
+    };
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match format {
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+    };
+    result.map_err(|e| e.to_string())
+}
+
+/// What the access-log line of one request needs. Built only when the line will be written.
+#[derive(Debug)]
+pub struct AccessLog {
+    /// Request method.
+    pub method: http::Method,
+    /// Request target as received.
+    pub uri: http::Uri,
+    /// Client address.
+    pub client: SocketAddr,
+    /// Status sent.
+    pub status: u16,
+    /// Backend that answered, if one did.
+    pub backend: Option<Arc<Backend>>,
+    /// Backends tried.
+    pub attempts: u32,
+    /// When the request head was received.
+    pub start: Instant,
+}
+
+impl AccessLog {
+    /// True when access-log lines are wanted, so the request path builds an [`AccessLog`].
+    #[inline]
+    pub fn enabled() -> bool {
+        tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO)
+    }
+
+    /// Writes the line: `bytes` of response body sent, `complete` false when the body was cut
+    /// short (client gone, backend failed).
+    pub fn write(self, bytes: u64, complete: bool) {
+        let duration_ms = self.start.elapsed().as_secs_f64() * 1e3;
+        let backend = self.backend.as_ref().map_or("-", |b| b.label.as_str());
+        tracing::info!(
+            target: ACCESS_TARGET,
+            method = %self.method,
+            path = %self.uri.path(),
+            status = self.status,
+            backend,
+            attempts = self.attempts,
+            duration_ms = (duration_ms * 1000.0).round() / 1000.0,
+            bytes,
+            complete,
+            client = %self.client.ip(),
+            "request"
+        );
+    }
+}

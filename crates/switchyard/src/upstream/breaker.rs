@@ -1,0 +1,377 @@
+//! Per-backend circuit breaker: `Closed` → (N consecutive failures) → `Open` for a while →
+//! `HalfOpen`, where one trial request decides: success closes, failure re-opens.
+//!
+//! [`Machine`] is the state machine, sans-io: no clock reads, every method takes `now`, so
+//! the unit tests below never sleep. [`Breaker`] shares one machine between worker threads:
+//! a healthy backend (closed, no failures counted) is answered from one atomic load, and
+//! the mutex is only taken on the failure and recovery paths.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::BreakerConfig;
+
+/// The three states, as the seed names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Traffic flows; consecutive failures are counted.
+    Closed,
+    /// No traffic until the open duration has passed.
+    Open,
+    /// One trial request is let through.
+    HalfOpen,
+}
+
+/// What the breaker allows for one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permit {
+    /// An ordinary request through a closed circuit.
+    Normal,
+    /// The single trial request of a half-open circuit.
+    Probe,
+}
+
+/// A state change, returned so the caller logs it once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transition {
+    /// State before.
+    pub from: State,
+    /// State after.
+    pub to: State,
+}
+
+/// The sans-io state machine.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    config: BreakerConfig,
+    inner: Inner,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inner {
+    Closed { failures: u32 },
+    Open { until: Instant },
+    HalfOpen { probing: bool },
+}
+
+// === impl Machine ===
+
+impl Machine {
+    /// A closed circuit with no failures counted.
+    pub fn new(config: BreakerConfig) -> Self {
+        Machine {
+            config,
+            inner: Inner::Closed { failures: 0 },
+        }
+    }
+
+    /// The current state (an open circuit whose time is up still reads `Open` until a
+    /// request asks for a permit).
+    pub fn state(&self) -> State {
+        match self.inner {
+            Inner::Closed { .. } => State::Closed,
+            Inner::Open { .. } => State::Open,
+            Inner::HalfOpen { .. } => State::HalfOpen,
+        }
+    }
+
+    /// Consecutive failures counted while closed.
+    pub fn failures(&self) -> u32 {
+        match self.inner {
+            Inner::Closed { failures } => failures,
+            _ => self.config.failure_threshold,
+        }
+    }
+
+    /// Asks to send one request. `None`: skip this backend.
+    pub fn try_acquire(&mut self, now: Instant) -> (Option<Permit>, Option<Transition>) {
+        match self.inner {
+            Inner::Closed { .. } => (Some(Permit::Normal), None),
+            Inner::Open { until } if now >= until => {
+                self.inner = Inner::HalfOpen { probing: true };
+                (
+                    Some(Permit::Probe),
+                    Some(Transition {
+                        from: State::Open,
+                        to: State::HalfOpen,
+                    }),
+                )
+            }
+            Inner::Open { .. } => (None, None),
+            Inner::HalfOpen { probing: false } => {
+                self.inner = Inner::HalfOpen { probing: true };
+                (Some(Permit::Probe), None)
+            }
+            Inner::HalfOpen { probing: true } => (None, None),
+        }
+    }
+
+    /// A request that held `permit` succeeded.
+    pub fn on_success(&mut self, permit: Permit) -> Option<Transition> {
+        match (self.inner, permit) {
+            (Inner::Closed { .. }, _) => {
+                self.inner = Inner::Closed { failures: 0 };
+                None
+            }
+            (Inner::HalfOpen { .. }, Permit::Probe) => {
+                self.inner = Inner::Closed { failures: 0 };
+                Some(Transition {
+                    from: State::HalfOpen,
+                    to: State::Closed,
+                })
+            }
+            // A request let through before the circuit opened finished late: it says nothing
+            // about the backend now.
+            _ => None,
+        }
+    }
+
+    /// A request that held `permit` failed.
+    pub fn on_failure(&mut self, permit: Permit, now: Instant) -> Option<Transition> {
+        match (self.inner, permit) {
+            (Inner::Closed { failures }, _) => {
+                let failures = failures.saturating_add(1);
+                if failures >= self.config.failure_threshold {
+                    self.open(now, State::Closed)
+                } else {
+                    self.inner = Inner::Closed { failures };
+                    None
+                }
+            }
+            (Inner::HalfOpen { .. }, Permit::Probe) => self.open(now, State::HalfOpen),
+            _ => None,
+        }
+    }
+
+    /// A request that held `permit` ended without an outcome (the client went away): a probe
+    /// slot is handed back for the next request.
+    pub fn on_cancel(&mut self, permit: Permit) {
+        if let (Inner::HalfOpen { .. }, Permit::Probe) = (self.inner, permit) {
+            self.inner = Inner::HalfOpen { probing: false };
+        }
+    }
+
+    fn open(&mut self, now: Instant, from: State) -> Option<Transition> {
+        self.inner = Inner::Open {
+            until: now + self.config.open_duration,
+        };
+        Some(Transition {
+            from,
+            to: State::Open,
+        })
+    }
+
+    /// Time left until an open circuit lets a trial request through.
+    pub fn open_remaining(&self, now: Instant) -> Option<Duration> {
+        match self.inner {
+            Inner::Open { until } => Some(until.saturating_duration_since(now)),
+            _ => None,
+        }
+    }
+}
+
+/// A [`Machine`] shared by every worker thread.
+#[derive(Debug)]
+pub struct Breaker {
+    /// True while closed with no failures counted: the common case, read without locking.
+    clean: AtomicBool,
+    machine: Mutex<Machine>,
+}
+
+// === impl Breaker ===
+
+impl Breaker {
+    /// A closed breaker.
+    pub fn new(config: BreakerConfig) -> Self {
+        Breaker {
+            clean: AtomicBool::new(true),
+            machine: Mutex::new(Machine::new(config)),
+        }
+    }
+
+    /// Asks to send one request; `None` means the circuit keeps traffic away.
+    pub fn try_acquire(&self, now: Instant) -> (Option<Permit>, Option<Transition>) {
+        if self.clean.load(Ordering::Acquire) {
+            return (Some(Permit::Normal), None);
+        }
+        self.with_machine(|m| m.try_acquire(now))
+    }
+
+    /// Records a success.
+    pub fn on_success(&self, permit: Permit) -> Option<Transition> {
+        if permit == Permit::Normal && self.clean.load(Ordering::Acquire) {
+            return None;
+        }
+        self.with_machine(|m| m.on_success(permit))
+    }
+
+    /// Records a failure.
+    pub fn on_failure(&self, permit: Permit, now: Instant) -> Option<Transition> {
+        self.with_machine(|m| m.on_failure(permit, now))
+    }
+
+    /// Records a request that ended without an outcome.
+    pub fn on_cancel(&self, permit: Permit) {
+        if permit == Permit::Probe {
+            self.with_machine(|m| m.on_cancel(permit));
+        }
+    }
+
+    /// The current state and consecutive failure count, for `/health` and `/metrics`.
+    pub fn snapshot(&self) -> (State, u32) {
+        self.with_machine(|m| (m.state(), m.failures()))
+    }
+
+    fn with_machine<T>(&self, f: impl FnOnce(&mut Machine) -> T) -> T {
+        // A panic while holding this lock cannot leave the machine half-updated (every method
+        // assigns whole states), so a poisoned lock is safe to keep using.
+        let mut machine = self
+            .machine
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let out = f(&mut machine);
+        let clean = machine.inner == Inner::Closed { failures: 0 };
+        self.clean.store(clean, Ordering::Release);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: BreakerConfig = BreakerConfig {
+        failure_threshold: 5,
+        open_duration: Duration::from_secs(10),
+    };
+
+    fn fail(m: &mut Machine, now: Instant) -> Option<Transition> {
+        let (permit, _) = m.try_acquire(now);
+        m.on_failure(permit.expect("permitted"), now)
+    }
+
+    #[test]
+    fn opens_after_five_consecutive_failures() {
+        let now = Instant::now();
+        let mut m = Machine::new(CONFIG);
+        for _ in 0..4 {
+            assert_eq!(fail(&mut m, now), None);
+            assert_eq!(m.state(), State::Closed);
+        }
+        assert_eq!(
+            fail(&mut m, now),
+            Some(Transition {
+                from: State::Closed,
+                to: State::Open
+            })
+        );
+        assert_eq!(m.try_acquire(now).0, None);
+        assert_eq!(m.try_acquire(now + Duration::from_millis(9_999)).0, None);
+    }
+
+    #[test]
+    fn a_success_resets_the_count() {
+        let now = Instant::now();
+        let mut m = Machine::new(CONFIG);
+        for _ in 0..4 {
+            fail(&mut m, now);
+        }
+        assert_eq!(m.on_success(Permit::Normal), None);
+        assert_eq!(m.failures(), 0);
+        for _ in 0..4 {
+            fail(&mut m, now);
+        }
+        assert_eq!(m.state(), State::Closed);
+    }
+
+    #[test]
+    fn half_open_lets_exactly_one_probe_through() {
+        let now = Instant::now();
+        let mut m = Machine::new(CONFIG);
+        for _ in 0..5 {
+            fail(&mut m, now);
+        }
+        let later = now + Duration::from_secs(10);
+        let (permit, transition) = m.try_acquire(later);
+        assert_eq!(permit, Some(Permit::Probe));
+        assert_eq!(transition.map(|t| t.to), Some(State::HalfOpen));
+        assert_eq!(m.try_acquire(later).0, None, "second request while probing");
+    }
+
+    #[test]
+    fn probe_success_closes() {
+        let now = Instant::now();
+        let mut m = Machine::new(CONFIG);
+        for _ in 0..5 {
+            fail(&mut m, now);
+        }
+        let later = now + Duration::from_secs(10);
+        let (permit, _) = m.try_acquire(later);
+        let t = m.on_success(permit.expect("probe"));
+        assert_eq!(t.map(|t| t.to), Some(State::Closed));
+        assert_eq!(m.try_acquire(later).0, Some(Permit::Normal));
+    }
+
+    #[test]
+    fn probe_failure_reopens_for_a_full_period() {
+        let now = Instant::now();
+        let mut m = Machine::new(CONFIG);
+        for _ in 0..5 {
+            fail(&mut m, now);
+        }
+        let later = now + Duration::from_secs(10);
+        let t = fail(&mut m, later);
+        assert_eq!(
+            t,
+            Some(Transition {
+                from: State::HalfOpen,
+                to: State::Open
+            })
+        );
+        assert_eq!(
+            m.open_remaining(later),
+            Some(Duration::from_secs(10)),
+            "re-opened from the probe's failure time"
+        );
+    }
+
+    #[test]
+    fn cancelled_probe_hands_the_slot_back() {
+        let now = Instant::now();
+        let mut m = Machine::new(CONFIG);
+        for _ in 0..5 {
+            fail(&mut m, now);
+        }
+        let later = now + Duration::from_secs(11);
+        let (permit, _) = m.try_acquire(later);
+        m.on_cancel(permit.expect("probe"));
+        assert_eq!(m.try_acquire(later).0, Some(Permit::Probe));
+    }
+
+    #[test]
+    fn late_results_of_old_requests_do_not_close_an_open_circuit() {
+        let now = Instant::now();
+        let mut m = Machine::new(CONFIG);
+        for _ in 0..5 {
+            fail(&mut m, now);
+        }
+        assert_eq!(m.on_success(Permit::Normal), None);
+        assert_eq!(m.state(), State::Open);
+        assert_eq!(m.on_failure(Permit::Normal, now), None);
+    }
+
+    #[test]
+    fn shared_breaker_is_clean_only_when_closed_without_failures() {
+        let now = Instant::now();
+        let b = Breaker::new(CONFIG);
+        assert!(b.clean.load(Ordering::Relaxed));
+        b.on_failure(Permit::Normal, now);
+        assert!(!b.clean.load(Ordering::Relaxed));
+        assert_eq!(b.snapshot(), (State::Closed, 1));
+        b.on_success(Permit::Normal);
+        assert!(b.clean.load(Ordering::Relaxed));
+    }
+}
