@@ -244,7 +244,7 @@ impl Metrics {
             cancelled,
             in_flight: requests.saturating_sub(done),
             retries,
-            uptime_seconds: uptime.as_secs(),
+            uptime_seconds: uptime.as_secs() + u64::from(uptime.subsec_millis() >= 500),
             uptime: duration::format_go_seconds(uptime),
             backends,
         }
