@@ -25,11 +25,13 @@ pub fn init(format: LogFormat) -> Result<(), String> {
         _ => Targets::new().with_default(tracing::Level::INFO),
     };
     let registry = tracing_subscriber::registry().with(filter);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let result = match format {
         LogFormat::Text => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_target(false)
+                    .with_ansi(ansi)
                     .with_writer(std::io::stderr),
             )
             .try_init(),
