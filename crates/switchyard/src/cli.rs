@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{
     defaults, duration, BackendUrl, BreakerConfig, Config, DownstreamConfig, ListenAddr, LogConfig,
-    LogFormat, PoolConfig, RateLimitConfig, UpstreamConfig,
+    LogFormat, PoolConfig, RateLimitConfig, RuntimeModel, UpstreamConfig,
 };
 
 /// switchyard: an HTTP reverse proxy and load balancer.
@@ -93,6 +93,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
 
+    /// Event loop model: `per-core` (default) or `multi-thread` (kept for benchmarking).
+    #[arg(long, global = true, value_enum, default_value_t = RuntimeModel::PerCore, hide = true)]
+    pub runtime: RuntimeModel,
+
     /// Log line format. The level comes from $RUST_LOG (default: info, which logs every
     /// request; warn turns request logging off).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
@@ -125,6 +129,7 @@ const GO_FLAGS: &[&str] = &[
     "pool-max-idle",
     "pool-idle-timeout",
     "workers",
+    "runtime",
     "log-format",
 ];
 
@@ -152,6 +157,7 @@ impl Cli {
         Config {
             listen: self.listen,
             workers,
+            runtime: self.runtime,
             downstream: DownstreamConfig {
                 read_timeout: self.read_timeout,
                 write_timeout: self.write_timeout,

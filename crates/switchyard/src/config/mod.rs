@@ -54,6 +54,8 @@ pub struct Config {
     pub listen: ListenAddr,
     /// Worker threads, each running its own event loop (see `server`).
     pub workers: usize,
+    /// How the worker threads run (see `server`).
+    pub runtime: RuntimeModel,
     /// Client side timeouts and limits.
     pub downstream: DownstreamConfig,
     /// Global rate limit over all proxied requests.
@@ -131,6 +133,16 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
+/// How worker threads run their event loops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RuntimeModel {
+    /// One single-threaded event loop per worker thread, all accepting on one socket.
+    #[default]
+    PerCore,
+    /// tokio's work-stealing multi-thread runtime with one thread per worker.
+    MultiThread,
+}
+
 /// Log line format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
@@ -153,6 +165,7 @@ impl Default for Config {
                 port: 0,
             },
             workers: 1,
+            runtime: RuntimeModel::PerCore,
             downstream: DownstreamConfig {
                 read_timeout: defaults::READ_TIMEOUT,
                 write_timeout: defaults::WRITE_TIMEOUT,

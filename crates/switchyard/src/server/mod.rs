@@ -21,7 +21,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{Config, ListenAddr};
+use crate::config::{Config, ListenAddr, RuntimeModel};
 use crate::metrics::{self, Metrics};
 use crate::proxy;
 use crate::state::{Shared, State};
@@ -93,7 +93,14 @@ pub fn start_with_listener(
     let (shutdown, _) = watch::channel(false);
     let (done_tx, workers_done) = mpsc::channel(workers);
     let mut threads = Vec::with_capacity(workers);
-    for index in 0..workers {
+    // Per core: one event loop per worker thread. Multi-thread (for comparison): one
+    // accept loop on tokio's work-stealing runtime with `workers` threads.
+    let loops = match config.runtime {
+        RuntimeModel::PerCore => workers,
+        RuntimeModel::MultiThread => 1,
+    };
+    let model = config.runtime;
+    for index in 0..loops {
         let listener = listener.try_clone().map_err(|source| StartError::Bind {
             addr: config.listen,
             source,
@@ -109,7 +116,7 @@ pub fn start_with_listener(
         };
         let thread = std::thread::Builder::new()
             .name(format!("switchyard-worker-{index}"))
-            .spawn(move || worker.run(listener))
+            .spawn(move || worker.run(listener, model, workers))
             .map_err(StartError::Thread)?;
         threads.push(thread);
     }
@@ -207,12 +214,26 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(self, listener: std::net::TcpListener) {
+    fn run(self, listener: std::net::TcpListener, model: RuntimeModel, threads: usize) {
         metrics::set_thread_shard(self.index);
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
+        let runtime = match model {
+            RuntimeModel::PerCore => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build(),
+            RuntimeModel::MultiThread => {
+                let next = std::sync::atomic::AtomicUsize::new(0);
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(threads)
+                    .on_thread_start(move || {
+                        metrics::set_thread_shard(
+                            next.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                        )
+                    })
+                    .enable_all()
+                    .build()
+            }
+        };
+        let runtime = match runtime {
             Ok(runtime) => runtime,
             Err(e) => {
                 tracing::error!(error = %e, "cannot start worker runtime");
