@@ -8,6 +8,27 @@ use tokio::time::Instant;
 use crate::metrics::{self, Metrics};
 use crate::telemetry::AccessLog;
 
+/// What the request path knows about the client connection, computed once per connection.
+#[derive(Clone, Debug)]
+pub struct ClientInfo {
+    /// The client's address (IPv4-mapped IPv6 addresses already turned back into IPv4).
+    pub addr: SocketAddr,
+    /// The client's IP as a header value, for `X-Forwarded-For`.
+    pub ip_header: http::HeaderValue,
+}
+
+impl ClientInfo {
+    /// Describes a connection from `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+        let ip = bytes::Bytes::from(addr.ip().to_string());
+        // An IP address is always a valid header value.
+        let ip_header = http::HeaderValue::from_maybe_shared(ip)
+            .unwrap_or_else(|_| http::HeaderValue::from_static("unknown"));
+        ClientInfo { addr, ip_header }
+    }
+}
+
 /// Per-request state.
 #[derive(Debug)]
 pub struct RequestCtx<'a> {

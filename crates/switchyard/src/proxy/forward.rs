@@ -2,13 +2,12 @@
 //! accepted, how it is rewritten for the backend, how the backend's response is rewritten
 //! for the client, and sending it with the upstream timeout.
 
-use std::net::SocketAddr;
-
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{request, Method, Request, Response, Version};
 use hyper::body::Incoming;
 
 use super::body::RequestBody;
+use super::context::ClientInfo;
 use super::error::ProxyError;
 use crate::upstream::connect::{ConnectError, Connector, Sender};
 use crate::upstream::Backend;
@@ -83,7 +82,7 @@ pub fn check_request(parts: &mut request::Parts) -> Result<(), ProxyError> {
 
 /// Rewrites the request head for the backend: hop-by-hop headers out, `X-Forwarded-*` in,
 /// HTTP/1.1. The `Host` header stays the client's.
-pub fn rewrite_request(parts: &mut request::Parts, client: SocketAddr) {
+pub fn rewrite_request(parts: &mut request::Parts, client: &ClientInfo) {
     strip_hop_by_hop(&mut parts.headers);
     let headers = &mut parts.headers;
     headers.remove(header::CONTENT_LENGTH);
@@ -121,21 +120,19 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn append_forwarded_for(headers: &mut HeaderMap, client: SocketAddr) {
-    let ip = client.ip().to_string();
+fn append_forwarded_for(headers: &mut HeaderMap, client: &ClientInfo) {
     let mut prior = headers.get_all(&X_FORWARDED_FOR).iter().peekable();
-    let value = if prior.peek().is_none() {
-        HeaderValue::from_str(&ip)
-    } else {
-        let mut joined = String::new();
-        for v in prior {
-            joined.push_str(String::from_utf8_lossy(v.as_bytes()).trim());
-            joined.push_str(", ");
-        }
-        joined.push_str(&ip);
-        HeaderValue::from_str(&joined)
-    };
-    if let Ok(value) = value {
+    if prior.peek().is_none() {
+        headers.insert(X_FORWARDED_FOR, client.ip_header.clone());
+        return;
+    }
+    let mut joined = Vec::with_capacity(64);
+    for v in prior {
+        joined.extend_from_slice(v.as_bytes().trim_ascii());
+        joined.extend_from_slice(b", ");
+    }
+    joined.extend_from_slice(client.ip_header.as_bytes());
+    if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)) {
         headers.insert(X_FORWARDED_FOR, value);
     }
 }
@@ -209,7 +206,7 @@ mod tests {
                 .body(())
                 .unwrap(),
         );
-        rewrite_request(&mut p, "10.0.0.1:5000".parse().unwrap());
+        rewrite_request(&mut p, &ClientInfo::new("10.0.0.1:5000".parse().unwrap()));
         let names: Vec<&str> = p.headers.keys().map(|k| k.as_str()).collect();
         for gone in [
             "connection",
@@ -240,7 +237,7 @@ mod tests {
                 .body(())
                 .unwrap(),
         );
-        rewrite_request(&mut p, "[::1]:5000".parse().unwrap());
+        rewrite_request(&mut p, &ClientInfo::new("[::1]:5000".parse().unwrap()));
         assert_eq!(p.headers["x-forwarded-for"], "1.1.1.1, 2.2.2.2, ::1");
     }
 

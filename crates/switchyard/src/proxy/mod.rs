@@ -18,8 +18,6 @@ pub mod context;
 pub mod error;
 pub mod forward;
 
-use std::net::SocketAddr;
-
 use http::{Request, Response, StatusCode};
 use http_body::Body as _;
 use hyper::body::Incoming;
@@ -31,14 +29,14 @@ use crate::ratelimit::Decision;
 use crate::state::{Shared, State};
 use crate::upstream::Outcome as AttemptOutcome;
 use body::{RequestBody, ResponseBody};
-use context::{Outcome, RequestCtx};
+use context::{ClientInfo, Outcome, RequestCtx};
 use error::ProxyError;
 use forward::SendError;
 
 /// Handles one request from `client`. Never fails.
 pub async fn handle(
     shared: &Shared,
-    client: SocketAddr,
+    client: &ClientInfo,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let state = shared.state();
@@ -47,15 +45,15 @@ pub async fn handle(
 
     // Phase 1 and 2: requests that are not proxied.
     if let Err(e) = forward::check_request(&mut parts) {
-        let ctx = RequestCtx::new(&shared.metrics, client, &parts);
+        let ctx = RequestCtx::new(&shared.metrics, client.addr, &parts);
         return respond_error(ctx, e, body_unread);
     }
     if let Some(resp) = admin::route(shared, &state, &parts, body_unread) {
         return resp;
     }
 
-    let mut ctx = RequestCtx::new(&shared.metrics, client, &parts);
-    match handle_inner(&state, &mut ctx, parts, body).await {
+    let mut ctx = RequestCtx::new(&shared.metrics, client.addr, &parts);
+    match handle_inner(&state, client, &mut ctx, parts, body).await {
         Ok(mut resp) => {
             let log = ctx.finish(Outcome::Response, resp.status().as_u16());
             resp.body_mut().set_log(log);
@@ -90,6 +88,7 @@ fn respond_error(
 
 async fn handle_inner(
     state: &State,
+    client: &ClientInfo,
     ctx: &mut RequestCtx<'_>,
     mut parts: http::request::Parts,
     body: Incoming,
@@ -103,7 +102,7 @@ async fn handle_inner(
     // Phase 4 to 7: pick, connect (retrying elsewhere while nothing was sent), forward.
     let path_and_query = parts.uri.path_and_query().cloned();
     let has_host = parts.headers.contains_key(http::header::HOST);
-    forward::rewrite_request(&mut parts, ctx.client);
+    forward::rewrite_request(&mut parts, client);
     let mut req = Request::from_parts(parts, RequestBody::new(body, state.read_timeout));
     let mut candidates = state.pool.candidates(now);
     let mut last_error = ProxyError::NoBackendAvailable;

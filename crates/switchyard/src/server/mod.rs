@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::{Config, ListenAddr, RuntimeModel};
 use crate::metrics::{self, Metrics};
 use crate::proxy;
+use crate::proxy::context::ClientInfo;
 use crate::state::{Shared, State};
 use crate::upstream::backend::ResolveError;
 
@@ -266,12 +267,11 @@ impl Worker {
             };
             match accepted {
                 Ok((stream, addr)) => {
-                    let client = SocketAddr::new(addr.ip().to_canonical(), addr.port());
                     let conn = serve_connection(
                         self.http.clone(),
                         self.shared.clone(),
                         stream,
-                        client,
+                        addr,
                         self.write_timeout,
                         self.shutdown.clone(),
                     );
@@ -300,15 +300,17 @@ async fn serve_connection(
     http: http1::Builder,
     shared: Arc<Shared>,
     stream: tokio::net::TcpStream,
-    client: SocketAddr,
+    addr: SocketAddr,
     write_timeout: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let client = ClientInfo::new(addr);
     let io = TokioIo::new(io::ClientIo::new(stream, write_timeout));
-    let service = hyper::service::service_fn(move |req| {
+    let service = hyper::service::service_fn(|req| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(proxy::handle(&shared, client, req).await) }
+        let client = client.clone();
+        async move { Ok::<_, Infallible>(proxy::handle(&shared, &client, req).await) }
     });
     let conn = http.serve_connection(io, service);
     tokio::pin!(conn);
@@ -321,7 +323,7 @@ async fn serve_connection(
         }
     };
     if let Err(e) = result {
-        tracing::debug!(client = %client, error = %e, "client connection ended with an error");
+        tracing::debug!(client = %addr, error = %e, "client connection ended with an error");
     }
 }
 
