@@ -63,12 +63,21 @@ pub async fn backend(message: &str) -> TestServer {
     .expect("spawn backend")
 }
 
-/// A loopback address where nothing listens (bound, then closed).
-pub fn dead_backend_url() -> BackendUrl {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    drop(listener);
-    url_for_port(port)
+/// A loopback port that refuses connections: bound but not listening, so that no other test
+/// can take it while the returned socket is alive.
+pub fn dead_port() -> (socket2::Socket, BackendUrl) {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind");
+    let port = socket
+        .local_addr()
+        .expect("addr")
+        .as_socket()
+        .expect("inet")
+        .port();
+    (socket, url_for_port(port))
 }
 
 pub fn url_for(server: &TestServer) -> BackendUrl {
@@ -85,12 +94,20 @@ pub fn url_for_port(port: u16) -> BackendUrl {
 
 /// A test configuration over `backends`: no rate limit, two workers, short timeouts.
 pub fn config(backends: Vec<BackendUrl>) -> Config {
-    let mut config = Config::default();
-    config.workers = 2;
-    config.rate_limit.requests = 0;
-    config.upstream.backends = backends;
-    config.shutdown_timeout = Duration::from_secs(5);
-    config
+    let defaults = Config::default();
+    Config {
+        workers: 2,
+        rate_limit: switchyard::config::RateLimitConfig {
+            requests: 0,
+            ..defaults.rate_limit
+        },
+        upstream: switchyard::config::UpstreamConfig {
+            backends,
+            ..defaults.upstream
+        },
+        shutdown_timeout: Duration::from_secs(5),
+        ..defaults
+    }
 }
 
 /// A response read whole.
