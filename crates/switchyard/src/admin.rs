@@ -101,7 +101,8 @@ fn metrics(shared: &Shared, state: &State, req: &request::Parts) -> Response<Res
             local_response(StatusCode::OK, snapshot.to_prometheus(), OPENMETRICS)
         }
         Format::PrometheusText => {
-            local_response(StatusCode::OK, snapshot.to_prometheus(), PROMETHEUS_TEXT)
+            let text = crate::metrics::openmetrics_to_prometheus_text(&snapshot.to_prometheus());
+            local_response(StatusCode::OK, text, PROMETHEUS_TEXT)
         }
     }
 }

@@ -36,6 +36,7 @@ fn main() -> ExitCode {
     };
     let result: anyhow::Result<()> = control.block_on(async {
         let shutdown_timeout = config.shutdown_timeout;
+        let mut signals = shutdown::Signals::install()?;
         let (server, _demo_backends) = match cli.command {
             Some(Command::Demo) => {
                 let demo = switchyard::demo::start(config.clone()).await?;
@@ -44,7 +45,7 @@ fn main() -> ExitCode {
             }
             None => (server::start(config)?, Vec::new()),
         };
-        let signal = shutdown::signal().await;
+        let signal = signals.recv().await;
         tracing::info!(signal, timeout = ?shutdown_timeout, "shutting down: draining in-flight requests");
         let report = server.shutdown().await;
         if report.drained {

@@ -300,6 +300,41 @@ impl Snapshot {
     }
 }
 
+/// Turns OpenMetrics text into the classic Prometheus text format (0.0.4), for clients that ask
+/// for `text/plain`: a counter family `x` is declared there under its sample name `x_total`,
+/// and there is no `# EOF` line.
+pub fn openmetrics_to_prometheus_text(openmetrics: &str) -> String {
+    let counters: Vec<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 8 * counters.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let declared = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|prefix| Some((prefix, line.strip_prefix(prefix)?)));
+        match declared {
+            Some((prefix, rest)) => {
+                let name = rest.split(' ').next().unwrap_or_default();
+                let tail = &rest[name.len()..];
+                if counters.contains(&name) {
+                    let _ = writeln!(out, "{prefix}{name}_total{tail}");
+                } else {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
+            None => {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    }
+    out
+}
+
 impl prometheus_client::collector::Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let counters = [
@@ -453,5 +488,24 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
+
+        let classic = openmetrics_to_prometheus_text(&text);
+        assert!(
+            classic.contains("# TYPE switchyard_requests_total counter\n"),
+            "{classic}"
+        );
+        assert!(
+            classic.contains("# HELP switchyard_requests_total Requests"),
+            "{classic}"
+        );
+        assert!(
+            classic.contains("# TYPE switchyard_in_flight_requests gauge\n"),
+            "{classic}"
+        );
+        assert!(
+            classic.contains("switchyard_requests_total 1\n"),
+            "{classic}"
+        );
+        assert!(!classic.contains("# EOF"), "{classic}");
     }
 }

@@ -377,7 +377,6 @@ async fn backend_closing_a_kept_alive_connection(
 }
 
 #[tokio::test]
-#[ignore = "BUG: a GET sent on a reused pooled connection that the backend closes without answering gets 502 (and a breaker failure) instead of a retry on a new connection, as the seed's Go transport does"]
 async fn get_on_a_pooled_connection_the_backend_closes_unanswered_is_retried() {
     let (addr, task) = backend_closing_a_kept_alive_connection().await;
     let url = support::url_for_port(addr.port());

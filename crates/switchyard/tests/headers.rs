@@ -255,7 +255,6 @@ async fn hop_by_hop_request_headers_are_not_forwarded() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: `Connection: host` strips the Host header and the proxy then sends its HTTP/1.1 request upstream with no Host at all"]
 async fn host_named_in_connection_never_leaves_the_upstream_request_without_host() {
     let server = backend("b").await;
     let proxy = TestProxy::start(config(vec![url_for(&server)]));

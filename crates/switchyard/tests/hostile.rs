@@ -248,7 +248,6 @@ async fn connect_is_405_with_allow() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: `OPTIONS * HTTP/1.1` (asterisk-form, RFC 9112 §3.2.4) is answered 400 'request target must be a path'"]
 async fn server_wide_options_is_not_a_bad_request() {
     let (_server, proxy) = start().await;
     let (out, _) = exchange(

@@ -213,7 +213,6 @@ async fn pooled_connection_closed_by_an_idle_backend_is_replaced() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: an idempotent GET on a reused upstream connection that the backend closes without answering gets 502 instead of a retry on a new connection"]
 async fn reused_connection_closed_under_a_get_is_retried_on_a_new_connection() {
     let (addr, stats) = raw_backend(Closing::DropsSecondRequest).await;
     let proxy = TestProxy::start(config(vec![support::url_for_port(addr.port())]));

@@ -80,7 +80,8 @@ impl IdleTimer {
 /// the size is known, chunked otherwise); the client's own framing headers are not copied.
 #[derive(Debug)]
 pub struct RequestBody {
-    inner: Incoming,
+    /// `None`: an empty body (a request replayed without the client's body).
+    inner: Option<Incoming>,
     idle: IdleTimer,
 }
 
@@ -88,8 +89,16 @@ impl RequestBody {
     /// Wraps the client's body with the read timeout as its idle limit.
     pub fn new(inner: Incoming, read_timeout: Duration) -> Self {
         RequestBody {
-            inner,
+            inner: Some(inner),
             idle: IdleTimer::new(read_timeout),
+        }
+    }
+
+    /// No body at all.
+    pub fn empty() -> Self {
+        RequestBody {
+            inner: None,
+            idle: IdleTimer::new(Duration::ZERO),
         }
     }
 }
@@ -103,7 +112,10 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 this.idle.disarm();
                 Poll::Ready(frame.map(|f| f.map_err(BodyError::Client)))
@@ -116,11 +128,13 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
     }
 }
 

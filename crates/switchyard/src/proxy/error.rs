@@ -91,8 +91,12 @@ impl ProxyError {
     /// connection, so it must close after this response.
     pub fn into_response(self, body_unread: bool) -> Response<ResponseBody> {
         let status = self.status();
+        let bad_request;
         let (text, extra): (&str, Option<(http::HeaderName, HeaderValue)>) = match &self {
-            ProxyError::BadRequest(reason) => (reason, None),
+            ProxyError::BadRequest(reason) => {
+                bad_request = format!("Bad Request: {reason}\n");
+                (&bad_request, None)
+            }
             ProxyError::MethodNotAllowed(_) => (
                 "CONNECT is not supported: switchyard is a reverse proxy, not a forward proxy\n",
                 Some((

@@ -4,6 +4,7 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{request, Method, Request, Response, Version};
+use http_body::Body as _;
 use hyper::body::Incoming;
 
 use super::body::RequestBody;
@@ -55,8 +56,15 @@ pub fn check_request(parts: &mut request::Parts) -> Result<(), ProxyError> {
         let host = HeaderValue::from_str(authority.as_str())
             .map_err(|_| ProxyError::BadRequest("invalid host in request target"))?;
         parts.headers.insert(header::HOST, host);
+    } else if parts.uri.path() == "*" {
+        // Asterisk form (RFC 9112 §3.2.4) is for OPTIONS only.
+        if parts.method != Method::OPTIONS {
+            return Err(ProxyError::BadRequest(
+                "'*' is a request target for OPTIONS only",
+            ));
+        }
     } else if !parts.uri.path().starts_with('/') {
-        // Asterisk form (`OPTIONS *`) or authority form without CONNECT.
+        // Authority form without CONNECT.
         return Err(ProxyError::BadRequest("request target must be a path"));
     }
     let mut hosts = parts.headers.get_all(header::HOST).iter();
@@ -110,6 +118,9 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+            // `Host` is end-to-end and required on every HTTP/1.1 request: a client naming it
+            // in `Connection` must not leave the upstream request without one.
+            .filter(|name| *name != header::HOST)
             .collect();
         for name in named {
             headers.remove(name);
@@ -149,9 +160,12 @@ pub enum SendError {
     Request(hyper::Error),
 }
 
-/// Sends `req` on `sender`. A pooled connection (`reused`) that turns out closed before the
-/// request was written is replaced by a new connection once, transparently; hyper hands an
-/// unsent request back for exactly this.
+/// Sends `req` on `sender`. A pooled connection (`reused`) that turns out closed is replaced
+/// by a new connection once, transparently: always when hyper hands the request back unsent,
+/// and for a body-less idempotent request also when the connection closed before any
+/// response byte arrived (the backend closed it just as the request was written, e.g. its
+/// keep-alive timeout fired), as Go's transport does. Such requests keep a copy of their
+/// head for this: a few header clones, no body.
 pub async fn send(
     connector: &Connector,
     backend: &Backend,
@@ -159,26 +173,68 @@ pub async fn send(
     mut reused: bool,
     mut req: Request<RequestBody>,
 ) -> Result<(Response<Incoming>, Sender), SendError> {
+    let mut replay = (reused && is_idempotent(req.method()) && req.body().is_end_stream())
+        .then(|| copy_head(&req));
     loop {
         match sender.try_send_request(req).await {
             Ok(resp) => return Ok((resp, sender)),
-            Err(mut err) => match err.take_message() {
-                Some(unsent) if reused => {
-                    req = unsent;
-                    reused = false;
-                    sender = match connector.connect(backend).await {
-                        Ok(sender) => sender,
-                        Err(e) => return Err(SendError::Connect(e, req)),
-                    };
-                }
-                Some(unsent) => {
+            Err(mut err) => {
+                let unsent = match (err.take_message(), replay.take()) {
+                    (Some(unsent), _) => unsent,
+                    (None, Some(copy)) if reused && closed_before_response(err.error()) => copy,
+                    (None, _) => return Err(SendError::Request(err.into_error())),
+                };
+                if !reused {
                     let io = std::io::Error::other(err.into_error());
                     return Err(SendError::Connect(ConnectError::Io(io), unsent));
                 }
-                None => return Err(SendError::Request(err.into_error())),
-            },
+                tracing::debug!(backend = %backend.label, "pooled connection was closed; reconnecting");
+                req = unsent;
+                reused = false;
+                sender = match connector.connect(backend).await {
+                    Ok(sender) => sender,
+                    Err(e) => return Err(SendError::Connect(e, req)),
+                };
+            }
         }
     }
+}
+
+/// Methods whose requests may be repeated (RFC 9110 §9.2.2).
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+fn copy_head(req: &Request<RequestBody>) -> Request<RequestBody> {
+    let mut copy = Request::new(RequestBody::empty());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    copy
+}
+
+/// The connection ended before a response began: closed, or reset by the peer.
+fn closed_before_response(err: &hyper::Error) -> bool {
+    if err.is_incomplete_message() {
+        return true;
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::ConnectionAborted
+            );
+        }
+        source = e.source();
+    }
+    false
 }
 
 #[cfg(test)]

@@ -1,21 +1,31 @@
 //! Process signals: SIGTERM and SIGINT (Ctrl+C) ask for a graceful shutdown.
+//!
+//! The handlers are installed before the listener opens ([`Signals::install`]), so a SIGTERM
+//! that arrives the moment the port accepts is a graceful shutdown too, never a kill.
 
-/// Resolves when the process receives SIGTERM or SIGINT, with the signal's name.
-pub async fn signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (mut term, mut int) = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(term), Ok(int)) => (term, int),
-        _ => {
-            // Without signal handlers, fall back to Ctrl+C only.
-            let _ = tokio::signal::ctrl_c().await;
-            return "SIGINT";
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+/// Installed signal handlers.
+#[derive(Debug)]
+pub struct Signals {
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    /// Installs the handlers. Must be called inside a tokio runtime.
+    pub fn install() -> std::io::Result<Self> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Resolves at the next SIGTERM or SIGINT, with the signal's name.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
         }
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
     }
 }

@@ -104,6 +104,10 @@ impl Backend {
     /// The request target to send: the backend's base path joined with the client's path.
     pub fn target(&self, path_and_query: Option<&PathAndQuery>) -> http::Uri {
         let pq = path_and_query.map_or("/", PathAndQuery::as_str);
+        if pq == "*" {
+            // `OPTIONS *` addresses the server, not a path under the base path.
+            return http::Uri::from_static("*");
+        }
         if self.url.base_path.is_empty() {
             if let Some(pq) = path_and_query {
                 return http::Uri::from(pq.clone());
