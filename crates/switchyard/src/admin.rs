@@ -1,7 +1,8 @@
-//! The admin endpoints, served on the proxy's own port as in the seed:
+//! The admin endpoints, served on the proxy's own port as in the seed (or, when the
+//! configuration gives `[admin] listen`, only on that listener; paths configurable):
 //!
-//! - `GET /health`: `200 {"status":"UP","uptime":"2m5s","backends":[...]}`, with each
-//!   backend's circuit state.
+//! - `GET /health`: `200 {"status":"UP","uptime":"2m5s","version":...,"backends":[...]}`,
+//!   with each backend's circuit state and the configuration version in force.
 //! - `GET /metrics`: the counters as JSON (see [`crate::metrics`] for how they add up), or
 //!   in the Prometheus text format when the client asks for it with
 //!   `Accept: text/plain` / `Accept: application/openmetrics-text` or `?format=prometheus`.
@@ -13,14 +14,10 @@ use http::header::{HeaderValue, ACCEPT, ALLOW, CONNECTION};
 use http::{request, Method, Response, StatusCode};
 use serde::Serialize;
 
+use crate::metrics::ConfigSnapshot;
 use crate::proxy::body::ResponseBody;
 use crate::proxy::error::local_response;
 use crate::state::{Shared, State};
-
-/// Path of the health endpoint.
-pub const HEALTH_PATH: &str = "/health";
-/// Path of the metrics endpoint.
-pub const METRICS_PATH: &str = "/metrics";
 
 const JSON: &str = "application/json";
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -30,26 +27,42 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 struct Health {
     status: &'static str,
     uptime: String,
+    version: Option<String>,
     backends: Vec<BackendHealth>,
 }
 
 #[derive(Serialize)]
 struct BackendHealth {
+    pool: String,
     url: String,
     circuit: &'static str,
     consecutive_failures: u32,
 }
 
-/// Answers the request if it is for an admin endpoint.
+/// Answers the request if it is for an admin endpoint. On the admin listener
+/// (`admin_only`), every other path is `404`.
 pub fn route(
     shared: &Shared,
     state: &State,
     req: &request::Parts,
     body_unread: bool,
+    admin_only: bool,
 ) -> Option<Response<ResponseBody>> {
     let path = req.uri.path();
-    if path != HEALTH_PATH && path != METRICS_PATH {
+    let (health_path, metrics_path) = (
+        state.admin.health_path.as_str(),
+        state.admin.metrics_path.as_str(),
+    );
+    let is_admin = path == health_path || path == metrics_path;
+    if !admin_only && (!is_admin || state.admin.listen.is_some()) {
         return None;
+    }
+    if !is_admin {
+        return Some(local_response(
+            StatusCode::NOT_FOUND,
+            "Not Found\n",
+            "text/plain; charset=utf-8",
+        ));
     }
     let mut resp = if req.method != Method::GET && req.method != Method::HEAD {
         let mut resp = local_response(
@@ -60,7 +73,7 @@ pub fn route(
         resp.headers_mut()
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         resp
-    } else if path == HEALTH_PATH {
+    } else if path == health_path {
         health(shared, state)
     } else {
         metrics(shared, state, req)
@@ -74,11 +87,10 @@ pub fn route(
 }
 
 fn health(shared: &Shared, state: &State) -> Response<ResponseBody> {
-    let backends = state
-        .pool
-        .snapshot()
+    let backends = backend_snapshots(state)
         .into_iter()
         .map(|b| BackendHealth {
+            pool: b.pool,
             url: b.url,
             circuit: b.circuit,
             consecutive_failures: b.consecutive_failures,
@@ -87,6 +99,7 @@ fn health(shared: &Shared, state: &State) -> Response<ResponseBody> {
     let health = Health {
         status: "UP",
         uptime: crate::config::duration::format_go_seconds(shared.metrics.uptime()),
+        version: state.version().map(str::to_owned),
         backends,
     };
     let body = serde_json::to_vec_pretty(&health).unwrap_or_default();
@@ -94,7 +107,9 @@ fn health(shared: &Shared, state: &State) -> Response<ResponseBody> {
 }
 
 fn metrics(shared: &Shared, state: &State, req: &request::Parts) -> Response<ResponseBody> {
-    let snapshot = shared.metrics.snapshot(state.pool.snapshot());
+    let snapshot = shared
+        .metrics
+        .snapshot(backend_snapshots(state), config_snapshot(shared, state));
     match wanted_format(req) {
         Format::Json => local_response(StatusCode::OK, snapshot.to_json(), JSON),
         Format::OpenMetrics => {
@@ -104,6 +119,33 @@ fn metrics(shared: &Shared, state: &State, req: &request::Parts) -> Response<Res
             let text = crate::metrics::openmetrics_to_prometheus_text(&snapshot.to_prometheus());
             local_response(StatusCode::OK, text, PROMETHEUS_TEXT)
         }
+    }
+}
+
+fn backend_snapshots(state: &State) -> Vec<crate::metrics::BackendSnapshot> {
+    state.pools.iter().flat_map(|p| p.snapshot()).collect()
+}
+
+fn config_snapshot(shared: &Shared, state: &State) -> ConfigSnapshot {
+    let status = shared.reload_status();
+    let (time, error) = match status.last {
+        Some((at, error)) => (
+            at.duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs()),
+            Some(error),
+        ),
+        None => (None, None),
+    };
+    ConfigSnapshot {
+        version: state.version().map(str::to_owned),
+        reloads: status.succeeded,
+        reload_failures: status.failed,
+        last_reload_result: error
+            .as_ref()
+            .map(|e| if e.is_some() { "error" } else { "ok" }),
+        last_reload_time: time,
+        last_reload_error: error.flatten(),
     }
 }
 

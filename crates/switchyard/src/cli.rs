@@ -1,25 +1,37 @@
 //! Command-line flags: the seed's five (same names, same defaults) plus the knobs of the
 //! features the seed did not have. Go-style single-dash forms (`-rate-limit=20`) are accepted.
+//!
+//! Without `--config`, the flags describe the whole proxy. With it, the file does, and only
+//! the flags given on the command line override it (flags > file > defaults); see
+//! [`Cli::apply`] for what each flag overrides.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{
-    defaults, duration, BackendUrl, BreakerConfig, Config, DownstreamConfig, ListenAddr, LogConfig,
-    LogFormat, PoolConfig, RateLimitConfig, RuntimeModel, UpstreamConfig,
+    defaults, duration, validate, BackendConfig, BackendUrl, Config, ConfigError, ListenAddr,
+    LogFormat, RuntimeModel,
 };
 
 /// switchyard: an HTTP reverse proxy and load balancer.
 ///
 /// Round robin over --backends, a sliding-window rate limit, a circuit breaker per backend,
 /// retries on backends that cannot be reached, and /health and /metrics on the same port.
-#[derive(Parser, Debug)]
+/// With --config, a TOML file describes listeners, pools and routes, and is reloaded on
+/// SIGHUP or when it changes.
+#[derive(Parser, Debug, Clone)]
 #[command(name = "switchyard", version, max_term_width = 100)]
 pub struct Cli {
     /// What to run; without one, the proxy.
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    /// Configuration file (TOML). Flags given on the command line override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Address to listen on: `:PORT` (every interface), `IP:PORT` or `[IPv6]:PORT`.
     #[arg(long, global = true, default_value = defaults::LISTEN, value_name = "ADDR")]
@@ -27,12 +39,12 @@ pub struct Cli {
 
     /// Time a client has to send a request head; also the keep-alive idle timeout and the
     /// longest pause allowed within a request body.
-    #[arg(long, global = true, default_value = "5s", value_parser = parse_duration, value_name = "DUR")]
+    #[arg(long, global = true, default_value = "5s", value_parser = parse_positive_duration, value_name = "DUR")]
     pub read_timeout: Duration,
 
     /// Longest a response may stall while being written (client not reading, or backend not
     /// sending); also the default --upstream-timeout.
-    #[arg(long, global = true, default_value = "10s", value_parser = parse_duration, value_name = "DUR")]
+    #[arg(long, global = true, default_value = "10s", value_parser = parse_positive_duration, value_name = "DUR")]
     pub write_timeout: Duration,
 
     /// Requests allowed per --rate-window over all proxied requests; 0 disables the limit.
@@ -101,6 +113,10 @@ pub struct Cli {
     /// request; warn turns request logging off).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
+
+    /// The flags given on the command line (not defaulted), by id.
+    #[arg(skip)]
+    pub explicit: Vec<String>,
 }
 
 /// Subcommands.
@@ -109,10 +125,14 @@ pub enum Command {
     /// Start two built-in test backends and the proxy in front of them, and print the curl
     /// commands to try (the proxy listens on --listen, :3000 by default).
     Demo,
+    /// Check the --config file (and the flags given with it) without starting; exits 1 and
+    /// prints every problem found when it is invalid.
+    Check,
 }
 
 /// The long flags that also work in Go's single-dash form.
 const GO_FLAGS: &[&str] = &[
+    "config",
     "listen",
     "read-timeout",
     "write-timeout",
@@ -138,55 +158,153 @@ const GO_FLAGS: &[&str] = &[
 impl Cli {
     /// Parses `args` (with the program name first), accepting Go-style flags.
     pub fn try_parse_args(args: impl IntoIterator<Item = String>) -> Result<Self, clap::Error> {
-        Cli::try_parse_from(test_server::go_style_args(args, GO_FLAGS))
+        let matches =
+            Cli::command().try_get_matches_from(test_server::go_style_args(args, GO_FLAGS))?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.explicit = explicit_ids(&matches);
+        Ok(cli)
     }
 
-    /// Builds the configuration the flags describe.
-    pub fn to_config(&self) -> Config {
-        let workers = self
-            .workers
-            .map(usize::from)
-            .or_else(|| {
-                std::env::var("TOKIO_WORKER_THREADS")
-                    .ok()?
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| *n > 0)
-            })
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-        Config {
-            listen: self.listen,
-            workers,
-            runtime: self.runtime,
-            downstream: DownstreamConfig {
-                read_timeout: self.read_timeout,
-                write_timeout: self.write_timeout,
-                max_header_bytes: self.max_header_bytes,
-            },
-            rate_limit: RateLimitConfig {
-                requests: self.rate_limit,
-                window: self.rate_window,
-            },
-            upstream: UpstreamConfig {
-                backends: self.backends.clone(),
-                retries: self.retries,
-                connect_timeout: self.connect_timeout,
-                timeout: self.upstream_timeout.unwrap_or(self.write_timeout),
-                breaker: BreakerConfig {
-                    failure_threshold: self.circuit_failures,
-                    open_duration: self.circuit_open,
-                },
-                pool: PoolConfig {
-                    max_idle: self.pool_max_idle,
-                    idle_timeout: self.pool_idle_timeout,
-                },
-            },
-            shutdown_timeout: self.shutdown_timeout,
-            log: LogConfig {
-                format: self.log_format,
-            },
+    /// True when `--flag` (by its id, e.g. `rate_limit`) was given on the command line.
+    pub fn given(&self, id: &str) -> bool {
+        self.explicit.iter().any(|e| e == id)
+    }
+
+    /// The configuration to run: the `--config` file with the flags given on the command
+    /// line applied over it, or the flags alone.
+    pub fn load_config(&self) -> Result<Config, LoadError> {
+        match &self.config {
+            Some(path) => {
+                let mut config = Config::load(path)?;
+                self.apply(&mut config, true).map_err(LoadError::Flags)?;
+                Ok(config)
+            }
+            None => {
+                let mut config = Config::single_pool(Vec::new());
+                config.workers = validate::default_workers();
+                self.apply(&mut config, false)?;
+                Ok(config)
+            }
         }
     }
+
+    /// Applies the flags to `config`: all of them (`only_given == false`, no file) or only
+    /// those given on the command line. `--listen` sets the first listener; the timeouts and
+    /// header limit every listener; `--backends` the pool's backends (only when there is one
+    /// pool); the other upstream flags every pool; the rest the globals.
+    pub fn apply(&self, config: &mut Config, only_given: bool) -> Result<(), String> {
+        let set = |id: &str| !only_given || self.given(id);
+        if set("listen") {
+            if let Some(first) = config.listeners.first_mut() {
+                first.addr = self.listen;
+            }
+        }
+        for l in &mut config.listeners {
+            if set("read_timeout") {
+                l.read_timeout = self.read_timeout;
+            }
+            if set("write_timeout") {
+                l.write_timeout = self.write_timeout;
+            }
+            if set("max_header_bytes") {
+                l.max_header_bytes = self.max_header_bytes;
+            }
+        }
+        if set("rate_limit") {
+            config.rate_limit.requests = self.rate_limit;
+        }
+        if set("rate_window") {
+            config.rate_limit.window = self.rate_window;
+        }
+        if set("backends") {
+            match config.pools.as_mut_slice() {
+                [only] => {
+                    only.backends = self
+                        .backends
+                        .iter()
+                        .map(|url| BackendConfig {
+                            url: url.clone(),
+                            weight: 1,
+                        })
+                        .collect();
+                }
+                pools => {
+                    return Err(format!(
+                        "--backends cannot be used with a configuration of {} pools: set the backends in the file",
+                        pools.len()
+                    ))
+                }
+            }
+        }
+        // --upstream-timeout defaults to --write-timeout.
+        let upstream_timeout = self.upstream_timeout.unwrap_or(self.write_timeout);
+        let upstream_timeout_given = self.given("upstream_timeout") || self.given("write_timeout");
+        for pool in &mut config.pools {
+            if set("retries") {
+                pool.retries = self.retries;
+            }
+            if set("connect_timeout") {
+                pool.connect_timeout = self.connect_timeout;
+            }
+            if !only_given || upstream_timeout_given {
+                pool.timeout = upstream_timeout;
+            }
+            if set("circuit_failures") {
+                pool.breaker.failure_threshold = self.circuit_failures;
+            }
+            if set("circuit_open") {
+                pool.breaker.open_duration = self.circuit_open;
+            }
+            if set("pool_max_idle") {
+                pool.keepalive.max_idle = self.pool_max_idle;
+            }
+            if set("pool_idle_timeout") {
+                pool.keepalive.idle_timeout = self.pool_idle_timeout;
+            }
+        }
+        if let Some(w) = self.workers {
+            config.workers = usize::from(w);
+        }
+        if set("runtime") {
+            config.runtime = self.runtime;
+        }
+        if set("shutdown_timeout") {
+            config.shutdown_timeout = self.shutdown_timeout;
+        }
+        if set("log_format") {
+            config.log.format = self.log_format;
+        }
+        Ok(())
+    }
+}
+
+/// Why no configuration could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file is invalid.
+    #[error(transparent)]
+    File(#[from] ConfigError),
+    /// A flag cannot be applied to it.
+    #[error("{0}")]
+    Flags(String),
+}
+
+impl From<String> for LoadError {
+    fn from(s: String) -> Self {
+        LoadError::Flags(s)
+    }
+}
+
+fn explicit_ids(matches: &ArgMatches) -> Vec<String> {
+    let mut ids: Vec<String> = matches
+        .ids()
+        .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+        .map(|id| id.as_str().to_owned())
+        .collect();
+    if let Some((_, sub)) = matches.subcommand() {
+        ids.extend(explicit_ids(sub));
+    }
+    ids
 }
 
 /// Renders a clap error as the one line a user needs: what was wrong, with the flag and value.
@@ -202,10 +320,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn parse_positive_duration(s: &str) -> Result<Duration, String> {
-    match parse_duration(s)? {
-        Duration::ZERO => Err("must be greater than 0".to_owned()),
-        d => Ok(d),
-    }
+    validate::positive(parse_duration(s)?)
 }
 
 fn parse_header_limit(s: &str) -> Result<usize, String> {
@@ -232,18 +347,17 @@ mod tests {
     #[test]
     fn seed_defaults() {
         let cli = parse(&[]).unwrap();
-        let config = cli.to_config();
-        assert_eq!(config.listen.to_string(), ":3000");
-        assert_eq!(config.downstream.read_timeout, Duration::from_secs(5));
-        assert_eq!(config.downstream.write_timeout, Duration::from_secs(10));
-        assert_eq!(config.upstream.timeout, Duration::from_secs(10));
+        let config = cli.load_config().unwrap();
+        let listener = config.listeners[0];
+        assert_eq!(listener.addr.to_string(), ":3000");
+        assert_eq!(listener.read_timeout, Duration::from_secs(5));
+        assert_eq!(listener.write_timeout, Duration::from_secs(10));
+        let pool = &config.pools[0];
+        assert_eq!(pool.timeout, Duration::from_secs(10));
         assert_eq!(config.rate_limit.requests, 100);
-        assert_eq!(config.upstream.backends.len(), 1);
-        assert_eq!(
-            config.upstream.backends[0].to_string(),
-            "http://localhost:8080"
-        );
-        assert_eq!(config.upstream.retries, 2);
+        assert_eq!(pool.backends.len(), 1);
+        assert_eq!(pool.backends[0].url.to_string(), "http://localhost:8080");
+        assert_eq!(pool.retries, 2);
         assert_eq!(cli.command, None);
     }
 
@@ -257,11 +371,12 @@ mod tests {
             "1m30s",
         ])
         .unwrap();
-        let config = cli.to_config();
-        assert_eq!(config.listen.port, 4000);
+        let config = cli.load_config().unwrap();
+        assert_eq!(config.listeners[0].addr.port, 4000);
         assert_eq!(config.rate_limit.requests, 20);
-        assert_eq!(config.upstream.backends.len(), 2);
-        assert_eq!(config.downstream.read_timeout, Duration::from_secs(90));
+        assert_eq!(config.pools[0].backends.len(), 2);
+        assert_eq!(config.listeners[0].read_timeout, Duration::from_secs(90));
+        assert!(cli.given("rate_limit") && cli.given("listen") && !cli.given("retries"));
     }
 
     #[test]
@@ -282,9 +397,32 @@ mod tests {
     }
 
     #[test]
-    fn demo_takes_global_flags() {
+    fn subcommands_take_global_flags() {
         let cli = parse(&["demo", "--listen", "127.0.0.1:0"]).unwrap();
         assert_eq!(cli.command, Some(Command::Demo));
         assert_eq!(cli.listen.port, 0);
+        assert!(cli.given("listen"));
+        let cli = parse(&["check", "--config", "x.toml"]).unwrap();
+        assert_eq!(cli.command, Some(Command::Check));
+        assert_eq!(cli.config, Some(PathBuf::from("x.toml")));
+    }
+
+    #[test]
+    fn only_given_flags_override_a_file() {
+        let cli = parse(&["--rate-limit", "7"]).unwrap();
+        let mut config = Config::single_pool(Vec::new());
+        config.pools[0].retries = 9;
+        config.pools.push(crate::config::PoolConfig::named("other"));
+        cli.apply(&mut config, true).unwrap();
+        assert_eq!(config.rate_limit.requests, 7);
+        assert_eq!(
+            config.pools[0].retries, 9,
+            "not given: the file's value stays"
+        );
+        let cli = parse(&["--backends", "http://a:1"]).unwrap();
+        assert!(
+            cli.apply(&mut config, true).is_err(),
+            "--backends with two pools"
+        );
     }
 }

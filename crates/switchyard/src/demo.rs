@@ -1,7 +1,7 @@
 //! `switchyard demo`: two built-in test backends and the proxy in front of them, with the
 //! commands to try printed, so that a newcomer sees every feature with one command.
 
-use crate::config::{BackendUrl, Config};
+use crate::config::{BackendConfig, BackendUrl, Config};
 use crate::server::{self, Server, StartError};
 
 /// The running demo: backends and proxy.
@@ -20,7 +20,7 @@ pub async fn start(mut config: Config) -> Result<Demo, StartError> {
     let mut urls = Vec::new();
     for n in 1..=2 {
         let bind_err = |source| StartError::Bind {
-            addr: "127.0.0.1:0".parse().unwrap_or(config.listen),
+            addr: "127.0.0.1:0".parse().unwrap_or(config.listeners[0].addr),
             source,
         };
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
@@ -29,14 +29,19 @@ pub async fn start(mut config: Config) -> Result<Demo, StartError> {
         let message = format!("Response from server {n}");
         let backend =
             test_server::spawn(listener, test_server::Options { message }).map_err(bind_err)?;
-        urls.push(BackendUrl {
-            host: "127.0.0.1".into(),
-            port: backend.addr().port(),
-            base_path: String::new(),
+        urls.push(BackendConfig {
+            url: BackendUrl {
+                host: "127.0.0.1".into(),
+                port: backend.addr().port(),
+                base_path: String::new(),
+            },
+            weight: 1,
         });
         backends.push(backend);
     }
-    config.upstream.backends = urls;
+    for pool in &mut config.pools {
+        pool.backends = urls.clone();
+    }
     let server = server::start(config)?;
     Ok(Demo { server, backends })
 }

@@ -4,10 +4,12 @@
 //!
 //! | module        | owns |
 //! |---------------|------|
-//! | [`cli`]       | command-line flags → [`config::Config`] |
-//! | [`config`]    | the validated configuration and its defaults |
-//! | [`server`]    | listener, worker threads, client connections, timeouts, graceful shutdown |
+//! | [`cli`]       | command-line flags; flags > file > defaults |
+//! | [`config`]    | the configuration file, its validation, and the resulting [`config::Config`] |
+//! | [`server`]    | listeners, worker threads, client connections, timeouts, reload, shutdown |
+//! | [`reload`]    | SIGHUP and file-change reloads |
 //! | [`proxy`]     | `handle`: the request path, phase by phase; errors → responses |
+//! | [`routing`]   | the route table: which route a request takes |
 //! | [`admin`]     | `/health` and `/metrics` |
 //! | [`ratelimit`] | the sliding-window limiter |
 //! | [`upstream`]  | backend pools, balancing, circuit breakers, upstream connections |
@@ -25,6 +27,8 @@ pub mod demo;
 pub mod metrics;
 pub mod proxy;
 pub mod ratelimit;
+pub mod reload;
+pub mod routing;
 pub mod server;
 pub mod state;
 pub mod telemetry;

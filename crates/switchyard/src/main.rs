@@ -1,8 +1,10 @@
-//! The `switchyard` binary: parse flags, set up logging, run, map failure to an exit code.
+//! The `switchyard` binary: parse flags, load the configuration, set up logging, run until
+//! SIGTERM/SIGINT (reloading on SIGHUP and file changes), map failure to an exit code.
 
 use std::process::ExitCode;
 
 use switchyard::cli::{Cli, Command};
+use switchyard::reload::{self, FileWatch};
 use switchyard::server::{self, shutdown};
 
 fn main() -> ExitCode {
@@ -18,12 +20,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = cli.to_config();
+    if cli.command == Some(Command::Check) {
+        return check(&cli);
+    }
+    let config = match cli.load_config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("switchyard: invalid configuration:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
     if let Err(e) = switchyard::telemetry::init(config.log.format) {
         eprintln!("switchyard: {e}");
         return ExitCode::from(2);
     }
-    // The control thread only waits for signals; the workers do the work.
+    // The control thread only waits for signals and file changes; the workers do the work.
     let control = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -36,6 +47,7 @@ fn main() -> ExitCode {
     };
     let result: anyhow::Result<()> = control.block_on(async {
         let shutdown_timeout = config.shutdown_timeout;
+        let source = config.source.clone();
         let mut signals = shutdown::Signals::install()?;
         let (server, _demo_backends) = match cli.command {
             Some(Command::Demo) => {
@@ -43,9 +55,40 @@ fn main() -> ExitCode {
                 println!("{}", switchyard::demo::instructions(&demo, config.rate_limit.requests));
                 (demo.server, demo.backends)
             }
-            None => (server::start(config)?, Vec::new()),
+            _ => (server::start(config)?, Vec::new()),
         };
-        let signal = signals.recv().await;
+        let mut watch = source.as_ref().and_then(|s| {
+            let interval = s.watch_interval?;
+            Some(FileWatch::new(s.path.clone(), interval, Some(s.version.clone())))
+        });
+        let signal = loop {
+            let file_changed = async {
+                match watch.as_mut() {
+                    Some(w) => w.changed().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                request = signals.recv() => match request {
+                    shutdown::Request::Shutdown(signal) => break signal,
+                    shutdown::Request::Reload => match &cli.config {
+                        Some(path) => {
+                            if let Ok(version) = reload::reload(&server, path, &cli, "SIGHUP") {
+                                if let Some(w) = watch.as_mut() {
+                                    w.applied(version);
+                                }
+                            }
+                        }
+                        None => tracing::warn!("SIGHUP: no --config file to reload"),
+                    },
+                },
+                _ = file_changed => {
+                    if let Some(path) = &cli.config {
+                        let _ = reload::reload(&server, path, &cli, "file changed");
+                    }
+                }
+            }
+        };
         tracing::info!(signal, timeout = ?shutdown_timeout, "shutting down: draining in-flight requests");
         let report = server.shutdown().await;
         if report.drained {
@@ -59,6 +102,31 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("switchyard: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `switchyard check --config FILE`.
+fn check(cli: &Cli) -> ExitCode {
+    let Some(path) = &cli.config else {
+        eprintln!("switchyard check: give the file to check with --config FILE");
+        return ExitCode::from(2);
+    };
+    match cli.load_config() {
+        Ok(config) => {
+            println!(
+                "{}: OK (version {}, {} listener(s), {} pool(s), {} route(s))",
+                path.display(),
+                config.source.as_ref().map_or("-", |s| s.version.as_str()),
+                config.listeners.len(),
+                config.pools.len(),
+                config.routes.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
             ExitCode::FAILURE
         }
     }

@@ -6,10 +6,11 @@
 //!
 //! How the proxy-wide counters add up (each request lands in exactly one bucket):
 //!
-//! `requests = responses + errors + rate_limited + cancelled + in_flight`
+//! `requests = responses + local + errors + rate_limited + cancelled + in_flight`
 //!
 //! - `requests`: requests received on the proxy path (the admin endpoints are not counted).
 //! - `responses`: requests answered with a backend's response (whatever its status).
+//! - `local`: requests answered by a route's redirect or fixed response.
 //! - `errors`: requests answered by switchyard itself with an error: 4xx for malformed
 //!   requests, 502/503/504 when no backend answered.
 //! - `rate_limited`: requests answered `429`.
@@ -39,6 +40,8 @@ pub mod names {
     pub const REQUESTS: &str = "switchyard_requests";
     /// Requests answered by a backend.
     pub const RESPONSES: &str = "switchyard_responses";
+    /// Requests answered by a route's redirect or fixed response.
+    pub const LOCAL: &str = "switchyard_local_responses";
     /// Requests answered with an error by switchyard.
     pub const ERRORS: &str = "switchyard_errors";
     /// Requests answered 429.
@@ -61,6 +64,14 @@ pub mod names {
     pub const BACKEND_FAILURES: &str = "switchyard_backend_failures";
     /// Circuit state: 0 closed, 1 half-open, 2 open.
     pub const BACKEND_CIRCUIT: &str = "switchyard_backend_circuit_state";
+    /// Configuration reloads, by result.
+    pub const RELOADS: &str = "switchyard_config_reloads";
+    /// 1 if the last reload succeeded (or none was tried), 0 if it was rejected.
+    pub const LAST_RELOAD_SUCCESS: &str = "switchyard_config_last_reload_success";
+    /// Unix time of the last reload attempt.
+    pub const LAST_RELOAD_TIME: &str = "switchyard_config_last_reload_timestamp_seconds";
+    /// Always 1, labelled with the version (hash) of the configuration in force.
+    pub const CONFIG_INFO: &str = "switchyard_config_info";
 }
 
 thread_local! {
@@ -123,6 +134,8 @@ pub struct ProxyCounters {
     /// See the module doc.
     pub responses: AtomicU64,
     /// See the module doc.
+    pub local: AtomicU64,
+    /// See the module doc.
     pub errors: AtomicU64,
     /// See the module doc.
     pub rate_limited: AtomicU64,
@@ -162,6 +175,8 @@ pub struct Snapshot {
     /// See the module doc.
     pub responses: u64,
     /// See the module doc.
+    pub local: u64,
+    /// See the module doc.
     pub errors: u64,
     /// See the module doc.
     pub rate_limited: u64,
@@ -177,11 +192,32 @@ pub struct Snapshot {
     pub uptime: String,
     /// One entry per backend.
     pub backends: Vec<BackendSnapshot>,
+    /// The configuration in force and how reloads went.
+    pub config: ConfigSnapshot,
+}
+
+/// The configuration's version and reload history.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConfigSnapshot {
+    /// Hash of the configuration file in force (`null` when running from flags alone).
+    pub version: Option<String>,
+    /// Successful reloads.
+    pub reloads: u64,
+    /// Rejected reloads.
+    pub reload_failures: u64,
+    /// `ok` or `error` for the last reload attempt, `null` before any.
+    pub last_reload_result: Option<&'static str>,
+    /// Unix time of the last reload attempt.
+    pub last_reload_time: Option<u64>,
+    /// The last rejected reload's error.
+    pub last_reload_error: Option<String>,
 }
 
 /// One backend's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct BackendSnapshot {
+    /// The pool it belongs to.
+    pub pool: String,
     /// The backend URL.
     pub url: String,
     /// `closed`, `open` or `half_open`.
@@ -226,19 +262,21 @@ impl Metrics {
 
     /// Sums the shards. Outcome counters are read before `requests`, so that a request
     /// finishing during the read can never make `in_flight` negative.
-    pub fn snapshot(&self, backends: Vec<BackendSnapshot>) -> Snapshot {
+    pub fn snapshot(&self, backends: Vec<BackendSnapshot>, config: ConfigSnapshot) -> Snapshot {
         let c = &self.counters;
         let responses = c.sum(|s| &s.responses);
+        let local = c.sum(|s| &s.local);
         let errors = c.sum(|s| &s.errors);
         let rate_limited = c.sum(|s| &s.rate_limited);
         let cancelled = c.sum(|s| &s.cancelled);
         let retries = c.sum(|s| &s.retries);
         let requests = c.sum(|s| &s.requests);
-        let done = responses + errors + rate_limited + cancelled;
+        let done = responses + local + errors + rate_limited + cancelled;
         let uptime = self.uptime();
         Snapshot {
             requests,
             responses,
+            local,
             errors,
             rate_limited,
             cancelled,
@@ -247,6 +285,7 @@ impl Metrics {
             uptime_seconds: uptime.as_secs() + u64::from(uptime.subsec_millis() >= 500),
             uptime: duration::format_go_seconds(uptime),
             backends,
+            config,
         }
     }
 }
@@ -254,6 +293,7 @@ impl Metrics {
 impl BackendSnapshot {
     /// Reads one backend's counters (outcomes before `requests`, as above).
     pub fn read(
+        pool: String,
         url: String,
         circuit: &'static str,
         consecutive_failures: u32,
@@ -265,6 +305,7 @@ impl BackendSnapshot {
         let failures = c.sum(|s| &s.failures);
         let requests = c.sum(|s| &s.requests);
         BackendSnapshot {
+            pool,
             url,
             circuit,
             consecutive_failures,
@@ -421,7 +462,7 @@ impl prometheus_client::collector::Collector for Snapshot {
                 prometheus_client::metrics::MetricType::Counter,
             )?;
             for b in &self.backends {
-                let labels = [("backend", b.url.as_str())];
+                let labels = [("pool", b.pool.as_str()), ("backend", b.url.as_str())];
                 ConstCounter::new(field(b)).encode(family.encode_family(&labels)?)?;
             }
         }
@@ -437,9 +478,43 @@ impl prometheus_client::collector::Collector for Snapshot {
                 "half_open" => 1,
                 _ => 2,
             };
-            let labels = [("backend", b.url.as_str())];
+            let labels = [("pool", b.pool.as_str()), ("backend", b.url.as_str())];
             ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
         }
+        let c = &self.config;
+        let mut family = encoder.encode_descriptor(
+            names::RELOADS,
+            "Configuration reloads, by result.",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (result, n) in [("ok", c.reloads), ("error", c.reload_failures)] {
+            ConstCounter::new(n).encode(family.encode_family(&[("result", result)])?)?;
+        }
+        let success = ConstGauge::new(i64::from(c.last_reload_result != Some("error")));
+        success.encode(encoder.encode_descriptor(
+            names::LAST_RELOAD_SUCCESS,
+            "1 if the last reload succeeded (or none was tried), 0 if it was rejected.",
+            None,
+            success.metric_type(),
+        )?)?;
+        if let Some(t) = c.last_reload_time {
+            let time = ConstGauge::new(i64::try_from(t).unwrap_or(i64::MAX));
+            time.encode(encoder.encode_descriptor(
+                names::LAST_RELOAD_TIME,
+                "Unix time of the last reload attempt.",
+                None,
+                time.metric_type(),
+            )?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            names::CONFIG_INFO,
+            "The version (hash) of the configuration in force.",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        let version = c.version.as_deref().unwrap_or("flags");
+        ConstGauge::new(1).encode(family.encode_family(&[("version", version)])?)?;
         Ok(())
     }
 }
@@ -459,7 +534,7 @@ mod tests {
         inc(&m.local().errors);
         set_thread_shard(0);
         inc(&m.local().rate_limited);
-        let s = m.snapshot(Vec::new());
+        let s = m.snapshot(Vec::new(), ConfigSnapshot::default());
         assert_eq!(
             (s.requests, s.responses, s.errors, s.rate_limited),
             (5, 1, 1, 1)
@@ -472,19 +547,24 @@ mod tests {
         let m = Metrics::new(1);
         inc(&m.local().requests);
         let backends = vec![BackendSnapshot::read(
+            "default".into(),
             "http://127.0.0.1:1".into(),
             "open",
             5,
             &Sharded::new(1),
         )];
-        let text = m.snapshot(backends).to_prometheus();
+        let text = m
+            .snapshot(backends, ConfigSnapshot::default())
+            .to_prometheus();
         assert!(text.contains("switchyard_requests_total 1"), "{text}");
         assert!(
             text.contains("# TYPE switchyard_in_flight_requests gauge"),
             "{text}"
         );
         assert!(
-            text.contains("switchyard_backend_circuit_state{backend=\"http://127.0.0.1:1\"} 2"),
+            text.contains(
+                "switchyard_backend_circuit_state{pool=\"default\",backend=\"http://127.0.0.1:1\"} 2"
+            ),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");

@@ -1,36 +1,49 @@
-//! What the request path reads: the [`State`] built from a configuration, held in an
-//! `ArcSwap` so that a request loads it once, without a lock, and sees one consistent
-//! version throughout; and [`Shared`], what outlives any one configuration (the metrics).
+//! What the request path reads: the [`State`] built from one configuration, held in an
+//! `ArcSwap` so that a request loads it once, without a lock, and sees one consistent version
+//! throughout; and [`Shared`], what outlives any one configuration (metrics, reload status).
+//!
+//! A reload builds a new `State` next to the old one and swaps it in. Building reuses what
+//! must survive: backends still listed in a pool of the same name keep their `Backend` (its
+//! circuit breaker, counters and, through its id, every worker's idle connections), and rate
+//! limiters whose settings did not change keep their counts. In-flight requests finish on the
+//! state they started with.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
-use crate::config::Config;
+use crate::config::{AdminConfig, Config, RouteAction};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
+use crate::routing::{Route, RouteTable};
 use crate::upstream::backend::ResolveError;
-use crate::upstream::connect::Connector;
 use crate::upstream::{Backend, Pool};
 
 /// The request path's view of one configuration.
 #[derive(Debug)]
 pub struct State {
-    /// The backend pool.
-    pub pool: Pool,
-    /// The rate limiter.
-    pub limiter: RateLimiter,
-    /// How upstream connections are made and pooled.
-    pub connector: Connector,
-    /// Further backends tried after a connect failure.
-    pub retries: u32,
-    /// Time a backend has to send its response head.
-    pub upstream_timeout: Duration,
-    /// Longest pause within a request body.
-    pub read_timeout: Duration,
-    /// Longest pause within a response body.
-    pub write_timeout: Duration,
+    /// Routes, most specific first.
+    pub routes: RouteTable,
+    /// Pools by configuration order.
+    pub pools: Vec<Arc<Pool>>,
+    /// The global rate limiter.
+    pub limiter: Arc<RateLimiter>,
+    /// Admin endpoint settings.
+    pub admin: AdminConfig,
+    /// The configuration this state was built from.
+    pub config: Arc<Config>,
+}
+
+/// How reloads have gone, for `/metrics` and `/health`.
+#[derive(Debug, Default, Clone)]
+pub struct ReloadStatus {
+    /// Successful reloads.
+    pub succeeded: u64,
+    /// Rejected reloads (the old configuration stayed).
+    pub failed: u64,
+    /// The last attempt: when, and the error if it failed.
+    pub last: Option<(SystemTime, Option<String>)>,
 }
 
 /// State shared by every connection for the life of the process.
@@ -39,32 +52,100 @@ pub struct Shared {
     state: ArcSwap<State>,
     /// Counters.
     pub metrics: Metrics,
+    /// Reload history.
+    pub reloads: Mutex<ReloadStatus>,
 }
 
 // === impl State ===
 
 impl State {
-    /// Builds the state `config` describes; resolves backend host names.
-    pub fn build(config: &Config, shards: usize) -> Result<State, ResolveError> {
-        let backends = config
-            .upstream
-            .backends
+    /// Builds the state `config` describes, reusing what `previous` has that still applies.
+    /// Resolves backend host names (blocking).
+    pub fn build(
+        config: Config,
+        previous: Option<&State>,
+        shards: usize,
+    ) -> Result<State, ResolveError> {
+        let max_header_bytes = config
+            .listeners
             .iter()
-            .map(|url| Backend::new(url.clone(), config.upstream.breaker, shards).map(Arc::new))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|l| l.max_header_bytes)
+            .max()
+            .unwrap_or(crate::config::defaults::MAX_HEADER_BYTES);
+        let mut pools = Vec::with_capacity(config.pools.len());
+        for pool in &config.pools {
+            let old = previous.and_then(|p| p.pool(&pool.name));
+            let mut backends = Vec::with_capacity(pool.backends.len());
+            for b in &pool.backends {
+                let kept = old.and_then(|p| p.backends().iter().find(|ob| ob.url == b.url));
+                let backend = match kept {
+                    Some(kept) => {
+                        kept.breaker.set_config(pool.breaker);
+                        kept.clone()
+                    }
+                    None => Arc::new(Backend::new(b.url.clone(), pool.breaker, shards)?),
+                };
+                backends.push(backend);
+            }
+            pools.push(Arc::new(Pool::new(pool, backends, max_header_bytes)));
+        }
+        let limiter = match previous {
+            Some(p) if p.limiter.is(&config.rate_limit) => p.limiter.clone(),
+            _ => Arc::new(RateLimiter::new(config.rate_limit)),
+        };
+        let routes = config
+            .routes
+            .iter()
+            .map(|route| {
+                let pool = match &route.action {
+                    RouteAction::Forward { pool } => {
+                        pools.iter().find(|p| p.name == *pool).cloned()
+                    }
+                    _ => None,
+                };
+                let limiter = route.rate_limit.map(|rl| {
+                    let kept = previous
+                        .and_then(|p| {
+                            p.routes
+                                .routes()
+                                .iter()
+                                .find(|r| r.config.name == route.name)
+                        })
+                        .and_then(|r| r.limiter.clone())
+                        .filter(|l| l.is(&rl));
+                    kept.unwrap_or_else(|| Arc::new(RateLimiter::new(rl)))
+                });
+                Route {
+                    config: route.clone(),
+                    pool,
+                    limiter,
+                }
+            })
+            .collect();
         Ok(State {
-            pool: Pool::new(backends),
-            limiter: RateLimiter::new(config.rate_limit),
-            connector: Connector {
-                connect_timeout: config.upstream.connect_timeout,
-                pool: config.upstream.pool,
-                max_header_bytes: config.downstream.max_header_bytes,
-            },
-            retries: config.upstream.retries,
-            upstream_timeout: config.upstream.timeout,
-            read_timeout: config.downstream.read_timeout,
-            write_timeout: config.downstream.write_timeout,
+            routes: RouteTable::new(routes),
+            pools,
+            limiter,
+            admin: config.admin.clone(),
+            config: Arc::new(config),
         })
+    }
+
+    /// The pool called `name`.
+    pub fn pool(&self, name: &str) -> Option<&Arc<Pool>> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+
+    /// Every backend of every pool (a backend in two pools is two backends).
+    pub fn backends(&self) -> impl Iterator<Item = (&Pool, &Arc<Backend>)> {
+        self.pools
+            .iter()
+            .flat_map(|p| p.backends().iter().map(move |b| (&**p, b)))
+    }
+
+    /// The configuration's version (file hash), if it came from a file.
+    pub fn version(&self) -> Option<&str> {
+        self.config.source.as_ref().map(|s| s.version.as_str())
     }
 }
 
@@ -76,6 +157,7 @@ impl Shared {
         Shared {
             state: ArcSwap::from_pointee(state),
             metrics,
+            reloads: Mutex::new(ReloadStatus::default()),
         }
     }
 
@@ -83,5 +165,32 @@ impl Shared {
     #[inline]
     pub fn state(&self) -> Arc<State> {
         self.state.load_full()
+    }
+
+    /// Puts `state` in force; requests already running keep the one they loaded.
+    pub fn swap(&self, state: State) {
+        self.state.store(Arc::new(state));
+    }
+
+    /// Records a reload attempt.
+    pub fn record_reload(&self, error: Option<String>) {
+        let mut status = self
+            .reloads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if error.is_some() {
+            status.failed += 1;
+        } else {
+            status.succeeded += 1;
+        }
+        status.last = Some((SystemTime::now(), error));
+    }
+
+    /// A copy of the reload history.
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.reloads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }

@@ -81,7 +81,7 @@ async fn metrics_json_counts_known_traffic_exactly() {
     let live = backend("live").await;
     let (_dead_port, dead) = support::dead_port();
     let mut cfg = config(vec![url_for(&live), dead.clone()]);
-    cfg.upstream.retries = 0;
+    cfg.pools[0].retries = 0;
     let proxy = TestProxy::start(cfg);
     known_traffic(&proxy).await;
 
@@ -138,11 +138,11 @@ async fn metrics_in_prometheus_text_when_asked_for() {
     let live = backend("live").await;
     let (_dead_port, dead) = support::dead_port();
     let mut cfg = config(vec![url_for(&live), dead.clone()]);
-    cfg.upstream.retries = 0;
+    cfg.pools[0].retries = 0;
     let proxy = TestProxy::start(cfg);
     known_traffic(&proxy).await;
-    let live_label = format!("{{backend=\"{}\"}}", url_for(&live));
-    let dead_label = format!("{{backend=\"{dead}\"}}");
+    let live_label = format!("{{pool=\"default\",backend=\"{}\"}}", url_for(&live));
+    let dead_label = format!("{{pool=\"default\",backend=\"{dead}\"}}");
     let mut client = Client::connect(proxy.addr).await;
 
     let asks: [(&str, Option<&str>, &str); 3] = [

@@ -91,7 +91,7 @@ async fn without_retries_every_other_request_fails_until_the_circuit_opens() {
     let live = backend("Response from server 1").await;
     let (_dead_port, dead) = support::dead_port();
     let mut cfg = config(vec![url_for(&live), dead.clone()]);
-    cfg.upstream.retries = 0;
+    cfg.pools[0].retries = 0;
     let proxy = TestProxy::start(cfg);
 
     let mut statuses = Vec::new();
@@ -129,7 +129,7 @@ async fn circuit_goes_half_open_and_closes_when_the_backend_is_back() {
     let two_port = two.addr().port();
     let open_duration = Duration::from_millis(400);
     let mut cfg = config(vec![url_for(&one), two_url.clone()]);
-    cfg.upstream.breaker.open_duration = open_duration;
+    cfg.pools[0].breaker.open_duration = open_duration;
     let proxy = TestProxy::start(cfg);
 
     // Both answer, so the proxy holds a keep-alive connection to each.
@@ -195,7 +195,7 @@ async fn failed_half_open_probe_reopens_the_circuit() {
     let (_dead_port, dead) = support::dead_port();
     let open_duration = Duration::from_millis(300);
     let mut cfg = config(vec![url_for(&live), dead.clone()]);
-    cfg.upstream.breaker.open_duration = open_duration;
+    cfg.pools[0].breaker.open_duration = open_duration;
     let proxy = TestProxy::start(cfg);
 
     for _ in 0..10 {
@@ -304,7 +304,7 @@ async fn slow_backend_gets_504_after_the_upstream_timeout_and_counts_as_a_failur
     let slow = backend("slow").await;
     let url = url_for(&slow);
     let mut cfg = config(vec![url.clone()]);
-    cfg.upstream.timeout = Duration::from_millis(200);
+    cfg.pools[0].timeout = Duration::from_millis(200);
     let proxy = TestProxy::start(cfg);
 
     let started = Instant::now();

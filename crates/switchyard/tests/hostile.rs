@@ -327,7 +327,7 @@ async fn fragment_in_the_target_never_reaches_the_backend() {
 async fn slowloris_head_is_cut_off_after_the_read_timeout() {
     let server = backend("b").await;
     let mut cfg = config(vec![url_for(&server)]);
-    cfg.downstream.read_timeout = Duration::from_millis(300);
+    cfg.listeners[0].read_timeout = Duration::from_millis(300);
     let proxy = TestProxy::start(cfg);
 
     let started = Instant::now();
@@ -356,7 +356,7 @@ async fn slowloris_head_is_cut_off_after_the_read_timeout() {
 async fn connection_that_sends_nothing_is_closed_after_the_read_timeout() {
     let server = backend("b").await;
     let mut cfg = config(vec![url_for(&server)]);
-    cfg.downstream.read_timeout = Duration::from_millis(300);
+    cfg.listeners[0].read_timeout = Duration::from_millis(300);
     let proxy = TestProxy::start(cfg);
 
     let started = Instant::now();
@@ -380,7 +380,7 @@ async fn connection_that_sends_nothing_is_closed_after_the_read_timeout() {
 async fn idle_keep_alive_connection_is_closed_after_the_read_timeout() {
     let server = backend("b").await;
     let mut cfg = config(vec![url_for(&server)]);
-    cfg.downstream.read_timeout = Duration::from_millis(300);
+    cfg.listeners[0].read_timeout = Duration::from_millis(300);
     let proxy = TestProxy::start(cfg);
 
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
@@ -406,7 +406,7 @@ async fn idle_keep_alive_connection_is_closed_after_the_read_timeout() {
 async fn stalled_request_body_gets_408_after_the_read_timeout() {
     let server = backend("b").await;
     let mut cfg = config(vec![url_for(&server)]);
-    cfg.downstream.read_timeout = Duration::from_millis(300);
+    cfg.listeners[0].read_timeout = Duration::from_millis(300);
     let proxy = TestProxy::start(cfg);
 
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
@@ -682,7 +682,7 @@ async fn client_that_stops_reading_is_cut_off_after_the_write_timeout() {
         });
     }
     let mut cfg = config(vec![support::url_for_port(backend_addr.port())]);
-    cfg.downstream.write_timeout = Duration::from_millis(300);
+    cfg.listeners[0].write_timeout = Duration::from_millis(300);
     let proxy = TestProxy::start(cfg);
 
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");

@@ -1,15 +1,30 @@
 //! The validated, immutable configuration the proxy runs with.
 //!
-//! Sources, in precedence order: command-line flags > defaults (the constants in
-//! [`defaults`]). [`crate::cli`] turns flags into a [`Config`]; nothing else builds one
-//! except tests, which start from [`Config::default`] and change fields.
+//! Sources, in precedence order: command-line flags > configuration file > defaults (the
+//! constants in [`defaults`]). Without `--config`, the flags alone describe one listener, one
+//! pool (`default`) and one route taking every request to it, exactly as the seed did.
+//!
+//! - [`file`]: the TOML as written (serde types), read section by section;
+//! - [`validate`]: file → [`Config`], with every problem found located in the file;
+//! - [`error`]: errors that name the file, line, column and key;
+//! - [`route`]: route matching and rewriting settings;
+//! - [`addr`], [`duration`]: listen addresses, backend URLs, Go durations.
 
 pub mod addr;
 pub mod duration;
+pub mod error;
+pub mod file;
+pub mod route;
+pub mod validate;
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use addr::{BackendUrl, ListenAddr};
+pub use error::ConfigError;
+pub use route::{
+    HeaderEdits, HostMatch, PathMatch, PathRewrite, RouteAction, RouteConfig, RouteMatch,
+};
 
 /// Default values, one place for all of them. The seed's defaults come first.
 pub mod defaults {
@@ -19,7 +34,7 @@ pub mod defaults {
     pub const LISTEN: &str = ":3000";
     /// `--read-timeout`: time a client has to send a request head (and between body reads).
     pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
-    /// `--write-timeout`: time a response may take; also the default upstream timeout.
+    /// `--write-timeout`: time a response may stall; also the default upstream timeout.
     pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
     /// `--rate-limit`: requests per window (per second by default).
     pub const RATE_LIMIT: u32 = 100;
@@ -45,32 +60,57 @@ pub mod defaults {
     pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
     /// Largest value `--rate-limit` accepts (the limiter packs counts into 20 bits).
     pub const RATE_LIMIT_MAX: u32 = (1 << 20) - 1;
+    /// Path of the health endpoint.
+    pub const HEALTH_PATH: &str = "/health";
+    /// Path of the metrics endpoint.
+    pub const METRICS_PATH: &str = "/metrics";
+    /// Name of the pool the flags describe.
+    pub const POOL_NAME: &str = "default";
+    /// How often the configuration file is checked for changes.
+    pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 }
 
 /// Everything the proxy needs to run.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Where the proxy listens.
-    pub listen: ListenAddr,
+    /// Where the proxy listens (at least one).
+    pub listeners: Vec<ListenerConfig>,
+    /// The admin endpoints.
+    pub admin: AdminConfig,
     /// Worker threads, each running its own event loop (see `server`).
     pub workers: usize,
     /// How the worker threads run (see `server`).
     pub runtime: RuntimeModel,
-    /// Client side timeouts and limits.
-    pub downstream: DownstreamConfig,
     /// Global rate limit over all proxied requests.
     pub rate_limit: RateLimitConfig,
-    /// The backend pool.
-    pub upstream: UpstreamConfig,
+    /// The backend pools.
+    pub pools: Vec<PoolConfig>,
+    /// The routes, in precedence order (see [`route`]).
+    pub routes: Vec<RouteConfig>,
     /// How long a graceful shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
     /// Log output.
     pub log: LogConfig,
+    /// The file this configuration came from, if any.
+    pub source: Option<Source>,
 }
 
-/// Client-side (downstream) limits.
-#[derive(Clone, Debug)]
-pub struct DownstreamConfig {
+/// Where a configuration came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    /// The file.
+    pub path: PathBuf,
+    /// A short hash of its contents (hex), shown as the config version.
+    pub version: String,
+    /// How often the file is checked for changes (`None`: not watched).
+    pub watch_interval: Option<Duration>,
+}
+
+/// One listener and its client-side (downstream) limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// Address.
+    pub addr: ListenAddr,
     /// Deadline for a request head, counted from the first byte or from the end of the
     /// previous response (so it is also the keep-alive idle timeout, as in Go); also the
     /// longest wait for the next piece of a request body.
@@ -82,8 +122,19 @@ pub struct DownstreamConfig {
     pub max_header_bytes: usize,
 }
 
+/// The admin endpoints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// A listener of their own; `None`: served on every proxy listener.
+    pub listen: Option<ListenAddr>,
+    /// Path of the health endpoint.
+    pub health_path: String,
+    /// Path of the metrics endpoint.
+    pub metrics_path: String,
+}
+
 /// Rate limiting; `requests == 0` disables it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimitConfig {
     /// Requests allowed per window.
     pub requests: u32,
@@ -91,11 +142,13 @@ pub struct RateLimitConfig {
     pub window: Duration,
 }
 
-/// The backends and how they are used.
-#[derive(Clone, Debug)]
-pub struct UpstreamConfig {
+/// A named pool of backends and how they are used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Name, referred to by routes.
+    pub name: String,
     /// Backends, in round-robin order.
-    pub backends: Vec<BackendUrl>,
+    pub backends: Vec<BackendConfig>,
     /// Other backends tried when a connection could not be established.
     pub retries: u32,
     /// TCP connect timeout.
@@ -105,7 +158,16 @@ pub struct UpstreamConfig {
     /// Circuit breaker settings.
     pub breaker: BreakerConfig,
     /// Keep-alive connection pool settings.
-    pub pool: PoolConfig,
+    pub keepalive: KeepAliveConfig,
+}
+
+/// One backend of a pool.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BackendConfig {
+    /// Where it is.
+    pub url: BackendUrl,
+    /// Relative weight (round robin gives it this many turns per cycle).
+    pub weight: u32,
 }
 
 /// Per-backend circuit breaker settings.
@@ -118,8 +180,8 @@ pub struct BreakerConfig {
 }
 
 /// Upstream keep-alive pool settings.
-#[derive(Clone, Copy, Debug)]
-pub struct PoolConfig {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeepAliveConfig {
     /// Idle connections kept per backend and worker.
     pub max_idle: usize,
     /// Idle connections older than this are not reused.
@@ -156,41 +218,108 @@ pub enum LogFormat {
 // === impl Config ===
 
 impl Default for Config {
-    /// The seed's defaults, except that it listens on `127.0.0.1:0` (a free loopback port) so
-    /// that tests can start any number of proxies.
+    /// The seed's defaults with no backend, except that it listens on `127.0.0.1:0` (a free
+    /// loopback port) so that tests can start any number of proxies.
     fn default() -> Self {
         Config {
-            listen: ListenAddr {
-                ip: Some(std::net::Ipv4Addr::LOCALHOST.into()),
-                port: 0,
-            },
+            listeners: vec![ListenerConfig {
+                addr: ListenAddr {
+                    ip: Some(std::net::Ipv4Addr::LOCALHOST.into()),
+                    port: 0,
+                },
+                ..ListenerConfig::default()
+            }],
+            admin: AdminConfig::default(),
             workers: 1,
             runtime: RuntimeModel::PerCore,
-            downstream: DownstreamConfig {
-                read_timeout: defaults::READ_TIMEOUT,
-                write_timeout: defaults::WRITE_TIMEOUT,
-                max_header_bytes: defaults::MAX_HEADER_BYTES,
-            },
             rate_limit: RateLimitConfig {
                 requests: defaults::RATE_LIMIT,
                 window: defaults::RATE_WINDOW,
             },
-            upstream: UpstreamConfig {
-                backends: Vec::new(),
-                retries: defaults::RETRIES,
-                connect_timeout: defaults::CONNECT_TIMEOUT,
-                timeout: defaults::WRITE_TIMEOUT,
-                breaker: BreakerConfig {
-                    failure_threshold: defaults::CIRCUIT_FAILURES,
-                    open_duration: defaults::CIRCUIT_OPEN,
-                },
-                pool: PoolConfig {
-                    max_idle: defaults::POOL_MAX_IDLE,
-                    idle_timeout: defaults::POOL_IDLE_TIMEOUT,
-                },
-            },
+            pools: vec![PoolConfig::named(defaults::POOL_NAME)],
+            routes: vec![RouteConfig::catch_all(defaults::POOL_NAME)],
             shutdown_timeout: defaults::SHUTDOWN_TIMEOUT,
             log: LogConfig::default(),
+            source: None,
         }
     }
+}
+
+impl Config {
+    /// The configuration of the seed's usage: one pool of `backends`, every request to it.
+    pub fn single_pool(backends: Vec<BackendUrl>) -> Self {
+        let mut config = Config::default();
+        config.pools[0].backends = backends
+            .into_iter()
+            .map(|url| BackendConfig { url, weight: 1 })
+            .collect();
+        config
+    }
+
+    /// The pool called `name`.
+    pub fn pool(&self, name: &str) -> Option<&PoolConfig> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::whole_file(path, format!("cannot read: {e}")))?;
+        validate::from_text(path, &text)
+    }
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            addr: ListenAddr {
+                ip: None,
+                port: 3000,
+            },
+            read_timeout: defaults::READ_TIMEOUT,
+            write_timeout: defaults::WRITE_TIMEOUT,
+            max_header_bytes: defaults::MAX_HEADER_BYTES,
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: None,
+            health_path: defaults::HEALTH_PATH.to_owned(),
+            metrics_path: defaults::METRICS_PATH.to_owned(),
+        }
+    }
+}
+
+impl PoolConfig {
+    /// A pool with default settings and no backends.
+    pub fn named(name: &str) -> Self {
+        PoolConfig {
+            name: name.to_owned(),
+            backends: Vec::new(),
+            retries: defaults::RETRIES,
+            connect_timeout: defaults::CONNECT_TIMEOUT,
+            timeout: defaults::WRITE_TIMEOUT,
+            breaker: BreakerConfig {
+                failure_threshold: defaults::CIRCUIT_FAILURES,
+                open_duration: defaults::CIRCUIT_OPEN,
+            },
+            keepalive: KeepAliveConfig {
+                max_idle: defaults::POOL_MAX_IDLE,
+                idle_timeout: defaults::POOL_IDLE_TIMEOUT,
+            },
+        }
+    }
+}
+
+/// A short, stable hash of a configuration file's text (FNV-1a, 64 bits, as 12 hex digits).
+pub fn version_of(text: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")[..12].to_owned()
 }

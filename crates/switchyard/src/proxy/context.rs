@@ -2,30 +2,44 @@
 //! phases of [`super::handle`] and turned into the access-log line at the end.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::config::ListenerConfig;
 use crate::metrics::{self, Metrics};
 use crate::telemetry::AccessLog;
 
 /// What the request path knows about the client connection, computed once per connection.
 #[derive(Clone, Debug)]
-pub struct ClientInfo {
+pub struct ConnInfo {
     /// The client's address (IPv4-mapped IPv6 addresses already turned back into IPv4).
     pub addr: SocketAddr,
     /// The client's IP as a header value, for `X-Forwarded-For`.
     pub ip_header: http::HeaderValue,
+    /// The listener's read timeout (longest pause within a request body).
+    pub read_timeout: Duration,
+    /// The listener's write timeout (longest pause within a response body).
+    pub write_timeout: Duration,
+    /// The connection came in on the admin listener: only admin endpoints are served.
+    pub admin_only: bool,
 }
 
-impl ClientInfo {
-    /// Describes a connection from `addr`.
-    pub fn new(addr: SocketAddr) -> Self {
+impl ConnInfo {
+    /// Describes a connection from `addr` on a listener with these settings.
+    pub fn new(addr: SocketAddr, listener: &ListenerConfig, admin_only: bool) -> Self {
         let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
         let ip = bytes::Bytes::from(addr.ip().to_string());
         // An IP address is always a valid header value.
         let ip_header = http::HeaderValue::from_maybe_shared(ip)
             .unwrap_or_else(|_| http::HeaderValue::from_static("unknown"));
-        ClientInfo { addr, ip_header }
+        ConnInfo {
+            addr,
+            ip_header,
+            read_timeout: listener.read_timeout,
+            write_timeout: listener.write_timeout,
+            admin_only,
+        }
     }
 }
 
@@ -52,6 +66,8 @@ pub struct RequestCtx<'a> {
 pub enum Outcome {
     /// A backend's response was relayed.
     Response,
+    /// A route answered with its redirect or fixed response.
+    Local,
     /// switchyard answered with an error.
     Error,
     /// 429.
@@ -98,6 +114,7 @@ impl Drop for RequestCtx<'_> {
         let c = self.metrics.local();
         metrics::inc(match self.outcome {
             Some(Outcome::Response) => &c.responses,
+            Some(Outcome::Local) => &c.local,
             Some(Outcome::Error) => &c.errors,
             Some(Outcome::RateLimited) => &c.rate_limited,
             None => &c.cancelled,

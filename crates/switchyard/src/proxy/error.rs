@@ -35,6 +35,9 @@ pub enum ProxyError {
         /// When to try again.
         retry_after: Duration,
     },
+    /// No route takes the request (client fault: nothing is configured for it).
+    #[error("no route for this request")]
+    NoRoute,
     /// Every backend's circuit is open (upstream fault).
     #[error("no backend available: every circuit is open")]
     NoBackendAvailable,
@@ -79,6 +82,7 @@ impl ProxyError {
         match self {
             ProxyError::BadRequest(_) | ProxyError::ClientBody => StatusCode::BAD_REQUEST,
             ProxyError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::NoBackendAvailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -105,6 +109,7 @@ impl ProxyError {
                 )),
             ),
             ProxyError::ClientBodyTimeout => ("Request body timed out\n", None),
+            ProxyError::NoRoute => ("Not Found: no route for this request\n", None),
             ProxyError::ClientBody => ("Request body could not be read\n", None),
             ProxyError::RateLimited { retry_after } => {
                 // Retry-After takes whole seconds; round up so the client does not come back
@@ -147,6 +152,7 @@ impl ProxyError {
         match self {
             ProxyError::BadRequest(_)
             | ProxyError::MethodNotAllowed(_)
+            | ProxyError::NoRoute
             | ProxyError::ClientBodyTimeout
             | ProxyError::ClientBody => true,
             ProxyError::RateLimited { .. }

@@ -2,14 +2,16 @@
 //! accepted, how it is rewritten for the backend, how the backend's response is rewritten
 //! for the client, and sending it with the upstream timeout.
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{request, Method, Request, Response, Version};
+use http::{request, Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
 
-use super::body::RequestBody;
-use super::context::ClientInfo;
+use super::body::{RequestBody, ResponseBody};
+use super::error::local_response;
 use super::error::ProxyError;
+use crate::routing::Route;
 use crate::upstream::connect::{ConnectError, Connector, Sender};
 use crate::upstream::Backend;
 
@@ -89,19 +91,86 @@ pub fn check_request(parts: &mut request::Parts) -> Result<(), ProxyError> {
 }
 
 /// Rewrites the request head for the backend: hop-by-hop headers out, `X-Forwarded-*` in,
-/// HTTP/1.1. The `Host` header stays the client's.
-pub fn rewrite_request(parts: &mut request::Parts, client: &ClientInfo) {
+/// the route's path rewrite and header edits, HTTP/1.1. The `Host` header stays the client's
+/// unless the route sets it.
+pub fn rewrite_request(parts: &mut request::Parts, client_ip: &HeaderValue, route: &Route) {
+    if let Some(path) = route.config.rewrite.apply(parts.uri.path()) {
+        let target = match parts.uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        // The rewritten path is built from valid path pieces; keep the original if not.
+        if let Ok(uri) = target.parse() {
+            parts.uri = uri;
+        }
+    }
     strip_hop_by_hop(&mut parts.headers);
     let headers = &mut parts.headers;
     headers.remove(header::CONTENT_LENGTH);
     // hyper already answered `100 Continue` when it started reading the body for us.
     headers.remove(header::EXPECT);
-    append_forwarded_for(headers, client);
+    append_forwarded_for(headers, client_ip);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if let Some(host) = headers.get(header::HOST).cloned() {
         headers.insert(X_FORWARDED_HOST, host);
     }
+    route.config.request_headers.apply(headers);
     parts.version = Version::HTTP_11;
+}
+
+/// A route's redirect: `to` with `{host}`, `{uri}`, `{path}` and `{query}` filled in.
+pub fn redirect(
+    parts: &request::Parts,
+    to: &str,
+    status: StatusCode,
+    body_unread: bool,
+) -> Response<ResponseBody> {
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let path = parts.uri.path();
+    let query = parts.uri.query().unwrap_or_default();
+    let uri = parts.uri.path_and_query().map_or(path, |pq| pq.as_str());
+    let location = to
+        .replace("{host}", host)
+        .replace("{uri}", uri)
+        .replace("{path}", path)
+        .replace("{query}", query);
+    let mut resp = local_response(status, Bytes::new(), "text/plain; charset=utf-8");
+    match HeaderValue::from_str(&location) {
+        Ok(value) => {
+            resp.headers_mut().insert(header::LOCATION, value);
+        }
+        Err(_) => *resp.status_mut() = StatusCode::BAD_REQUEST,
+    }
+    close_if_unread(&mut resp, body_unread);
+    resp
+}
+
+/// A route's fixed response.
+pub fn fixed_response(
+    status: StatusCode,
+    body: &Bytes,
+    content_type: &HeaderValue,
+    body_unread: bool,
+) -> Response<ResponseBody> {
+    let mut resp = Response::new(ResponseBody::full(body.clone()));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, content_type.clone());
+    close_if_unread(&mut resp, body_unread);
+    resp
+}
+
+/// A response made without reading the request body closes the connection, so the unread
+/// body cannot be taken for the next request.
+fn close_if_unread(resp: &mut Response<ResponseBody>, body_unread: bool) {
+    if body_unread {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
 }
 
 /// Rewrites the backend's response head for the client.
@@ -131,10 +200,10 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn append_forwarded_for(headers: &mut HeaderMap, client: &ClientInfo) {
+fn append_forwarded_for(headers: &mut HeaderMap, client_ip: &HeaderValue) {
     let mut prior = headers.get_all(&X_FORWARDED_FOR).iter().peekable();
     if prior.peek().is_none() {
-        headers.insert(X_FORWARDED_FOR, client.ip_header.clone());
+        headers.insert(X_FORWARDED_FOR, client_ip.clone());
         return;
     }
     let mut joined = Vec::with_capacity(64);
@@ -142,7 +211,7 @@ fn append_forwarded_for(headers: &mut HeaderMap, client: &ClientInfo) {
         joined.extend_from_slice(v.as_bytes().trim_ascii());
         joined.extend_from_slice(b", ");
     }
-    joined.extend_from_slice(client.ip_header.as_bytes());
+    joined.extend_from_slice(client_ip.as_bytes());
     if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)) {
         headers.insert(X_FORWARDED_FOR, value);
     }
@@ -245,6 +314,14 @@ mod tests {
         req.into_parts().0
     }
 
+    fn catch_all() -> Route {
+        Route {
+            config: crate::config::RouteConfig::catch_all("default"),
+            pool: None,
+            limiter: None,
+        }
+    }
+
     #[test]
     fn hop_by_hop_and_named_headers_are_removed() {
         let mut p = parts(
@@ -262,7 +339,7 @@ mod tests {
                 .body(())
                 .unwrap(),
         );
-        rewrite_request(&mut p, &ClientInfo::new("10.0.0.1:5000".parse().unwrap()));
+        rewrite_request(&mut p, &HeaderValue::from_static("10.0.0.1"), &catch_all());
         let names: Vec<&str> = p.headers.keys().map(|k| k.as_str()).collect();
         for gone in [
             "connection",
@@ -293,7 +370,7 @@ mod tests {
                 .body(())
                 .unwrap(),
         );
-        rewrite_request(&mut p, &ClientInfo::new("[::1]:5000".parse().unwrap()));
+        rewrite_request(&mut p, &HeaderValue::from_static("::1"), &catch_all());
         assert_eq!(p.headers["x-forwarded-for"], "1.1.1.1, 2.2.2.2, ::1");
     }
 

@@ -2,12 +2,15 @@
 //!
 //! 1. check the request (malformed → 4xx)
 //! 2. admin endpoints (`/health`, `/metrics`), answered without counting or limiting
-//! 3. rate limit (over → 429)
-//! 4. pick a backend from the pool (all circuits open → 503)
-//! 5. connect, or take a pooled connection; on failure try the next backend (`--retries`)
-//! 6. forward with the upstream timeout (→ 502 / 504)
-//! 7. record the outcome (circuit breaker, counters)
-//! 8. respond, streaming the backend's body; the access-log line is written when it is done
+//! 3. rate limit, global (over → 429)
+//! 4. route (no route → 404), then the route's own rate limit; a redirect or fixed-response
+//!    route answers here
+//! 5. rewrite the request for the backend (path, headers)
+//! 6. pick a backend from the route's pool (all circuits open → 503)
+//! 7. connect, or take a pooled connection; on failure try the next backend (`retries`)
+//! 8. forward with the upstream timeout (→ 502 / 504)
+//! 9. record the outcome (circuit breaker, counters)
+//! 10. respond, streaming the backend's body; the access-log line is written when it is done
 //!
 //! `handle_inner` returns `Result` and uses `?`; `handle` converts errors to responses once,
 //! in [`error`], and never fails (an error reaching hyper would drop the connection without
@@ -24,19 +27,21 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::admin;
+use crate::config::RouteAction;
 use crate::metrics;
 use crate::ratelimit::Decision;
+use crate::routing::Route;
 use crate::state::{Shared, State};
-use crate::upstream::Outcome as AttemptOutcome;
+use crate::upstream::{Outcome as AttemptOutcome, Pool};
 use body::{RequestBody, ResponseBody};
-use context::{ClientInfo, Outcome, RequestCtx};
+use context::{ConnInfo, Outcome, RequestCtx};
 use error::ProxyError;
 use forward::SendError;
 
-/// Handles one request from `client`. Never fails.
+/// Handles one request on connection `conn`. Never fails.
 pub async fn handle(
     shared: &Shared,
-    client: &ClientInfo,
+    conn: &ConnInfo,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let state = shared.state();
@@ -45,17 +50,17 @@ pub async fn handle(
 
     // Phase 1 and 2: requests that are not proxied.
     if let Err(e) = forward::check_request(&mut parts) {
-        let ctx = RequestCtx::new(&shared.metrics, client.addr, &parts);
+        let ctx = RequestCtx::new(&shared.metrics, conn.addr, &parts);
         return respond_error(ctx, e, body_unread);
     }
-    if let Some(resp) = admin::route(shared, &state, &parts, body_unread) {
+    if let Some(resp) = admin::route(shared, &state, &parts, body_unread, conn.admin_only) {
         return resp;
     }
 
-    let mut ctx = RequestCtx::new(&shared.metrics, client.addr, &parts);
-    match handle_inner(&state, client, &mut ctx, parts, body).await {
-        Ok(mut resp) => {
-            let log = ctx.finish(Outcome::Response, resp.status().as_u16());
+    let mut ctx = RequestCtx::new(&shared.metrics, conn.addr, &parts);
+    match handle_inner(&state, conn, &mut ctx, parts, body).await {
+        Ok((mut resp, outcome)) => {
+            let log = ctx.finish(outcome, resp.status().as_u16());
             resp.body_mut().set_log(log);
             resp
         }
@@ -88,25 +93,73 @@ fn respond_error(
 
 async fn handle_inner(
     state: &State,
-    client: &ClientInfo,
+    conn: &ConnInfo,
     ctx: &mut RequestCtx<'_>,
     mut parts: http::request::Parts,
     body: Incoming,
-) -> Result<Response<ResponseBody>, ProxyError> {
-    // Phase 3: rate limit.
+) -> Result<(Response<ResponseBody>, Outcome), ProxyError> {
+    // Phase 3: the global rate limit.
     let now = Instant::now();
     if let Decision::Deny { retry_after } = state.limiter.check(now) {
         return Err(ProxyError::RateLimited { retry_after });
     }
 
-    // Phase 4 to 7: pick, connect (retrying elsewhere while nothing was sent), forward.
-    let path_and_query = parts.uri.path_and_query().cloned();
+    // Phase 4: route, and the route's own limit.
+    let route = state.routes.find(&parts).ok_or(ProxyError::NoRoute)?;
+    if let Some(limiter) = &route.limiter {
+        if let Decision::Deny { retry_after } = limiter.check(now) {
+            return Err(ProxyError::RateLimited { retry_after });
+        }
+    }
+    let pool = match &route.config.action {
+        RouteAction::Forward { .. } => route
+            .pool
+            .as_deref()
+            .ok_or(ProxyError::NoBackendAvailable)?,
+        RouteAction::Redirect { to, status } => {
+            let resp = forward::redirect(&parts, to, *status, !body.is_end_stream());
+            return Ok((resp, Outcome::Local));
+        }
+        RouteAction::Respond {
+            status,
+            body: fixed,
+            content_type,
+        } => {
+            let resp = forward::fixed_response(*status, fixed, content_type, !body.is_end_stream());
+            return Ok((resp, Outcome::Local));
+        }
+    };
+
+    // Phase 5: rewrite for the backend.
     let has_host = parts.headers.contains_key(http::header::HOST);
-    forward::rewrite_request(&mut parts, client);
-    let mut req = Request::from_parts(parts, RequestBody::new(body, state.read_timeout));
-    let mut candidates = state.pool.candidates(now);
+    forward::rewrite_request(&mut parts, &conn.ip_header, route);
+    let path_and_query = parts.uri.path_and_query().cloned();
+    let req = Request::from_parts(parts, RequestBody::new(body, conn.read_timeout));
+
+    // Phase 6 to 10.
+    let mut resp =
+        forward_to_pool(pool, route, conn, ctx, req, path_and_query, has_host, now).await?;
+    route.config.response_headers.apply(resp.headers_mut());
+    Ok((resp, Outcome::Response))
+}
+
+/// Phases 6 to 10: pick a backend, connect (retrying elsewhere while nothing was sent),
+/// forward, record the outcome, respond.
+#[allow(clippy::too_many_arguments)]
+async fn forward_to_pool(
+    pool: &Pool,
+    route: &Route,
+    conn: &ConnInfo,
+    ctx: &mut RequestCtx<'_>,
+    mut req: Request<RequestBody>,
+    path_and_query: Option<http::uri::PathAndQuery>,
+    has_host: bool,
+    now: Instant,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    let timeout = route.config.timeout.unwrap_or(pool.timeout);
+    let mut candidates = pool.candidates(now);
     let mut last_error = ProxyError::NoBackendAvailable;
-    while ctx.attempts <= state.retries {
+    while ctx.attempts <= pool.retries {
         let Some(attempt) = candidates.next() else {
             break;
         };
@@ -122,18 +175,16 @@ async fn handle_inner(
         }
 
         let sent = async {
-            let (sender, reused) = match state.connector.checkout(backend).await {
+            let (sender, reused) = match pool.connector.checkout(backend).await {
                 Ok(conn) => conn,
                 Err(e) => return Err(SendError::Connect(e, req)),
             };
-            forward::send(&state.connector, backend, sender, reused, req).await
+            forward::send(&pool.connector, backend, sender, reused, req).await
         };
-        let result = tokio::time::timeout(state.upstream_timeout, sent).await;
-        match result {
+        match tokio::time::timeout(timeout, sent).await {
             Ok(Ok((resp, sender))) => {
-                let status = resp.status();
                 let failed = matches!(
-                    status,
+                    resp.status(),
                     StatusCode::BAD_GATEWAY
                         | StatusCode::SERVICE_UNAVAILABLE
                         | StatusCode::GATEWAY_TIMEOUT
@@ -146,10 +197,9 @@ async fn handle_inner(
                 if let Some(log) = ctx.log.as_mut() {
                     log.backend = Some(backend.clone());
                 }
-                // Phase 8: respond.
                 let (mut parts, body) = resp.into_parts();
                 forward::rewrite_response(&mut parts);
-                let body = ResponseBody::upstream(body, sender, backend.id, state.write_timeout);
+                let body = ResponseBody::upstream(body, sender, backend.id, conn.write_timeout);
                 return Ok(Response::from_parts(parts, body));
             }
             Ok(Err(SendError::Connect(source, unsent))) => {
@@ -180,7 +230,7 @@ async fn handle_inner(
                 attempt.settle(AttemptOutcome::NoResponse);
                 return Err(ProxyError::UpstreamTimeout {
                     backend: backend.label.clone(),
-                    after: state.upstream_timeout,
+                    after: timeout,
                 });
             }
         }

@@ -114,6 +114,14 @@ impl SlidingWindow {
         }
     }
 
+    /// The limit and window.
+    pub fn config(&self) -> crate::config::RateLimitConfig {
+        crate::config::RateLimitConfig {
+            requests: u32::try_from(self.limit).unwrap_or(u32::MAX),
+            window: self.window,
+        }
+    }
+
     /// Counts one request at `now` and decides.
     pub fn check(&self, now: Instant) -> Decision {
         let since = now.saturating_duration_since(self.epoch);

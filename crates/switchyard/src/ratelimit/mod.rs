@@ -47,6 +47,24 @@ impl RateLimiter {
         }
     }
 
+    /// The settings it was built with (a reload keeps a limiter, and its counts, when these
+    /// are unchanged).
+    pub fn config(&self) -> RateLimitConfig {
+        match self {
+            RateLimiter::Disabled => RateLimitConfig {
+                requests: 0,
+                window: crate::config::defaults::RATE_WINDOW,
+            },
+            RateLimiter::Local(window) => window.config(),
+        }
+    }
+
+    /// True when this limiter enforces `config`.
+    pub fn is(&self, config: &RateLimitConfig) -> bool {
+        let mine = self.config();
+        mine.requests == config.requests && (mine.requests == 0 || mine.window == config.window)
+    }
+
     /// Counts one request and decides.
     pub fn check(&self, now: Instant) -> Decision {
         match self {

@@ -1,32 +1,38 @@
-//! The downstream edge: binding the listener, the worker threads, accepting connections,
-//! serving HTTP/1.1 on them with the read/write timeouts, and draining them on shutdown.
+//! The downstream edge: the listeners, the worker threads, accepting connections, serving
+//! HTTP/1.1 on them with the read/write timeouts, reloading, and draining on shutdown.
 //!
 //! Runtime model: one thread per worker, each running its own single-threaded tokio
-//! runtime, all accepting from the same listening socket. A connection lives on the worker
+//! runtime, all accepting from the same listening sockets. A connection lives on the worker
 //! that accepted it, together with the upstream connections it uses (see
 //! [`crate::upstream::connect`]), so the request path never hands work between cores and
 //! never takes a lock. Measured against tokio's multi-thread runtime on the same request
 //! path, this costs less CPU per request (figures in `docs/performance.md`).
+//!
+//! Listeners are a set published to every worker (see [`listeners`]); a reload that adds or
+//! removes one starts or stops only that listener's accept loops. Connections already
+//! accepted are never touched by a reload.
 
 pub mod io;
+pub mod listeners;
 pub mod shutdown;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::{Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{Config, ListenAddr, RuntimeModel};
+use crate::config::{Config, ConfigError, ListenAddr, ListenerConfig, RuntimeModel};
 use crate::metrics::{self, Metrics};
 use crate::proxy;
-use crate::proxy::context::ClientInfo;
+use crate::proxy::context::ConnInfo;
 use crate::state::{Shared, State};
 use crate::upstream::backend::ResolveError;
+use listeners::{ListenerEntry, ListenerSet};
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -56,14 +62,29 @@ pub enum StartError {
     Thread(#[source] std::io::Error),
 }
 
+/// Why a reload was rejected; the configuration in force stays.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The new configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Command-line flags cannot be applied to it.
+    #[error("{0}")]
+    Flags(String),
+    /// A new listener could not be opened, or a backend not resolved.
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
+
 /// A running proxy.
 #[derive(Debug)]
 pub struct Server {
-    local_addr: SocketAddr,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
+    listeners: watch::Sender<Arc<ListenerSet>>,
     workers_done: mpsc::Receiver<bool>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    shards: usize,
 }
 
 /// How a shutdown went.
@@ -73,114 +94,91 @@ pub struct ShutdownReport {
     pub drained: bool,
 }
 
-/// Starts the proxy described by `config`: binds its listener and starts its workers.
+/// Starts the proxy described by `config`: binds its listeners and starts its workers.
 pub fn start(config: Config) -> Result<Server, StartError> {
-    let listener = bind(config.listen)?;
-    start_with_listener(config, listener)
+    start_inner(config, None)
 }
 
-/// Starts the proxy on a listener the caller bound (tests bind `127.0.0.1:0`).
+/// Starts the proxy with its first listener on a socket the caller bound (tests bind
+/// `127.0.0.1:0`); other listeners are bound as configured.
 pub fn start_with_listener(
     config: Config,
     listener: std::net::TcpListener,
 ) -> Result<Server, StartError> {
+    start_inner(config, Some(listener))
+}
+
+fn start_inner(config: Config, first: Option<std::net::TcpListener>) -> Result<Server, StartError> {
     let workers = config.workers.max(1);
-    let state = State::build(&config, workers)?;
+    let set = ListenerSet::bind(&config, None, first)?;
+    let shutdown_timeout = config.shutdown_timeout;
+    let model = config.runtime;
+    let state = State::build(config, None, workers)?;
     let shared = Arc::new(Shared::new(state, Metrics::new(workers)));
-    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
-    })?;
     let (shutdown, _) = watch::channel(false);
+    let (listeners, _) = watch::channel(Arc::new(set));
     let (done_tx, workers_done) = mpsc::channel(workers);
-    let mut threads = Vec::with_capacity(workers);
     // Per core: one event loop per worker thread. Multi-thread (for comparison): one
-    // accept loop on tokio's work-stealing runtime with `workers` threads.
-    let loops = match config.runtime {
+    // event loop on tokio's work-stealing runtime with `workers` threads.
+    let loops = match model {
         RuntimeModel::PerCore => workers,
         RuntimeModel::MultiThread => 1,
     };
-    let model = config.runtime;
+    let mut threads = Vec::with_capacity(loops);
     for index in 0..loops {
-        let listener = listener.try_clone().map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
         let worker = Worker {
             index,
             shared: shared.clone(),
-            http: http_builder(&config),
-            write_timeout: config.downstream.write_timeout,
-            drain_timeout: config.shutdown_timeout,
+            drain_timeout: shutdown_timeout,
             shutdown: shutdown.subscribe(),
+            listeners: listeners.subscribe(),
             done: done_tx.clone(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("switchyard-worker-{index}"))
-            .spawn(move || worker.run(listener, model, workers))
+            .spawn(move || worker.run(model, workers))
             .map_err(StartError::Thread)?;
         threads.push(thread);
     }
-    tracing::info!(listen = %local_addr, workers, backends = config.upstream.backends.len(), "switchyard started");
+    let addrs: Vec<String> = listeners
+        .borrow()
+        .entries
+        .iter()
+        .map(|e| e.local_addr.to_string())
+        .collect();
+    tracing::info!(listen = ?addrs, workers, "switchyard started");
     Ok(Server {
-        local_addr,
         shared,
         shutdown,
+        listeners,
         workers_done,
         threads,
+        shards: workers,
     })
-}
-
-/// Binds the listening socket: `:port` binds IPv6 `[::]` accepting IPv4 too (as Go does),
-/// falling back to `0.0.0.0` on machines without IPv6.
-pub fn bind(addr: ListenAddr) -> Result<std::net::TcpListener, StartError> {
-    let result = match addr.ip {
-        Some(ip) => bind_socket(SocketAddr::new(ip, addr.port), false),
-        None => bind_socket(
-            SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), addr.port),
-            true,
-        )
-        .or_else(|e| match e.kind() {
-            std::io::ErrorKind::AddrInUse => Err(e),
-            _ => bind_socket(SocketAddr::from(([0, 0, 0, 0], addr.port)), false),
-        }),
-    };
-    result.map_err(|source| match source.kind() {
-        std::io::ErrorKind::AddrInUse => StartError::AddrInUse { addr },
-        _ => StartError::Bind { addr, source },
-    })
-}
-
-fn bind_socket(addr: SocketAddr, dual_stack: bool) -> std::io::Result<std::net::TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    if dual_stack {
-        socket.set_only_v6(false)?;
-    }
-    // Restarting must not wait for old connections in TIME_WAIT.
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(4096)?;
-    Ok(socket.into())
-}
-
-fn http_builder(config: &Config) -> http1::Builder {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        // Request head deadline (no slowloris), also the keep-alive idle limit.
-        .header_read_timeout(config.downstream.read_timeout)
-        // Larger heads get 431.
-        .max_header_size(config.downstream.max_header_bytes)
-        .keep_alive(true);
-    http
 }
 
 // === impl Server ===
 
 impl Server {
-    /// The address the proxy listens on.
+    /// The address of the first proxy listener.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.listeners
+            .borrow()
+            .entries
+            .iter()
+            .find(|e| !e.admin_only)
+            .map_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)), |e| e.local_addr)
+    }
+
+    /// The addresses of every listener, proxy listeners first, with whether each is the
+    /// admin listener.
+    pub fn listener_addrs(&self) -> Vec<(SocketAddr, bool)> {
+        self.listeners
+            .borrow()
+            .entries
+            .iter()
+            .map(|e| (e.local_addr, e.admin_only))
+            .collect()
     }
 
     /// The shared state (metrics, current configuration).
@@ -188,9 +186,27 @@ impl Server {
         &self.shared
     }
 
+    /// Puts `config` in force: builds its state (reusing backends, breakers, limiters and
+    /// connections that still apply), opens new listeners, swaps, and closes listeners no
+    /// longer configured. On error nothing changes. Resolves host names: call it where
+    /// blocking briefly is fine.
+    pub fn reload(&self, config: Config) -> Result<(), ReloadError> {
+        let current = self.listeners.borrow().clone();
+        let set = ListenerSet::bind(&config, Some(&current), None)?;
+        let old = self.shared.state();
+        let state = State::build(config, Some(&old), self.shards).map_err(StartError::from)?;
+        self.shared.swap(state);
+        self.listeners.send_replace(Arc::new(set));
+        Ok(())
+    }
+
     /// Stops accepting, lets in-flight requests finish (up to the shutdown timeout), closes
     /// idle connections and stops the workers.
     pub async fn shutdown(mut self) -> ShutdownReport {
+        // Drop our hold on the listening sockets so that they close as soon as the workers'
+        // accept loops stop: new connections are refused, not left waiting in the backlog.
+        self.listeners
+            .send_replace(Arc::new(ListenerSet::default()));
         let _ = self.shutdown.send(true);
         let mut drained = true;
         while let Some(worker_drained) = self.workers_done.recv().await {
@@ -203,19 +219,18 @@ impl Server {
     }
 }
 
-/// One worker thread: its own event loop, accepting from the shared listener.
+/// One worker thread: its own event loop, accepting from every listener of the set.
 struct Worker {
     index: usize,
     shared: Arc<Shared>,
-    http: http1::Builder,
-    write_timeout: Duration,
     drain_timeout: Duration,
     shutdown: watch::Receiver<bool>,
+    listeners: watch::Receiver<Arc<ListenerSet>>,
     done: mpsc::Sender<bool>,
 }
 
 impl Worker {
-    fn run(self, listener: std::net::TcpListener, model: RuntimeModel, threads: usize) {
+    fn run(self, model: RuntimeModel, threads: usize) {
         metrics::set_thread_shard(self.index);
         let runtime = match model {
             RuntimeModel::PerCore => tokio::runtime::Builder::new_current_thread()
@@ -242,93 +257,156 @@ impl Worker {
             }
         };
         let done = self.done.clone();
-        let drained = runtime.block_on(self.serve(listener));
+        let drained = runtime.block_on(self.serve());
         // The runtime is dropped here, cancelling connections that did not drain in time.
         drop(runtime);
         let _ = done.try_send(drained);
     }
 
-    async fn serve(self, listener: std::net::TcpListener) -> bool {
-        let listener = match tokio::net::TcpListener::from_std(listener) {
-            Ok(listener) => listener,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot register listener");
-                return true;
-            }
-        };
+    /// Keeps one accept loop running per listener of the current set until shutdown, then
+    /// waits for this worker's connections to finish.
+    async fn serve(mut self) -> bool {
         // Every connection task holds a receiver; `closed()` resolves when all are gone.
         let (connections, _) = watch::channel(());
+        let connections = Arc::new(connections);
+        let mut running: HashMap<u64, watch::Sender<bool>> = HashMap::new();
         let mut shutdown = self.shutdown.clone();
         loop {
-            let accepted = tokio::select! {
+            let set = self.listeners.borrow_and_update().clone();
+            running.retain(|id, stop| {
+                let keep = set.entries.iter().any(|e| e.id == *id);
+                if !keep {
+                    let _ = stop.send(true);
+                }
+                keep
+            });
+            for entry in &set.entries {
+                if running.contains_key(&entry.id) {
+                    continue;
+                }
+                let (stop, stopped_rx) = watch::channel(false);
+                running.insert(entry.id, stop);
+                tokio::spawn(accept_loop(
+                    entry.clone(),
+                    self.shared.clone(),
+                    connections.clone(),
+                    stopped_rx,
+                    self.shutdown.clone(),
+                ));
+            }
+            tokio::select! {
                 biased;
                 _ = stopped(&mut shutdown) => break,
-                accepted = listener.accept() => accepted,
-            };
-            match accepted {
-                Ok((stream, addr)) => {
-                    let conn = serve_connection(
-                        self.http.clone(),
-                        self.shared.clone(),
-                        stream,
-                        addr,
-                        self.write_timeout,
-                        self.shutdown.clone(),
-                    );
-                    let guard = connections.subscribe();
-                    tokio::spawn(async move {
-                        conn.await;
-                        drop(guard);
-                    });
-                }
-                Err(e) => {
-                    // Typically out of file descriptors: keep the connections we have,
-                    // and try again shortly.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                changed = self.listeners.changed() => if changed.is_err() { break },
             }
         }
-        drop(listener);
+        for stop in running.values() {
+            let _ = stop.send(true);
+        }
         tokio::time::timeout(self.drain_timeout, connections.closed())
             .await
             .is_ok()
     }
 }
 
+/// Accepts connections on one listener until told to stop (listener removed, or shutdown).
+async fn accept_loop(
+    entry: ListenerEntry,
+    shared: Arc<Shared>,
+    connections: Arc<watch::Sender<()>>,
+    mut stop: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let listener = match entry
+        .socket
+        .try_clone()
+        .and_then(tokio::net::TcpListener::from_std)
+    {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(listen = %entry.local_addr, error = %e, "cannot register listener");
+            return;
+        }
+    };
+    let http = http_builder(&entry.settings);
+    let mut global_stop = shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = stopped(&mut stop) => break,
+            _ = stopped(&mut global_stop) => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, addr)) => {
+                let conn = ConnInfo::new(addr, &entry.settings, entry.admin_only);
+                let served = serve_connection(
+                    http.clone(),
+                    shared.clone(),
+                    stream,
+                    conn,
+                    entry.settings.write_timeout,
+                    shutdown.clone(),
+                );
+                let guard = connections.subscribe();
+                tokio::spawn(async move {
+                    served.await;
+                    drop(guard);
+                });
+            }
+            Err(e) => {
+                // Typically out of file descriptors: keep the connections we have, and try
+                // again shortly.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+fn http_builder(settings: &ListenerConfig) -> http1::Builder {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        // Request head deadline (no slowloris), also the keep-alive idle limit.
+        .header_read_timeout(settings.read_timeout)
+        // Larger heads get 431.
+        .max_header_size(settings.max_header_bytes)
+        .keep_alive(true);
+    http
+}
+
 async fn serve_connection(
     http: http1::Builder,
     shared: Arc<Shared>,
     stream: tokio::net::TcpStream,
-    addr: SocketAddr,
+    conn: ConnInfo,
     write_timeout: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let client = ClientInfo::new(addr);
     let io = TokioIo::new(io::ClientIo::new(stream, write_timeout));
     let service = hyper::service::service_fn(|req| {
         let shared = shared.clone();
-        let client = client.clone();
-        async move { Ok::<_, Infallible>(proxy::handle(&shared, &client, req).await) }
+        let conn = conn.clone();
+        async move { Ok::<_, Infallible>(proxy::handle(&shared, &conn, req).await) }
     });
-    let conn = http.serve_connection(io, service);
-    tokio::pin!(conn);
+    let served = http.serve_connection(io, service);
+    tokio::pin!(served);
     let result = tokio::select! {
-        result = conn.as_mut() => result,
+        result = served.as_mut() => result,
         _ = stopped(&mut shutdown) => {
             // Finish the request in flight (if any), then close.
-            conn.as_mut().graceful_shutdown();
-            conn.await
+            served.as_mut().graceful_shutdown();
+            served.await
         }
     };
     if let Err(e) = result {
-        tracing::debug!(client = %addr, error = %e, "client connection ended with an error");
+        tracing::debug!(client = %conn.addr, error = %e, "client connection ended with an error");
     }
 }
 
-/// Resolves once shutdown has been asked for.
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+/// Resolves once `flag` is set.
+async fn stopped(flag: &mut watch::Receiver<bool>) {
     // An error means the sender is gone, which only happens once the server is dropped.
-    let _ = shutdown.wait_for(|stop| *stop).await;
+    let _ = flag.wait_for(|stop| *stop).await;
 }

@@ -1,4 +1,5 @@
-//! Process signals: SIGTERM and SIGINT (Ctrl+C) ask for a graceful shutdown.
+//! Process signals: SIGTERM and SIGINT (Ctrl+C) ask for a graceful shutdown; SIGHUP for a
+//! configuration reload.
 //!
 //! The handlers are installed before the listener opens ([`Signals::install`]), so a SIGTERM
 //! that arrives the moment the port accepts is a graceful shutdown too, never a kill.
@@ -10,6 +11,16 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 pub struct Signals {
     term: Signal,
     int: Signal,
+    hup: Signal,
+}
+
+/// What a signal asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// SIGTERM or SIGINT, by name.
+    Shutdown(&'static str),
+    /// SIGHUP.
+    Reload,
 }
 
 impl Signals {
@@ -18,14 +29,16 @@ impl Signals {
         Ok(Signals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
         })
     }
 
-    /// Resolves at the next SIGTERM or SIGINT, with the signal's name.
-    pub async fn recv(&mut self) -> &'static str {
+    /// Resolves at the next signal.
+    pub async fn recv(&mut self) -> Request {
         tokio::select! {
-            _ = self.term.recv() => "SIGTERM",
-            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => Request::Shutdown("SIGTERM"),
+            _ = self.int.recv() => Request::Shutdown("SIGINT"),
+            _ = self.hup.recv() => Request::Reload,
         }
     }
 }

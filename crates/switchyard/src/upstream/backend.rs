@@ -123,9 +123,10 @@ impl Backend {
     }
 
     /// Figures for `/health` and `/metrics`.
-    pub fn snapshot(&self) -> BackendSnapshot {
+    pub fn snapshot(&self, pool: &str) -> BackendSnapshot {
         let (state, failures) = self.breaker.snapshot();
         BackendSnapshot::read(
+            pool.to_owned(),
             self.label.clone(),
             state_name(state),
             failures,

@@ -220,6 +220,11 @@ impl Breaker {
         }
     }
 
+    /// Changes the threshold and open duration (on reload), keeping the state.
+    pub fn set_config(&self, config: BreakerConfig) {
+        self.with_machine(|m| m.config = config);
+    }
+
     /// The current state and consecutive failure count, for `/health` and `/metrics`.
     pub fn snapshot(&self) -> (State, u32) {
         self.with_machine(|m| (m.state(), m.failures()))

@@ -20,7 +20,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::config::PoolConfig;
+use crate::config::KeepAliveConfig;
 use crate::proxy::body::RequestBody;
 
 use super::Backend;
@@ -45,7 +45,7 @@ pub struct Connector {
     /// TCP connect timeout, per address tried.
     pub connect_timeout: Duration,
     /// Idle pool limits.
-    pub pool: PoolConfig,
+    pub pool: KeepAliveConfig,
     /// Largest response head accepted from a backend.
     pub max_header_bytes: usize,
 }

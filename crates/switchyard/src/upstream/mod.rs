@@ -12,30 +12,50 @@ pub mod connect;
 pub mod pick;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 pub use backend::Backend;
 use breaker::{Permit, Transition};
+use connect::Connector;
 use pick::Picker;
 
+use crate::config::PoolConfig;
 use crate::metrics::{self, BackendSnapshot};
 
-/// A set of interchangeable backends and how to choose among them.
+/// A named set of interchangeable backends, how to choose among them and how to reach them.
 #[derive(Debug)]
 pub struct Pool {
+    /// The pool's name.
+    pub name: String,
     backends: Vec<Arc<Backend>>,
     picker: Picker,
+    /// How connections to its backends are made and pooled.
+    pub connector: Connector,
+    /// Further backends tried after a connect failure.
+    pub retries: u32,
+    /// Time a backend has to send its response head.
+    pub timeout: Duration,
 }
 
 // === impl Pool ===
 
 impl Pool {
-    /// A round-robin pool over `backends` (at least one).
-    pub fn new(backends: Vec<Arc<Backend>>) -> Self {
+    /// A pool as `config` describes it, over `backends` (the same order as in `config`).
+    pub fn new(config: &PoolConfig, backends: Vec<Arc<Backend>>, max_header_bytes: usize) -> Self {
+        let weights: Vec<u32> = config.backends.iter().map(|b| b.weight).collect();
         Pool {
+            name: config.name.clone(),
             backends,
-            picker: Picker::round_robin(),
+            picker: Picker::weighted_round_robin(&weights),
+            connector: Connector {
+                connect_timeout: config.connect_timeout,
+                pool: config.keepalive,
+                max_header_bytes,
+            },
+            retries: config.retries,
+            timeout: config.timeout,
         }
     }
 
@@ -60,7 +80,10 @@ impl Pool {
 
     /// Figures of every backend.
     pub fn snapshot(&self) -> Vec<BackendSnapshot> {
-        self.backends.iter().map(|b| b.snapshot()).collect()
+        self.backends
+            .iter()
+            .map(|b| b.snapshot(&self.name))
+            .collect()
     }
 }
 

@@ -94,19 +94,15 @@ pub fn url_for_port(port: u16) -> BackendUrl {
 
 /// A test configuration over `backends`: no rate limit, two workers, short timeouts.
 pub fn config(backends: Vec<BackendUrl>) -> Config {
-    let defaults = Config::default();
+    let single = Config::single_pool(backends);
     Config {
         workers: 2,
         rate_limit: switchyard::config::RateLimitConfig {
             requests: 0,
-            ..defaults.rate_limit
-        },
-        upstream: switchyard::config::UpstreamConfig {
-            backends,
-            ..defaults.upstream
+            ..single.rate_limit
         },
         shutdown_timeout: Duration::from_secs(5),
-        ..defaults
+        ..single
     }
 }
 

@@ -1,0 +1,557 @@
+//! The configuration file as written: serde types mirroring the TOML, with unknown keys
+//! rejected, durations in Go syntax and `${VAR}` interpolated from the environment.
+//!
+//! Reading is done section by section (each listener, pool and route on its own) so that one
+//! mistake does not hide the others; within a section, a key that fails is set aside and the
+//! section read again, so every bad key is reported, each with its span in the file.
+//! `validate.rs` then turns these types into a [`super::Config`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::duration;
+use super::error::{suggest, Problem};
+
+/// A string with `${VAR}` replaced by the environment variable's value. A missing variable is
+/// an error naming it; `$${` writes a literal `${`.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Str(pub String);
+
+impl<'de> Deserialize<'de> for Str {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        interpolate(&raw, |name| std::env::var(name).ok())
+            .map(Str)
+            .map_err(de::Error::custom)
+    }
+}
+
+/// Replaces `${NAME}` using `lookup`.
+pub fn interpolate(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(escaped) = after.strip_prefix("${") {
+            out.push_str("${");
+            rest = escaped;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body
+                .find('}')
+                .ok_or_else(|| format!("unclosed ${{ in {raw:?}"))?;
+            let name = &body[..end];
+            let valid =
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(format!(
+                    "invalid environment variable name {name:?} in {raw:?}"
+                ));
+            }
+            let value =
+                lookup(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
+            out.push_str(&value);
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A duration in Go syntax (`"500ms"`, `"1m30s"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Str::deserialize(d)?;
+        duration::parse(&raw.0).map(Dur).map_err(de::Error::custom)
+    }
+}
+
+/// A duration in Go syntax that must be greater than zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PositiveDur(pub Duration);
+
+impl<'de> Deserialize<'de> for PositiveDur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Dur::deserialize(d)? {
+            Dur(Duration::ZERO) => Err(de::Error::custom("must be greater than 0")),
+            Dur(d) => Ok(PositiveDur(d)),
+        }
+    }
+}
+
+/// Top-level scalar settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalFile {
+    /// Worker threads.
+    pub workers: Option<u16>,
+    /// Drain time on SIGTERM.
+    pub shutdown_timeout: Option<Dur>,
+    /// `text` or `json`.
+    pub log_format: Option<Spanned<Str>>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    /// A separate listener for the admin endpoints; without it they are served on every
+    /// proxy listener.
+    pub listen: Option<Spanned<Str>>,
+    /// Path of the health endpoint.
+    pub health_path: Option<Spanned<Str>>,
+    /// Path of the metrics endpoint.
+    pub metrics_path: Option<Spanned<Str>>,
+}
+
+/// One `[[listeners]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerFile {
+    /// `:3000`, `127.0.0.1:3000`, `[::1]:3000`.
+    pub address: Spanned<Str>,
+    /// See `--read-timeout`.
+    pub read_timeout: Option<PositiveDur>,
+    /// See `--write-timeout`.
+    pub write_timeout: Option<PositiveDur>,
+    /// See `--max-header-bytes`.
+    pub max_header_bytes: Option<Spanned<usize>>,
+}
+
+/// A rate limit (`[rate_limit]`, or a route's `rate_limit`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitFile {
+    /// Requests per window; 0 disables.
+    pub requests: Spanned<u32>,
+    /// Window length, default 1s.
+    pub window: Option<PositiveDur>,
+}
+
+/// One `[pools.NAME]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolFile {
+    /// Backend URLs, or `{ url = "...", weight = N }` tables.
+    pub backends: Spanned<Vec<Spanned<BackendFile>>>,
+    /// Balancing policy.
+    pub policy: Option<Spanned<Str>>,
+    /// See `--retries`.
+    pub retries: Option<u32>,
+    /// See `--connect-timeout`.
+    pub connect_timeout: Option<PositiveDur>,
+    /// See `--upstream-timeout`.
+    pub timeout: Option<PositiveDur>,
+    /// Circuit breaker settings.
+    pub circuit_breaker: Option<BreakerFile>,
+    /// See `--pool-max-idle`.
+    pub max_idle_connections: Option<usize>,
+    /// See `--pool-idle-timeout`.
+    pub idle_timeout: Option<PositiveDur>,
+}
+
+/// A backend: a URL string, or a table with a weight.
+#[derive(Debug, Clone)]
+pub struct BackendFile {
+    /// The URL.
+    pub url: Str,
+    /// Relative weight (default 1).
+    pub weight: Option<u32>,
+}
+
+impl<'de> Deserialize<'de> for BackendFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct BackendVisitor;
+        impl<'de> Visitor<'de> for BackendVisitor {
+            type Value = BackendFile;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a URL string or a table { url = \"...\", weight = N }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<BackendFile, E> {
+                let url = Str::deserialize(v.into_deserializer())?;
+                Ok(BackendFile { url, weight: None })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<BackendFile, A::Error> {
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct Detailed {
+                    url: Str,
+                    weight: Option<u32>,
+                }
+                let d = Detailed::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(BackendFile {
+                    url: d.url,
+                    weight: d.weight,
+                })
+            }
+        }
+        d.deserialize_any(BackendVisitor)
+    }
+}
+
+/// `[pools.NAME.circuit_breaker]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerFile {
+    /// See `--circuit-failures`.
+    pub failures: Option<Spanned<u32>>,
+    /// See `--circuit-open`.
+    pub open_duration: Option<Dur>,
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    /// Name for logs, metrics and errors (default `routes[N]`).
+    pub name: Option<Str>,
+    /// What requests the route takes; without it, every request.
+    #[serde(rename = "match")]
+    pub matcher: Option<MatchFile>,
+    /// The pool requests go to.
+    pub pool: Option<Spanned<Str>>,
+    /// Answer with a redirect instead.
+    pub redirect: Option<Spanned<RedirectFile>>,
+    /// Answer with a fixed response instead.
+    pub respond: Option<Spanned<RespondFile>>,
+    /// Removed from the front of the path before forwarding.
+    pub strip_prefix: Option<Spanned<Str>>,
+    /// Replaces the matched `path_prefix` before forwarding.
+    pub rewrite_prefix: Option<Spanned<Str>>,
+    /// Upstream timeout for this route.
+    pub timeout: Option<PositiveDur>,
+    /// Rate limit for this route, on top of the global one.
+    pub rate_limit: Option<RateLimitFile>,
+    /// Changes to the request headers.
+    pub request_headers: Option<HeadersFile>,
+    /// Changes to the response headers.
+    pub response_headers: Option<HeadersFile>,
+}
+
+/// `[routes.match]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchFile {
+    /// `api.example.com` or `*.example.com`.
+    pub host: Option<Spanned<Str>>,
+    /// Exact path.
+    pub path: Option<Spanned<Str>>,
+    /// Path prefix, matched on segment boundaries.
+    pub path_prefix: Option<Spanned<Str>>,
+    /// Methods; any when absent.
+    pub methods: Option<Vec<Spanned<Str>>>,
+    /// Headers that must be present with these values.
+    pub headers: Option<BTreeMap<Spanned<String>, Spanned<Str>>>,
+}
+
+/// `request_headers` / `response_headers`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadersFile {
+    /// Set (replace) these headers.
+    #[serde(default)]
+    pub set: BTreeMap<Spanned<String>, Spanned<Str>>,
+    /// Add these headers (keeping existing values).
+    #[serde(default)]
+    pub add: BTreeMap<Spanned<String>, Spanned<Str>>,
+    /// Remove these headers.
+    #[serde(default)]
+    pub remove: Vec<Spanned<String>>,
+}
+
+/// `redirect = { to = "...", status = 301 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectFile {
+    /// Target; `{host}`, `{uri}`, `{path}` and `{query}` are replaced from the request.
+    pub to: Str,
+    /// 301, 302, 303, 307 or 308 (default 301).
+    pub status: Option<u16>,
+}
+
+/// `respond = { status = 503, body = "..." }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RespondFile {
+    /// Status code.
+    pub status: u16,
+    /// Body (default empty).
+    pub body: Option<Str>,
+    /// Content type (default `text/plain; charset=utf-8`).
+    pub content_type: Option<Str>,
+}
+
+/// The whole file, read section by section.
+#[derive(Debug, Default)]
+pub struct Document {
+    /// Top-level scalars.
+    pub global: GlobalFile,
+    /// `[admin]`.
+    pub admin: Option<AdminFile>,
+    /// `[[listeners]]`, with the span of each entry.
+    pub listeners: Vec<Spanned<ListenerFile>>,
+    /// `[rate_limit]`.
+    pub rate_limit: Option<RateLimitFile>,
+    /// `[pools.NAME]`, with the name's span.
+    pub pools: Vec<(Spanned<String>, PoolFile)>,
+    /// `[[routes]]`, with the span of each entry.
+    pub routes: Vec<Spanned<RouteFile>>,
+}
+
+const TOP_LEVEL_TABLES: &[&str] = &["admin", "listeners", "rate_limit", "pools", "routes"];
+const TOP_LEVEL_SCALARS: &[&str] = &["workers", "shutdown_timeout", "log_format"];
+
+/// Reads `text`. Every problem found is pushed to `problems`; what could be read is returned.
+pub fn read(text: &str, problems: &mut Vec<Problem>) -> Document {
+    let (root, syntax) = DeTable::parse_recoverable(text);
+    for err in syntax {
+        problems.push(Problem::new(
+            err.span().unwrap_or(0..0),
+            None,
+            err.message().to_owned(),
+        ));
+    }
+    let root_span = root.span();
+    let root = root.into_inner();
+    let mut doc = Document::default();
+    let mut scalars = DeTable::new();
+    for (key, value) in root {
+        let name = key.get_ref().to_string();
+        match name.as_str() {
+            "admin" => doc.admin = section(&name, value, problems),
+            "rate_limit" => doc.rate_limit = section(&name, value, problems),
+            "listeners" => {
+                for (i, item) in array_items(&name, value, problems) {
+                    let span = item.span();
+                    let path = format!("listeners[{i}]");
+                    if let Some(l) = section::<ListenerFile>(&path, item, problems) {
+                        doc.listeners.push(Spanned::new(span, l));
+                    }
+                }
+            }
+            "routes" => {
+                for (i, item) in array_items(&name, value, problems) {
+                    let span = item.span();
+                    let path = format!("routes[{i}]");
+                    if let Some(r) = section::<RouteFile>(&path, item, problems) {
+                        doc.routes.push(Spanned::new(span, r));
+                    }
+                }
+            }
+            "pools" => {
+                let span = value.span();
+                let DeValue::Table(pools) = value.into_inner() else {
+                    problems.push(Problem::new(
+                        span,
+                        Some("pools".into()),
+                        "expected a table of pools: [pools.NAME]".into(),
+                    ));
+                    continue;
+                };
+                for (pool_name, pool) in pools {
+                    let pool_span = pool_name.span();
+                    let pool_name = pool_name.get_ref().to_string();
+                    let path = format!("pools.{pool_name}");
+                    if let Some(p) = section::<PoolFile>(&path, pool, problems) {
+                        doc.pools.push((Spanned::new(pool_span, pool_name), p));
+                    }
+                }
+            }
+            _ if TOP_LEVEL_SCALARS.contains(&name.as_str()) => {
+                scalars.insert(key, value);
+            }
+            _ => {
+                let known: Vec<&str> = TOP_LEVEL_TABLES
+                    .iter()
+                    .chain(TOP_LEVEL_SCALARS)
+                    .copied()
+                    .collect();
+                problems.push(
+                    Problem::new(
+                        key.span(),
+                        Some(name.clone()),
+                        format!("unknown key `{name}`"),
+                    )
+                    .with_suggestion(suggest(&name, &known)),
+                );
+            }
+        }
+    }
+    let scalars = Spanned::new(root_span, DeValue::Table(scalars));
+    doc.global = section("", scalars, problems).unwrap_or_default();
+    doc
+}
+
+/// The items of an array-of-tables value, with their index.
+fn array_items<'i>(
+    path: &str,
+    value: Spanned<DeValue<'i>>,
+    problems: &mut Vec<Problem>,
+) -> Vec<(usize, Spanned<DeValue<'i>>)> {
+    let span = value.span();
+    match value.into_inner() {
+        DeValue::Array(items) => items.into_iter().enumerate().collect(),
+        _ => {
+            problems.push(Problem::new(
+                span,
+                Some(path.to_owned()),
+                format!("expected an array of tables: [[{path}]]"),
+            ));
+            Vec::new()
+        }
+    }
+}
+
+/// Deserializes one section. When a key in it is wrong, the problem is recorded, the key set
+/// aside and the section read again, so that every wrong key is reported.
+fn section<T: for<'de> Deserialize<'de>>(
+    path: &str,
+    value: Spanned<DeValue<'_>>,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    let mut value = value;
+    for _ in 0..32 {
+        match T::deserialize(value.clone().into_deserializer()) {
+            Ok(v) => return Some(v),
+            Err(err) => {
+                let span = err.span().unwrap_or_else(|| value.span());
+                let key = key_at(&value, &span).map(|k| join(path, &k));
+                let mut problem =
+                    Problem::new(span.clone(), key.clone(), clean_message(err.message()));
+                if let Some((unknown, expected)) = unknown_field(err.message()) {
+                    problem = problem.with_suggestion(suggest(&unknown, &expected));
+                }
+                problems.push(problem);
+                if !remove_key_at(&mut value, &span) {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
+fn join(path: &str, key: &str) -> String {
+    match (path.is_empty(), key.is_empty()) {
+        (true, _) => key.to_owned(),
+        (_, true) => path.to_owned(),
+        _ if key.starts_with('[') => format!("{path}{key}"),
+        _ => format!("{path}.{key}"),
+    }
+}
+
+/// The dotted key path, below `value`, of the deepest key whose key or value contains `span`.
+fn key_at(value: &Spanned<DeValue<'_>>, span: &Range<usize>) -> Option<String> {
+    match value.get_ref() {
+        DeValue::Table(table) => {
+            for (k, v) in table.iter() {
+                let hit = contains(&k.span(), span) || contains(&v.span(), span);
+                if hit {
+                    let here = k.get_ref().to_string();
+                    return Some(match key_at(v, span) {
+                        Some(below) if !below.is_empty() => join(&here, &below),
+                        _ => here,
+                    });
+                }
+            }
+            None
+        }
+        DeValue::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            contains(&item.span(), span).then(|| match key_at(item, span) {
+                Some(below) if !below.is_empty() => join(&format!("[{i}]"), &below),
+                _ => format!("[{i}]"),
+            })
+        }),
+        _ => None,
+    }
+}
+
+/// Removes the key (at any depth) whose key or value contains `span`; false if none does.
+fn remove_key_at(value: &mut Spanned<DeValue<'_>>, span: &Range<usize>) -> bool {
+    match value.get_mut() {
+        DeValue::Table(table) => {
+            let mut target = None;
+            for (k, v) in table.iter() {
+                if contains(&k.span(), span) || contains(&v.span(), span) {
+                    target = Some(k.get_ref().to_string());
+                    break;
+                }
+            }
+            let Some(target) = target else {
+                return false;
+            };
+            let deeper = table
+                .get_mut(target.as_str())
+                .is_some_and(|v| remove_key_at(v, span));
+            if !deeper {
+                table.remove(target.as_str());
+            }
+            true
+        }
+        DeValue::Array(_) => false,
+        _ => false,
+    }
+}
+
+fn contains(outer: &Range<usize>, inner: &Range<usize>) -> bool {
+    outer.start <= inner.start && inner.end <= outer.end && outer != &(0..0)
+}
+
+/// `unknown field `x`, expected one of `a`, `b`` → (`x`, [`a`, `b`]).
+fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (name, rest) = rest.split_once('`')?;
+    let expected = rest
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    Some((name.to_owned(), expected))
+}
+
+fn clean_message(message: &str) -> String {
+    message.trim_end().trim_end_matches('\n').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpolates_environment_variables() {
+        let env = |name: &str| (name == "PORT").then(|| "8080".to_owned());
+        assert_eq!(
+            interpolate("http://h:${PORT}/x", env).unwrap(),
+            "http://h:8080/x"
+        );
+        assert_eq!(interpolate("a$b $${PORT}", env).unwrap(), "a$b ${PORT}");
+        assert_eq!(
+            interpolate("${MISSING}", env).unwrap_err(),
+            "environment variable MISSING is not set"
+        );
+        assert!(interpolate("${", env).is_err());
+        assert!(interpolate("${A-B}", env).is_err());
+    }
+
+    #[test]
+    fn unknown_field_message_is_parsed() {
+        let (name, expected) =
+            unknown_field("unknown field `retires`, expected one of `retries`, `policy`").unwrap();
+        assert_eq!(name, "retires");
+        assert_eq!(expected, ["retries", "policy"]);
+    }
+}

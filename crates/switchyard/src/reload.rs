@@ -1,0 +1,95 @@
+//! Configuration reloads: on SIGHUP and when the `--config` file changes on disk, the file is
+//! read and validated again, the command-line flags applied over it, and the result put in
+//! force with [`Server::reload`]. An invalid file is rejected with its full error in the log
+//! and the proxy keeps serving with the configuration it had.
+//!
+//! The file is watched by polling its contents (it is small): this sees every way editors and
+//! deploy tools replace a file (in place, rename over, symlink swap), and a change is only
+//! acted on once the contents are the same on two polls in a row, so several quick writes
+//! make one reload.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::Cli;
+use crate::config::{self, Config};
+use crate::server::{ReloadError, Server};
+
+/// Reloads the file at `path`, applying `cli`'s given flags; logs and records the outcome.
+/// Returns the new version on success.
+pub fn reload(
+    server: &Server,
+    path: &Path,
+    cli: &Cli,
+    reason: &str,
+) -> Result<String, ReloadError> {
+    let result = Config::load(path)
+        .map_err(ReloadError::from)
+        .and_then(|mut config| {
+            cli.apply(&mut config, true).map_err(ReloadError::Flags)?;
+            let version = config
+                .source
+                .as_ref()
+                .map_or_else(String::new, |s| s.version.clone());
+            server.reload(config)?;
+            Ok(version)
+        });
+    match &result {
+        Ok(version) => {
+            tracing::info!(reason, version = %version, file = %path.display(), "configuration reloaded");
+            server.shared().record_reload(None);
+        }
+        Err(e) => {
+            tracing::error!(reason, file = %path.display(), "configuration rejected, keeping the one in force:\n{e}");
+            server.shared().record_reload(Some(e.to_string()));
+        }
+    }
+    result
+}
+
+/// Polls a file's contents for changes.
+#[derive(Debug)]
+pub struct FileWatch {
+    path: PathBuf,
+    interval: Duration,
+    applied: Option<String>,
+}
+
+impl FileWatch {
+    /// Watches `path`, whose contents in force have version `applied`.
+    pub fn new(path: PathBuf, interval: Duration, applied: Option<String>) -> Self {
+        FileWatch {
+            path,
+            interval,
+            applied,
+        }
+    }
+
+    /// Resolves when the file has new, stable contents (the same on two polls in a row).
+    pub async fn changed(&mut self) {
+        let mut previous: Option<String> = None;
+        loop {
+            tokio::time::sleep(self.interval).await;
+            let Ok(text) = std::fs::read_to_string(&self.path) else {
+                // Missing for a moment (being replaced): look again later.
+                previous = None;
+                continue;
+            };
+            let version = config::version_of(&text);
+            if self.applied.as_ref() == Some(&version) {
+                previous = None;
+                continue;
+            }
+            if previous.as_ref() == Some(&version) {
+                self.applied = Some(version);
+                return;
+            }
+            previous = Some(version);
+        }
+    }
+
+    /// Records that the contents with `version` are now in force (after a SIGHUP reload).
+    pub fn applied(&mut self, version: String) {
+        self.applied = Some(version);
+    }
+}
