@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use switchyard::cli::{Cli, Command};
-use switchyard::reload::{self, FileWatch};
+use switchyard::reload;
 use switchyard::server::{self, shutdown};
 
 fn main() -> ExitCode {
@@ -57,37 +57,31 @@ fn main() -> ExitCode {
             }
             _ => (server::start(config)?, Vec::new()),
         };
-        let mut watch = source.as_ref().and_then(|s| {
-            let interval = s.watch_interval?;
-            Some(FileWatch::new(s.path.clone(), interval, Some(s.version.clone())))
-        });
-        let signal = loop {
-            let file_changed = async {
-                match watch.as_mut() {
-                    Some(w) => w.changed().await,
-                    None => std::future::pending().await,
+        let signal = {
+        let watch = async {
+            match &source {
+                Some(s) if s.watch_interval.is_some() => {
+                    let interval = s.watch_interval.unwrap_or_default();
+                    reload::watch(&server, &s.path, &cli, interval).await
                 }
-            };
+                _ => std::future::pending().await,
+            }
+        };
+        tokio::pin!(watch);
+        loop {
             tokio::select! {
                 request = signals.recv() => match request {
                     shutdown::Request::Shutdown(signal) => break signal,
                     shutdown::Request::Reload => match &cli.config {
                         Some(path) => {
-                            if let Ok(version) = reload::reload(&server, path, &cli, "SIGHUP") {
-                                if let Some(w) = watch.as_mut() {
-                                    w.applied(version);
-                                }
-                            }
+                            let _ = reload::reload(&server, path, &cli, "SIGHUP");
                         }
                         None => tracing::warn!("SIGHUP: no --config file to reload"),
                     },
                 },
-                _ = file_changed => {
-                    if let Some(path) = &cli.config {
-                        let _ = reload::reload(&server, path, &cli, "file changed");
-                    }
-                }
+                () = &mut watch => {}
             }
+        }
         };
         tracing::info!(signal, timeout = ?shutdown_timeout, "shutting down: draining in-flight requests");
         let report = server.shutdown().await;

@@ -6,9 +6,9 @@
 //! The file is watched by polling its contents (it is small): this sees every way editors and
 //! deploy tools replace a file (in place, rename over, symlink swap), and a change is only
 //! acted on once the contents are the same on two polls in a row, so several quick writes
-//! make one reload.
+//! make one reload. Contents already in force, or already rejected, are not reloaded again.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::Cli;
@@ -47,49 +47,31 @@ pub fn reload(
     result
 }
 
-/// Polls a file's contents for changes.
-#[derive(Debug)]
-pub struct FileWatch {
-    path: PathBuf,
-    interval: Duration,
-    applied: Option<String>,
-}
-
-impl FileWatch {
-    /// Watches `path`, whose contents in force have version `applied`.
-    pub fn new(path: PathBuf, interval: Duration, applied: Option<String>) -> Self {
-        FileWatch {
-            path,
-            interval,
-            applied,
+/// Watches the file at `path` and reloads it when its contents change (checked every
+/// `interval`). Runs until dropped.
+pub async fn watch(server: &Server, path: &Path, cli: &Cli, interval: Duration) {
+    let mut attempted: Option<String> = None;
+    let mut previous: Option<String> = None;
+    loop {
+        tokio::time::sleep(interval).await;
+        let Ok(text) = std::fs::read_to_string(path) else {
+            // Missing for a moment (being replaced): look again later.
+            previous = None;
+            continue;
+        };
+        let version = config::version_of(&text);
+        let in_force = server.shared().state().version() == Some(version.as_str());
+        if in_force || attempted.as_ref() == Some(&version) {
+            previous = None;
+            continue;
         }
-    }
-
-    /// Resolves when the file has new, stable contents (the same on two polls in a row).
-    pub async fn changed(&mut self) {
-        let mut previous: Option<String> = None;
-        loop {
-            tokio::time::sleep(self.interval).await;
-            let Ok(text) = std::fs::read_to_string(&self.path) else {
-                // Missing for a moment (being replaced): look again later.
-                previous = None;
-                continue;
-            };
-            let version = config::version_of(&text);
-            if self.applied.as_ref() == Some(&version) {
-                previous = None;
-                continue;
-            }
-            if previous.as_ref() == Some(&version) {
-                self.applied = Some(version);
-                return;
-            }
+        // Act only on contents seen twice in a row, so a burst of writes makes one reload.
+        if previous.as_ref() != Some(&version) {
             previous = Some(version);
+            continue;
         }
-    }
-
-    /// Records that the contents with `version` are now in force (after a SIGHUP reload).
-    pub fn applied(&mut self, version: String) {
-        self.applied = Some(version);
+        attempted = Some(version);
+        previous = None;
+        let _ = reload(server, path, cli, "file changed");
     }
 }

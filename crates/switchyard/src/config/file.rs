@@ -307,6 +307,8 @@ pub struct Document {
     pub rate_limit: Option<RateLimitFile>,
     /// `[pools.NAME]`, with the name's span.
     pub pools: Vec<(Spanned<String>, PoolFile)>,
+    /// Names of pools that are in the file but could not be read (already reported).
+    pub broken_pools: Vec<String>,
     /// `[[routes]]`, with the span of each entry.
     pub routes: Vec<Spanned<RouteFile>>,
 }
@@ -365,8 +367,9 @@ pub fn read(text: &str, problems: &mut Vec<Problem>) -> Document {
                     let pool_span = pool_name.span();
                     let pool_name = pool_name.get_ref().to_string();
                     let path = format!("pools.{pool_name}");
-                    if let Some(p) = section::<PoolFile>(&path, pool, problems) {
-                        doc.pools.push((Spanned::new(pool_span, pool_name), p));
+                    match section::<PoolFile>(&path, pool, problems) {
+                        Some(p) => doc.pools.push((Spanned::new(pool_span, pool_name), p)),
+                        None => doc.broken_pools.push(pool_name),
                     }
                 }
             }
@@ -423,18 +426,39 @@ fn section<T: for<'de> Deserialize<'de>>(
     problems: &mut Vec<Problem>,
 ) -> Option<T> {
     let mut value = value;
+    let mut set_aside: Vec<String> = Vec::new();
     for _ in 0..32 {
         match T::deserialize(value.clone().into_deserializer()) {
             Ok(v) => return Some(v),
             Err(err) => {
+                let message = err.message();
+                // A key set aside for an earlier problem is now missing: already reported.
+                if let Some(missing) = missing_field(message) {
+                    if set_aside.iter().any(|k| k == missing) {
+                        return None;
+                    }
+                }
                 let span = err.span().unwrap_or_else(|| value.span());
-                let key = key_at(&value, &span).map(|k| join(path, &k));
-                let mut problem =
-                    Problem::new(span.clone(), key.clone(), clean_message(err.message()));
-                if let Some((unknown, expected)) = unknown_field(err.message()) {
-                    problem = problem.with_suggestion(suggest(&unknown, &expected));
+                let key = key_at(&value, &span);
+                let mut problem = Problem::new(
+                    span.clone(),
+                    key.as_deref().map(|k| join(path, k)),
+                    clean_message(message),
+                );
+                if let Some((unknown, expected)) = unknown_field(message) {
+                    problem.message = format!("unknown key `{unknown}`");
+                    let suggestion = suggest(&unknown, &expected);
+                    if suggestion.is_none() {
+                        problem
+                            .message
+                            .push_str(&format!(" (expected one of: {})", expected.join(", ")));
+                    }
+                    problem = problem.with_suggestion(suggestion);
                 }
                 problems.push(problem);
+                if let Some(key) = key {
+                    set_aside.push(key.split(['.', '[']).next().unwrap_or_default().to_owned());
+                }
                 if !remove_key_at(&mut value, &span) {
                     return None;
                 }
@@ -442,6 +466,11 @@ fn section<T: for<'de> Deserialize<'de>>(
         }
     }
     None
+}
+
+/// `missing field `x`` → `x`.
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
 }
 
 fn join(path: &str, key: &str) -> String {

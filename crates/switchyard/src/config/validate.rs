@@ -103,7 +103,7 @@ fn build(doc: Document, problems: &mut Vec<Problem>) -> Config {
         .iter()
         .map(|(name, p)| pool(name, p, &mut c))
         .collect();
-    config.routes = routes(&doc.routes, &config.pools, &mut c);
+    config.routes = routes(&doc.routes, &config.pools, &doc.broken_pools, &mut c);
     config
 }
 
@@ -329,8 +329,12 @@ fn pool(name: &Spanned<String>, p: &file::PoolFile, c: &mut Checker<'_>) -> Pool
 fn routes(
     files: &[Spanned<RouteFile>],
     pools: &[PoolConfig],
+    broken_pools: &[String],
     c: &mut Checker<'_>,
 ) -> Vec<RouteConfig> {
+    if files.is_empty() && !broken_pools.is_empty() {
+        return Vec::new();
+    }
     if files.is_empty() {
         return match pools {
             [] => {
@@ -368,7 +372,7 @@ fn routes(
             );
         }
         let matcher = route_match(r.matcher.as_ref(), &key, c);
-        let Some(action) = route_action(r, &key, &pool_names, span.clone(), c) else {
+        let Some(action) = route_action(r, &key, &pool_names, broken_pools, span.clone(), c) else {
             continue;
         };
         let rewrite = rewrite(r, &matcher, &key, c);
@@ -503,6 +507,7 @@ fn route_action(
     r: &RouteFile,
     key: &str,
     pools: &[&str],
+    broken_pools: &[String],
     span: Range<usize>,
     c: &mut Checker<'_>,
 ) -> Option<RouteAction> {
@@ -519,6 +524,10 @@ fn route_action(
     }
     if let Some(pool) = &r.pool {
         let name = pool.get_ref().0.as_str();
+        if broken_pools.iter().any(|b| b == name) {
+            // The pool itself has errors, reported where it is defined.
+            return None;
+        }
         if !pools.contains(&name) {
             c.error_suggest(
                 pool.span(),
