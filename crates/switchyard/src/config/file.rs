@@ -311,6 +311,10 @@ pub struct Document {
     pub broken_pools: Vec<String>,
     /// `[[routes]]`, with the span of each entry.
     pub routes: Vec<Spanned<RouteFile>>,
+    /// For each route, the keys set aside because they were wrong (already reported).
+    pub routes_set_aside: Vec<Vec<String>>,
+    /// The text is not valid TOML: nothing was read.
+    pub unparsed: bool,
 }
 
 const TOP_LEVEL_TABLES: &[&str] = &["admin", "listeners", "rate_limit", "pools", "routes"];
@@ -319,12 +323,20 @@ const TOP_LEVEL_SCALARS: &[&str] = &["workers", "shutdown_timeout", "log_format"
 /// Reads `text`. Every problem found is pushed to `problems`; what could be read is returned.
 pub fn read(text: &str, problems: &mut Vec<Problem>) -> Document {
     let (root, syntax) = DeTable::parse_recoverable(text);
-    for err in syntax {
-        problems.push(Problem::new(
-            err.span().unwrap_or(0..0),
-            None,
-            err.message().to_owned(),
-        ));
+    if !syntax.is_empty() {
+        // What the parser recovered around a syntax error is guesswork, and later syntax
+        // errors are often echoes of the first: report the first one alone.
+        if let Some(err) = syntax.into_iter().next() {
+            problems.push(Problem::new(
+                err.span().unwrap_or(0..0),
+                None,
+                err.message().to_owned(),
+            ));
+        }
+        return Document {
+            unparsed: true,
+            ..Document::default()
+        };
     }
     let root_span = root.span();
     let root = root.into_inner();
@@ -348,8 +360,12 @@ pub fn read(text: &str, problems: &mut Vec<Problem>) -> Document {
                 for (i, item) in array_items(&name, value, problems) {
                     let span = item.span();
                     let path = format!("routes[{i}]");
-                    if let Some(r) = section::<RouteFile>(&path, item, problems) {
+                    let mut set_aside = Vec::new();
+                    if let Some(r) =
+                        section_keeping::<RouteFile>(&path, item, problems, &mut set_aside)
+                    {
                         doc.routes.push(Spanned::new(span, r));
+                        doc.routes_set_aside.push(set_aside);
                     }
                 }
             }
@@ -425,8 +441,17 @@ fn section<T: for<'de> Deserialize<'de>>(
     value: Spanned<DeValue<'_>>,
     problems: &mut Vec<Problem>,
 ) -> Option<T> {
+    section_keeping(path, value, problems, &mut Vec::new())
+}
+
+/// [`section`], also telling which top keys of the section were set aside.
+fn section_keeping<T: for<'de> Deserialize<'de>>(
+    path: &str,
+    value: Spanned<DeValue<'_>>,
+    problems: &mut Vec<Problem>,
+    set_aside: &mut Vec<String>,
+) -> Option<T> {
     let mut value = value;
-    let mut set_aside: Vec<String> = Vec::new();
     for _ in 0..32 {
         match T::deserialize(value.clone().into_deserializer()) {
             Ok(v) => return Some(v),
@@ -440,11 +465,12 @@ fn section<T: for<'de> Deserialize<'de>>(
                 }
                 let span = err.span().unwrap_or_else(|| value.span());
                 let key = key_at(&value, &span);
-                let mut problem = Problem::new(
-                    span.clone(),
-                    key.as_deref().map(|k| join(path, k)),
-                    clean_message(message),
-                );
+                let shown = match key.as_deref() {
+                    Some(k) => Some(join(path, k)),
+                    None if !path.is_empty() => Some(path.to_owned()),
+                    None => None,
+                };
+                let mut problem = Problem::new(span.clone(), shown, clean_message(message));
                 if let Some((unknown, expected)) = unknown_field(message) {
                     problem.message = format!("unknown key `{unknown}`");
                     let suggestion = suggest(&unknown, &expected);

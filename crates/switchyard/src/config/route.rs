@@ -91,8 +91,8 @@ pub enum RouteAction {
         /// Pool name.
         pool: String,
     },
-    /// Answer with a redirect to `to`, where `{host}`, `{uri}`, `{path}` and `{query}` are
-    /// replaced from the request.
+    /// Answer with a redirect to `to`, where `{host}` (without port), `{hostport}`, `{uri}`,
+    /// `{path}` and `{query}` are replaced from the request.
     Redirect {
         /// Target template.
         to: String,
@@ -286,13 +286,21 @@ impl PathRewrite {
             PathRewrite::Strip(prefix) => (prefix.as_str(), ""),
             PathRewrite::Replace { prefix, with } => (prefix.as_str(), with.as_str()),
         };
-        let rest = path.strip_prefix(prefix)?;
+        // Only a whole leading segment (or segments) is rewritten: `/api` never touches `/apix`.
+        if !prefix_matches(prefix, path) {
+            return None;
+        }
+        let rest = &path[prefix.len()..];
         let mut out = String::with_capacity(with.len() + rest.len() + 1);
         out.push_str(with);
-        if !out.ends_with('/') && !rest.starts_with('/') && !rest.is_empty() {
-            out.push('/');
+        match (out.ends_with('/'), rest.starts_with('/')) {
+            (true, true) => out.push_str(&rest[1..]),
+            (false, false) if !rest.is_empty() => {
+                out.push('/');
+                out.push_str(rest);
+            }
+            _ => out.push_str(rest),
         }
-        out.push_str(rest);
         if out.is_empty() {
             out.push('/');
         }
@@ -333,6 +341,18 @@ mod tests {
         };
         assert_eq!(replace.apply("/old/x").as_deref(), Some("/new/x"));
         assert_eq!(PathRewrite::None.apply("/x"), None);
+        assert_eq!(strip.apply("/apix/y"), None, "segment boundary");
+        let to_root = PathRewrite::Replace {
+            prefix: "/to-root".into(),
+            with: "/".into(),
+        };
+        assert_eq!(to_root.apply("/to-root/x").as_deref(), Some("/x"));
+        assert_eq!(to_root.apply("/to-root").as_deref(), Some("/"));
+        let slash = PathRewrite::Replace {
+            prefix: "/old".into(),
+            with: "/new/".into(),
+        };
+        assert_eq!(slash.apply("/old/x").as_deref(), Some("/new/x"));
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub const POLICIES: &[&str] = &["round_robin"];
 pub fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let mut problems = Vec::new();
     let doc = file::read(text, &mut problems);
+    if doc.unparsed {
+        return Err(ConfigError::new(path, text, problems));
+    }
     let mut config = build(doc, &mut problems);
     if !problems.is_empty() {
         return Err(ConfigError::new(path, text, problems));
@@ -103,7 +106,13 @@ fn build(doc: Document, problems: &mut Vec<Problem>) -> Config {
         .iter()
         .map(|(name, p)| pool(name, p, &mut c))
         .collect();
-    config.routes = routes(&doc.routes, &config.pools, &doc.broken_pools, &mut c);
+    config.routes = routes(
+        &doc.routes,
+        &doc.routes_set_aside,
+        &config.pools,
+        &doc.broken_pools,
+        &mut c,
+    );
     config
 }
 
@@ -222,12 +231,19 @@ fn admin(
         }
     }
     if admin.health_path == admin.metrics_path {
-        let span = file.metrics_path.as_ref().map_or(0..0, Spanned::span);
-        c.error(
-            span,
-            "admin.metrics_path",
-            "is the same as admin.health_path",
-        );
+        match (&file.metrics_path, &file.health_path) {
+            (Some(m), _) => c.error(
+                m.span(),
+                "admin.metrics_path",
+                "is the same as admin.health_path",
+            ),
+            (None, Some(h)) => c.error(
+                h.span(),
+                "admin.health_path",
+                "is the same as admin.metrics_path (default /metrics)",
+            ),
+            (None, None) => {}
+        }
     }
     admin
 }
@@ -328,6 +344,7 @@ fn pool(name: &Spanned<String>, p: &file::PoolFile, c: &mut Checker<'_>) -> Pool
 
 fn routes(
     files: &[Spanned<RouteFile>],
+    routes_set_aside: &[Vec<String>],
     pools: &[PoolConfig],
     broken_pools: &[String],
     c: &mut Checker<'_>,
@@ -372,7 +389,16 @@ fn routes(
             );
         }
         let matcher = route_match(r.matcher.as_ref(), &key, c);
-        let Some(action) = route_action(r, &key, &pool_names, broken_pools, span.clone(), c) else {
+        let set_aside = routes_set_aside.get(i).map_or(&[][..], Vec::as_slice);
+        let Some(action) = route_action(
+            r,
+            &key,
+            &pool_names,
+            broken_pools,
+            set_aside,
+            span.clone(),
+            c,
+        ) else {
             continue;
         };
         let rewrite = rewrite(r, &matcher, &key, c);
@@ -508,6 +534,7 @@ fn route_action(
     key: &str,
     pools: &[&str],
     broken_pools: &[String],
+    set_aside: &[String],
     span: Range<usize>,
     c: &mut Checker<'_>,
 ) -> Option<RouteAction> {
@@ -515,11 +542,16 @@ fn route_action(
         + usize::from(r.redirect.is_some())
         + usize::from(r.respond.is_some());
     if given != 1 {
-        c.error(
-            span,
-            key.to_owned(),
-            "a route needs exactly one of pool, redirect or respond",
-        );
+        let already_reported = ["pool", "redirect", "respond"]
+            .iter()
+            .any(|k| set_aside.iter().any(|s| s == k));
+        if !already_reported {
+            c.error(
+                span,
+                key.to_owned(),
+                "a route needs exactly one of pool, redirect or respond",
+            );
+        }
         return None;
     }
     if let Some(pool) = &r.pool {

@@ -118,23 +118,26 @@ pub fn rewrite_request(parts: &mut request::Parts, client_ip: &HeaderValue, rout
     parts.version = Version::HTTP_11;
 }
 
-/// A route's redirect: `to` with `{host}`, `{uri}`, `{path}` and `{query}` filled in.
+/// A route's redirect: `to` with `{host}` (without port), `{hostport}`, `{uri}`, `{path}`
+/// and `{query}` filled in.
 pub fn redirect(
     parts: &request::Parts,
     to: &str,
     status: StatusCode,
     body_unread: bool,
 ) -> Response<ResponseBody> {
-    let host = parts
+    let hostport = parts
         .headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
+    let host = crate::routing::request_host(parts);
     let path = parts.uri.path();
     let query = parts.uri.query().unwrap_or_default();
     let uri = parts.uri.path_and_query().map_or(path, |pq| pq.as_str());
     let location = to
-        .replace("{host}", host)
+        .replace("{hostport}", hostport)
+        .replace("{host}", &host)
         .replace("{uri}", uri)
         .replace("{path}", path)
         .replace("{query}", query);

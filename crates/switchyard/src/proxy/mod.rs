@@ -117,7 +117,8 @@ async fn handle_inner(
             .as_deref()
             .ok_or(ProxyError::NoBackendAvailable)?,
         RouteAction::Redirect { to, status } => {
-            let resp = forward::redirect(&parts, to, *status, !body.is_end_stream());
+            let mut resp = forward::redirect(&parts, to, *status, !body.is_end_stream());
+            route.config.response_headers.apply(resp.headers_mut());
             return Ok((resp, Outcome::Local));
         }
         RouteAction::Respond {
@@ -125,7 +126,9 @@ async fn handle_inner(
             body: fixed,
             content_type,
         } => {
-            let resp = forward::fixed_response(*status, fixed, content_type, !body.is_end_stream());
+            let mut resp =
+                forward::fixed_response(*status, fixed, content_type, !body.is_end_stream());
+            route.config.response_headers.apply(resp.headers_mut());
             return Ok((resp, Outcome::Local));
         }
     };

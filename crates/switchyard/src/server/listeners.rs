@@ -55,12 +55,19 @@ impl ListenerSet {
             .iter()
             .map(|l| (*l, false))
             .chain(admin.map(|l| (l, true)));
-        let mut entries = Vec::new();
+        let mut entries: Vec<ListenerEntry> = Vec::new();
         for (settings, admin_only) in wanted {
+            // An address that stays keeps its socket. Addresses with port 0 ("any free
+            // port") are all alike: the n-th of them keeps the n-th such socket. A socket is
+            // never given to two listeners.
             let kept = current.and_then(|c| {
-                c.entries
-                    .iter()
-                    .find(|e| e.addr == settings.addr && e.admin_only == admin_only)
+                c.entries.iter().find(|e| {
+                    e.addr == settings.addr
+                        && e.admin_only == admin_only
+                        && !entries
+                            .iter()
+                            .any(|taken| Arc::ptr_eq(&taken.socket, &e.socket))
+                })
             });
             let entry = match (kept, first.take()) {
                 (Some(kept), unused) => {
