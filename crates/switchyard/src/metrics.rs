@@ -62,6 +62,28 @@ pub mod names {
     pub const BACKEND_ERRORS: &str = "switchyard_backend_errors";
     /// Failures counted by the backend's circuit breaker.
     pub const BACKEND_FAILURES: &str = "switchyard_backend_failures";
+    /// Retries refused by the retry budget.
+    pub const RETRIES_OVER_BUDGET: &str = "switchyard_retries_over_budget";
+    /// 503s: no backend available.
+    pub const UNAVAILABLE: &str = "switchyard_unavailable";
+    /// Per-try timeouts.
+    pub const TRY_TIMEOUTS: &str = "switchyard_try_timeouts";
+    /// Whole-request timeouts.
+    pub const REQUEST_TIMEOUTS: &str = "switchyard_request_timeouts";
+    /// Ejections for consecutive 5xx.
+    pub const BACKEND_EJECTIONS: &str = "switchyard_backend_ejections";
+    /// New upstream connections.
+    pub const BACKEND_CONNECTIONS_OPENED: &str = "switchyard_backend_connections_opened";
+    /// Requests on reused upstream connections.
+    pub const BACKEND_CONNECTIONS_REUSED: &str = "switchyard_backend_connections_reused";
+    /// 1 if health checks pass.
+    pub const BACKEND_HEALTHY: &str = "switchyard_backend_healthy";
+    /// 1 while ejected.
+    pub const BACKEND_EJECTED: &str = "switchyard_backend_ejected";
+    /// Outstanding requests.
+    pub const BACKEND_OUTSTANDING: &str = "switchyard_backend_outstanding_requests";
+    /// Idle keep-alive connections.
+    pub const BACKEND_IDLE_CONNECTIONS: &str = "switchyard_backend_idle_connections";
     /// Circuit state: 0 closed, 1 half-open, 2 open.
     pub const BACKEND_CIRCUIT: &str = "switchyard_backend_circuit_state";
     /// Configuration reloads, by result.
@@ -143,6 +165,14 @@ pub struct ProxyCounters {
     pub cancelled: AtomicU64,
     /// See the module doc.
     pub retries: AtomicU64,
+    /// Retries refused because the pool's retry budget was spent.
+    pub retries_over_budget: AtomicU64,
+    /// Requests answered 503 because no backend of the pool was available.
+    pub unavailable: AtomicU64,
+    /// Attempts that timed out waiting for a response head (per-try timeout).
+    pub try_timeouts: AtomicU64,
+    /// Requests that ran out of their whole-request timeout.
+    pub request_timeouts: AtomicU64,
 }
 
 /// Per-backend counters of one shard.
@@ -158,6 +188,16 @@ pub struct BackendCounters {
     pub cancelled: AtomicU64,
     /// Breaker failures.
     pub failures: AtomicU64,
+    /// Times the backend was ejected for consecutive 5xx.
+    pub ejections: AtomicU64,
+    /// New upstream connections opened.
+    pub connections_opened: AtomicU64,
+    /// Requests sent on a pooled (reused) connection.
+    pub connections_reused: AtomicU64,
+    /// Connections put into the idle pool.
+    pub idle_in: AtomicU64,
+    /// Connections taken out of the idle pool (reused, closed or expired).
+    pub idle_out: AtomicU64,
 }
 
 /// The proxy-wide metrics; lives in the server state and is passed explicitly.
@@ -186,6 +226,14 @@ pub struct Snapshot {
     pub in_flight: u64,
     /// See the module doc.
     pub retries: u64,
+    /// Retries refused by the retry budget.
+    pub retries_over_budget: u64,
+    /// 503s because no backend was available.
+    pub unavailable: u64,
+    /// Per-try timeouts.
+    pub try_timeouts: u64,
+    /// Whole-request timeouts.
+    pub request_timeouts: u64,
     /// Seconds since start.
     pub uptime_seconds: u64,
     /// Go-style uptime, as `/health` shows it.
@@ -236,6 +284,22 @@ pub struct BackendSnapshot {
     pub in_flight: u64,
     /// Breaker failures.
     pub failures: u64,
+    /// Active health checks pass (or none are configured).
+    pub healthy: bool,
+    /// Ejected for consecutive 5xx now.
+    pub ejected: bool,
+    /// Times ejected.
+    pub ejections: u64,
+    /// Requests outstanding now.
+    pub outstanding: u32,
+    /// Peak-EWMA latency of response heads, ms.
+    pub latency_ewma_ms: f64,
+    /// New connections opened.
+    pub connections_opened: u64,
+    /// Requests sent on reused connections.
+    pub connections_reused: u64,
+    /// Idle keep-alive connections now (all workers).
+    pub idle_connections: u64,
 }
 
 // === impl Metrics ===
@@ -270,6 +334,10 @@ impl Metrics {
         let rate_limited = c.sum(|s| &s.rate_limited);
         let cancelled = c.sum(|s| &s.cancelled);
         let retries = c.sum(|s| &s.retries);
+        let retries_over_budget = c.sum(|s| &s.retries_over_budget);
+        let unavailable = c.sum(|s| &s.unavailable);
+        let try_timeouts = c.sum(|s| &s.try_timeouts);
+        let request_timeouts = c.sum(|s| &s.request_timeouts);
         let requests = c.sum(|s| &s.requests);
         let done = responses + local + errors + rate_limited + cancelled;
         let uptime = self.uptime();
@@ -282,6 +350,10 @@ impl Metrics {
             cancelled,
             in_flight: requests.saturating_sub(done),
             retries,
+            retries_over_budget,
+            unavailable,
+            try_timeouts,
+            request_timeouts,
             uptime_seconds: uptime.as_secs() + u64::from(uptime.subsec_millis() >= 500),
             uptime: duration::format_go_seconds(uptime),
             backends,
@@ -303,6 +375,10 @@ impl BackendSnapshot {
         let errors = c.sum(|s| &s.errors);
         let cancelled = c.sum(|s| &s.cancelled);
         let failures = c.sum(|s| &s.failures);
+        let ejections = c.sum(|s| &s.ejections);
+        let connections_opened = c.sum(|s| &s.connections_opened);
+        let connections_reused = c.sum(|s| &s.connections_reused);
+        let idle_connections = c.sum(|s| &s.idle_in).saturating_sub(c.sum(|s| &s.idle_out));
         let requests = c.sum(|s| &s.requests);
         BackendSnapshot {
             pool,
@@ -315,6 +391,14 @@ impl BackendSnapshot {
             cancelled,
             in_flight: requests.saturating_sub(responses + errors + cancelled),
             failures,
+            healthy: true,
+            ejected: false,
+            ejections,
+            outstanding: 0,
+            latency_ewma_ms: 0.0,
+            connections_opened,
+            connections_reused,
+            idle_connections,
         }
     }
 }
@@ -432,7 +516,7 @@ impl prometheus_client::collector::Collector for Snapshot {
             gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
         type Field = fn(&BackendSnapshot) -> u64;
-        let backend_counters: [(&str, &str, Field); 4] = [
+        let backend_counters: [(&str, &str, Field); 7] = [
             (
                 names::BACKEND_REQUESTS,
                 "Attempts sent to the backend.",
@@ -453,6 +537,21 @@ impl prometheus_client::collector::Collector for Snapshot {
                 "Failures counted by the circuit breaker.",
                 |b| b.failures,
             ),
+            (
+                names::BACKEND_EJECTIONS,
+                "Ejections for consecutive 5xx.",
+                |b| b.ejections,
+            ),
+            (
+                names::BACKEND_CONNECTIONS_OPENED,
+                "New upstream connections opened.",
+                |b| b.connections_opened,
+            ),
+            (
+                names::BACKEND_CONNECTIONS_REUSED,
+                "Requests sent on a reused upstream connection.",
+                |b| b.connections_reused,
+            ),
         ];
         for (name, help, field) in backend_counters {
             let mut family = encoder.encode_descriptor(
@@ -464,6 +563,39 @@ impl prometheus_client::collector::Collector for Snapshot {
             for b in &self.backends {
                 let labels = [("pool", b.pool.as_str()), ("backend", b.url.as_str())];
                 ConstCounter::new(field(b)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        type Gauge = fn(&BackendSnapshot) -> i64;
+        let backend_gauges: [(&str, &str, Gauge); 4] = [
+            (
+                names::BACKEND_HEALTHY,
+                "1 if active health checks pass (or none are set).",
+                |b| i64::from(b.healthy),
+            ),
+            (
+                names::BACKEND_EJECTED,
+                "1 while ejected for consecutive 5xx.",
+                |b| i64::from(b.ejected),
+            ),
+            (names::BACKEND_OUTSTANDING, "Requests outstanding.", |b| {
+                i64::from(b.outstanding)
+            }),
+            (
+                names::BACKEND_IDLE_CONNECTIONS,
+                "Idle keep-alive connections.",
+                |b| i64::try_from(b.idle_connections).unwrap_or(i64::MAX),
+            ),
+        ];
+        for (name, help, field) in backend_gauges {
+            let mut family = encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for b in &self.backends {
+                let labels = [("pool", b.pool.as_str()), ("backend", b.url.as_str())];
+                ConstGauge::new(field(b)).encode(family.encode_family(&labels)?)?;
             }
         }
         let mut family = encoder.encode_descriptor(

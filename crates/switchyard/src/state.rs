@@ -87,7 +87,13 @@ impl State {
                 };
                 backends.push(backend);
             }
-            pools.push(Arc::new(Pool::new(pool, backends, max_header_bytes)));
+            let budget = old.map(|p| p.budget.clone());
+            pools.push(Arc::new(Pool::new(
+                pool,
+                backends,
+                max_header_bytes,
+                budget,
+            )));
         }
         let limiter = match previous {
             Some(p) if p.limiter.is(&config.rate_limit) => p.limiter.clone(),

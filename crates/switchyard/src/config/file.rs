@@ -161,6 +161,72 @@ pub struct PoolFile {
     pub max_idle_connections: Option<usize>,
     /// See `--pool-idle-timeout`.
     pub idle_timeout: Option<PositiveDur>,
+    /// For `consistent_hash`: `client_ip`, `path`, `header:NAME` or `cookie:NAME`.
+    pub hash_key: Option<Spanned<Str>>,
+    /// Active health checks.
+    pub health_check: Option<HealthCheckFile>,
+    /// Passive outlier ejection.
+    pub outlier_detection: Option<OutlierFile>,
+    /// Retries and their budget.
+    pub retry: Option<RetryFile>,
+    /// Limit on a whole request, all attempts included.
+    pub request_timeout: Option<PositiveDur>,
+    /// Concurrent requests per backend.
+    pub max_connections: Option<Spanned<u32>>,
+    /// Wait for a backend under `max_connections`.
+    pub queue_timeout: Option<PositiveDur>,
+    /// Ramp-up time of a recovered backend.
+    pub slow_start: Option<Dur>,
+    /// Send to every backend when none is available.
+    pub panic_mode: Option<bool>,
+}
+
+/// `[pools.NAME.health_check]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckFile {
+    /// Path requested (default `/health`).
+    pub path: Option<Spanned<Str>>,
+    /// Time between checks (default 5s).
+    pub interval: Option<PositiveDur>,
+    /// Time a check may take (default 1s).
+    pub timeout: Option<PositiveDur>,
+    /// `"200-399"` or `"200"` (default 200-399).
+    pub expected_status: Option<Spanned<Str>>,
+    /// Passes that bring a backend back (default 2).
+    pub healthy_threshold: Option<Spanned<u32>>,
+    /// Failures that take a backend out (default 3).
+    pub unhealthy_threshold: Option<Spanned<u32>>,
+}
+
+/// `[pools.NAME.outlier_detection]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierFile {
+    /// Consecutive 5xx that eject (default 5; 0 disables).
+    pub consecutive_5xx: Option<u32>,
+    /// Ejection length (default 30s).
+    pub ejection_time: Option<PositiveDur>,
+    /// Largest ejected share of the pool, percent (default 50).
+    pub max_ejection_percent: Option<Spanned<u8>>,
+}
+
+/// `[pools.NAME.retry]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryFile {
+    /// Statuses retried for idempotent requests (default [502, 503, 504]).
+    pub retry_on: Option<Vec<Spanned<u16>>>,
+    /// Retries as a share of requests, percent (default 20).
+    pub budget_percent: Option<u32>,
+    /// Retries always allowed per second (default 10).
+    pub budget_min_per_second: Option<u32>,
+    /// First backoff (default 25ms).
+    pub backoff: Option<Dur>,
+    /// Longest backoff (default 250ms).
+    pub backoff_max: Option<Dur>,
+    /// Largest request body kept for replay (default 65536).
+    pub replay_max_bytes: Option<usize>,
 }
 
 /// A backend: a URL string, or a table with a weight.

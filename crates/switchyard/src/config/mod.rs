@@ -15,6 +15,7 @@ pub mod duration;
 pub mod error;
 pub mod file;
 pub mod route;
+pub mod upstream;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ pub use error::ConfigError;
 pub use route::{
     HeaderEdits, HostMatch, PathMatch, PathRewrite, RouteAction, RouteConfig, RouteMatch,
 };
+pub use upstream::{HashKey, HealthCheckConfig, OutlierConfig, Policy, RetryConfig};
 
 /// Default values, one place for all of them. The seed's defaults come first.
 pub mod defaults {
@@ -159,6 +161,25 @@ pub struct PoolConfig {
     pub breaker: BreakerConfig,
     /// Keep-alive connection pool settings.
     pub keepalive: KeepAliveConfig,
+    /// Balancing policy.
+    pub policy: Policy,
+    /// Active health checks, if configured.
+    pub health_check: Option<HealthCheckConfig>,
+    /// Passive outlier ejection.
+    pub outlier: OutlierConfig,
+    /// Retries beyond connect failures, and their budget.
+    pub retry: RetryConfig,
+    /// Limit on a whole request, all attempts included (`None`: only the per-try timeout).
+    pub request_timeout: Option<Duration>,
+    /// Concurrent requests per backend; more wait up to `queue_timeout`, then 503.
+    pub max_connections: Option<u32>,
+    /// How long a request waits for a backend under `max_connections`.
+    pub queue_timeout: Duration,
+    /// A recovered backend's share of traffic ramps up over this long (zero: at once).
+    pub slow_start: Duration,
+    /// When every backend is unavailable, send to all of them anyway (Envoy's panic mode)
+    /// instead of answering 503.
+    pub panic_mode: bool,
 }
 
 /// One backend of a pool.
@@ -310,6 +331,15 @@ impl PoolConfig {
                 max_idle: defaults::POOL_MAX_IDLE,
                 idle_timeout: defaults::POOL_IDLE_TIMEOUT,
             },
+            policy: Policy::default(),
+            health_check: None,
+            outlier: OutlierConfig::default(),
+            retry: RetryConfig::default(),
+            request_timeout: None,
+            max_connections: None,
+            queue_timeout: Duration::from_secs(1),
+            slow_start: Duration::ZERO,
+            panic_mode: false,
         }
     }
 }

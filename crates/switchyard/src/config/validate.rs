@@ -16,13 +16,20 @@ use super::file::{self, Document, HeadersFile, MatchFile, RouteFile, Str};
 use super::route::{
     HeaderEdits, HostMatch, PathMatch, PathRewrite, RouteAction, RouteConfig, RouteMatch,
 };
+use super::upstream::{HashKey, HealthCheckConfig, Policy};
 use super::{
     defaults, AdminConfig, BackendConfig, BackendUrl, Config, ConfigError, ListenAddr,
     ListenerConfig, LogFormat, PoolConfig, RateLimitConfig, Source,
 };
 
 /// Balancing policies a pool may name.
-pub const POLICIES: &[&str] = &["round_robin"];
+pub const POLICIES: &[&str] = &[
+    "round_robin",
+    "random",
+    "least_request",
+    "peak_ewma",
+    "consistent_hash",
+];
 
 /// Parses and validates the text of the file at `path`.
 pub fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
@@ -297,18 +304,7 @@ fn pool(name: &Spanned<String>, p: &file::PoolFile, c: &mut Checker<'_>) -> Pool
             weight: weight.max(1),
         });
     }
-    if let Some(policy) = &p.policy {
-        let name = policy.get_ref().0.as_str();
-        if !POLICIES.contains(&name) {
-            c.error_suggest(
-                policy.span(),
-                format!("{key}.policy"),
-                format!("unknown policy {name:?} (known: {})", POLICIES.join(", ")),
-                name,
-                POLICIES,
-            );
-        }
-    }
+    pool.policy = policy(p, &key, c);
     if let Some(r) = p.retries {
         pool.retries = r;
     }
@@ -339,7 +335,211 @@ fn pool(name: &Spanned<String>, p: &file::PoolFile, c: &mut Checker<'_>) -> Pool
     if let Some(d) = p.idle_timeout {
         pool.keepalive.idle_timeout = d.0;
     }
+    if let Some(h) = &p.health_check {
+        pool.health_check = Some(health_check(h, &key, c));
+    }
+    if let Some(o) = &p.outlier_detection {
+        if let Some(n) = o.consecutive_5xx {
+            pool.outlier.consecutive_5xx = n;
+        }
+        if let Some(d) = o.ejection_time {
+            pool.outlier.ejection_time = d.0;
+        }
+        if let Some(pct) = &o.max_ejection_percent {
+            if *pct.get_ref() > 100 {
+                c.error(
+                    pct.span(),
+                    format!("{key}.outlier_detection.max_ejection_percent"),
+                    "must be from 0 to 100",
+                );
+            }
+            pool.outlier.max_ejection_percent = (*pct.get_ref()).min(100);
+        }
+    }
+    if let Some(r) = &p.retry {
+        if let Some(statuses) = &r.retry_on {
+            pool.retry.retry_on.clear();
+            for s in statuses {
+                if (500..=599).contains(s.get_ref()) || *s.get_ref() == 429 {
+                    pool.retry.retry_on.push(*s.get_ref());
+                } else {
+                    c.error(
+                        s.span(),
+                        format!("{key}.retry.retry_on"),
+                        "only 429 and 5xx statuses can be retried",
+                    );
+                }
+            }
+        }
+        if let Some(n) = r.budget_percent {
+            pool.retry.budget_percent = n;
+        }
+        if let Some(n) = r.budget_min_per_second {
+            pool.retry.budget_min_per_second = n;
+        }
+        if let Some(d) = r.backoff {
+            pool.retry.backoff = d.0;
+        }
+        if let Some(d) = r.backoff_max {
+            pool.retry.backoff_max = d.0.max(pool.retry.backoff);
+        }
+        if let Some(n) = r.replay_max_bytes {
+            pool.retry.replay_max_bytes = n;
+        }
+    }
+    pool.request_timeout = p.request_timeout.map(|d| d.0);
+    if let Some(n) = &p.max_connections {
+        if *n.get_ref() == 0 {
+            c.error(
+                n.span(),
+                format!("{key}.max_connections"),
+                "must be at least 1",
+            );
+        } else {
+            pool.max_connections = Some(*n.get_ref());
+        }
+    }
+    if let Some(d) = p.queue_timeout {
+        pool.queue_timeout = d.0;
+    }
+    if let Some(d) = p.slow_start {
+        pool.slow_start = d.0;
+    }
+    if let Some(b) = p.panic_mode {
+        pool.panic_mode = b;
+    }
     pool
+}
+
+fn policy(p: &file::PoolFile, key: &str, c: &mut Checker<'_>) -> Policy {
+    let name = p
+        .policy
+        .as_ref()
+        .map_or("round_robin", |n| n.get_ref().0.as_str());
+    let policy = match name {
+        "round_robin" => Policy::RoundRobin,
+        "random" => Policy::Random,
+        "least_request" => Policy::LeastRequest,
+        "peak_ewma" => Policy::PeakEwma,
+        "consistent_hash" => {
+            let Some(raw) = &p.hash_key else {
+                let span = p.policy.as_ref().map_or(0..0, Spanned::span);
+                c.error(
+                    span,
+                    format!("{key}.hash_key"),
+                    "consistent_hash needs hash_key: client_ip, path, header:NAME or cookie:NAME",
+                );
+                return Policy::RoundRobin;
+            };
+            let text = raw.get_ref().0.as_str();
+            let hash_key = match text.split_once(':') {
+                None if text == "client_ip" => Some(HashKey::ClientIp),
+                None if text == "path" => Some(HashKey::Path),
+                Some(("header", name)) => HeaderName::from_bytes(name.as_bytes())
+                    .ok()
+                    .map(HashKey::Header),
+                Some(("cookie", name)) if !name.is_empty() => {
+                    Some(HashKey::Cookie(name.to_owned()))
+                }
+                _ => None,
+            };
+            match hash_key {
+                Some(k) => Policy::ConsistentHash(k),
+                None => {
+                    c.error(
+                        raw.span(),
+                        format!("{key}.hash_key"),
+                        format!("{text:?} is not client_ip, path, header:NAME or cookie:NAME"),
+                    );
+                    Policy::RoundRobin
+                }
+            }
+        }
+        other => {
+            let span = p.policy.as_ref().map_or(0..0, Spanned::span);
+            c.error_suggest(
+                span,
+                format!("{key}.policy"),
+                format!("unknown policy {other:?} (known: {})", POLICIES.join(", ")),
+                other,
+                POLICIES,
+            );
+            Policy::RoundRobin
+        }
+    };
+    if p.hash_key.is_some() && !matches!(policy, Policy::ConsistentHash(_)) {
+        if let Some(raw) = &p.hash_key {
+            c.error(
+                raw.span(),
+                format!("{key}.hash_key"),
+                "only used with policy = \"consistent_hash\"",
+            );
+        }
+    }
+    policy
+}
+
+fn health_check(h: &file::HealthCheckFile, key: &str, c: &mut Checker<'_>) -> HealthCheckConfig {
+    let mut out = HealthCheckConfig::default();
+    if let Some(path) = &h.path {
+        if valid_path(&path.get_ref().0) {
+            out.path = path.get_ref().0.clone();
+        } else {
+            c.error(
+                path.span(),
+                format!("{key}.health_check.path"),
+                "must start with /",
+            );
+        }
+    }
+    if let Some(d) = h.interval {
+        out.interval = d.0;
+    }
+    if let Some(d) = h.timeout {
+        out.timeout = d.0;
+    }
+    if let Some(raw) = &h.expected_status {
+        let text = raw.get_ref().0.as_str();
+        let parsed = match text.split_once('-') {
+            Some((lo, hi)) => lo.trim().parse().ok().zip(hi.trim().parse().ok()),
+            None => text.trim().parse().ok().map(|s| (s, s)),
+        };
+        match parsed {
+            Some((lo, hi)) if (100..=599).contains(&lo) && (lo..=599).contains(&hi) => {
+                out.expected_status = (lo, hi);
+            }
+            _ => c.error(
+                raw.span(),
+                format!("{key}.health_check.expected_status"),
+                "expected a status or a range like \"200-399\"",
+            ),
+        }
+    }
+    for (value, name, slot) in [
+        (
+            &h.healthy_threshold,
+            "healthy_threshold",
+            &mut out.healthy_threshold,
+        ),
+        (
+            &h.unhealthy_threshold,
+            "unhealthy_threshold",
+            &mut out.unhealthy_threshold,
+        ),
+    ] {
+        if let Some(v) = value {
+            if *v.get_ref() == 0 {
+                c.error(
+                    v.span(),
+                    format!("{key}.health_check.{name}"),
+                    "must be at least 1",
+                );
+            } else {
+                *slot = *v.get_ref();
+            }
+        }
+    }
+    out
 }
 
 fn routes(

@@ -18,7 +18,10 @@ use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use crate::telemetry::AccessLog;
+use std::sync::Arc;
+
 use crate::upstream::connect::{self, Sender};
+use crate::upstream::Backend;
 
 /// Why a body stream stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -80,25 +83,45 @@ impl IdleTimer {
 /// the size is known, chunked otherwise); the client's own framing headers are not copied.
 #[derive(Debug)]
 pub struct RequestBody {
-    /// `None`: an empty body (a request replayed without the client's body).
-    inner: Option<Incoming>,
+    source: Source,
     idle: IdleTimer,
+}
+
+#[derive(Debug)]
+enum Source {
+    /// Streamed from the client.
+    Client(Incoming),
+    /// Read whole beforehand (small bodies of retryable requests), or none at all.
+    Buffered(Option<Bytes>),
 }
 
 impl RequestBody {
     /// Wraps the client's body with the read timeout as its idle limit.
     pub fn new(inner: Incoming, read_timeout: Duration) -> Self {
         RequestBody {
-            inner: Some(inner),
+            source: Source::Client(inner),
             idle: IdleTimer::new(read_timeout),
+        }
+    }
+
+    /// A body already read whole (sent again on a retry).
+    pub fn buffered(bytes: Bytes) -> Self {
+        RequestBody {
+            source: Source::Buffered((!bytes.is_empty()).then_some(bytes)),
+            idle: IdleTimer::new(Duration::ZERO),
         }
     }
 
     /// No body at all.
     pub fn empty() -> Self {
-        RequestBody {
-            inner: None,
-            idle: IdleTimer::new(Duration::ZERO),
+        RequestBody::buffered(Bytes::new())
+    }
+
+    /// The client's body, if it is streamed from the client.
+    pub fn client_body(self) -> Result<Incoming, Self> {
+        match self.source {
+            Source::Client(incoming) => Ok(incoming),
+            Source::Buffered(_) => Err(self),
         }
     }
 }
@@ -112,8 +135,11 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
-        let Some(inner) = this.inner.as_mut() else {
-            return Poll::Ready(None);
+        let inner = match &mut this.source {
+            Source::Client(inner) => inner,
+            Source::Buffered(bytes) => {
+                return Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b))))
+            }
         };
         match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(frame) => {
@@ -128,13 +154,19 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
+        match &self.source {
+            Source::Client(inner) => inner.is_end_stream(),
+            Source::Buffered(bytes) => bytes.is_none(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner
-            .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
+        match &self.source {
+            Source::Client(inner) => inner.size_hint(),
+            Source::Buffered(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
     }
 }
 
@@ -150,10 +182,13 @@ pub struct ResponseBody {
 enum Kind {
     /// A body switchyard produced itself (errors, admin endpoints).
     Full(Option<Bytes>),
-    /// A backend's body, with the connection it arrives on.
+    /// A backend's body, with the connection it arrives on and the backend's request slot
+    /// (released when the body is done).
     Upstream {
         body: Incoming,
-        conn: Option<(Sender, u64)>,
+        backend: Arc<Backend>,
+        conn: Option<Sender>,
+        slot: bool,
         idle: IdleTimer,
     },
 }
@@ -174,12 +209,15 @@ impl ResponseBody {
         ResponseBody::full(Bytes::new())
     }
 
-    /// A backend's body; `conn` goes back to the pool once the body is complete.
-    pub fn upstream(body: Incoming, sender: Sender, backend_id: u64, idle: Duration) -> Self {
+    /// A backend's body; `sender` goes back to the pool and the backend's request slot is
+    /// released once the body is complete.
+    pub fn upstream(body: Incoming, sender: Sender, backend: Arc<Backend>, idle: Duration) -> Self {
         let mut this = ResponseBody {
             kind: Kind::Upstream {
                 body,
-                conn: Some((sender, backend_id)),
+                backend,
+                conn: Some(sender),
+                slot: true,
                 idle: IdleTimer::new(idle),
             },
             bytes: 0,
@@ -197,11 +235,19 @@ impl ResponseBody {
     /// Hands the upstream connection back as soon as the backend's body is complete, so the
     /// next request can use it while hyper is still writing this one to the client.
     fn release_if_done(&mut self) {
-        if let Kind::Upstream { body, conn, .. } = &mut self.kind {
+        if let Kind::Upstream {
+            body,
+            backend,
+            conn,
+            slot,
+            ..
+        } = &mut self.kind
+        {
             if body.is_end_stream() {
-                if let Some((sender, backend_id)) = conn.take() {
-                    connect::checkin(backend_id, sender);
+                if let Some(sender) = conn.take() {
+                    connect::checkin(backend, sender);
                 }
+                release_slot(backend, slot);
             }
         }
     }
@@ -253,8 +299,17 @@ impl Body for ResponseBody {
     }
 }
 
+fn release_slot(backend: &Backend, slot: &mut bool) {
+    if std::mem::take(slot) {
+        backend.load.release();
+    }
+}
+
 impl Drop for ResponseBody {
     fn drop(&mut self) {
+        if let Kind::Upstream { backend, slot, .. } = &mut self.kind {
+            release_slot(backend, slot);
+        }
         if let Some(log) = self.log.take() {
             log.write(self.bytes, self.is_end_stream());
         }

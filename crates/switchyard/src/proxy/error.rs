@@ -38,9 +38,25 @@ pub enum ProxyError {
     /// No route takes the request (client fault: nothing is configured for it).
     #[error("no route for this request")]
     NoRoute,
-    /// Every backend's circuit is open (upstream fault).
-    #[error("no backend available: every circuit is open")]
-    NoBackendAvailable,
+    /// No backend of the pool can take the request: every one is unhealthy, ejected or has
+    /// its circuit open (upstream fault).
+    #[error("no backend available in pool {pool:?}: every backend is unhealthy, ejected or has its circuit open")]
+    NoBackendAvailable {
+        /// The pool.
+        pool: String,
+    },
+    /// The backend stayed at its `max_connections` for the whole queue timeout.
+    #[error("backend {backend} is at its connection limit")]
+    BackendBusy {
+        /// The backend's URL.
+        backend: String,
+    },
+    /// The whole request (all tries) ran out of time (upstream fault).
+    #[error("request did not complete within {after:?}")]
+    RequestTimeout {
+        /// The limit.
+        after: Duration,
+    },
     /// No connection could be made to the last backend tried (upstream fault; nothing was
     /// sent, so a retry elsewhere was safe and has been done as far as `--retries` allows).
     #[error("cannot connect to backend {backend}")]
@@ -85,7 +101,10 @@ impl ProxyError {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ProxyError::NoBackendAvailable => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::NoBackendAvailable { .. } | ProxyError::BackendBusy { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ProxyError::RequestTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -120,7 +139,12 @@ impl ProxyError {
                     Some((RETRY_AFTER, HeaderValue::from(secs.max(1)))),
                 )
             }
-            ProxyError::NoBackendAvailable => ("No backend available\n", None),
+            ProxyError::NoBackendAvailable { .. } => (
+                "Service Unavailable: no backend available (all unhealthy, ejected or circuit open)\n",
+                None,
+            ),
+            ProxyError::BackendBusy { .. } => ("Service Unavailable: backend busy\n", None),
+            ProxyError::RequestTimeout { .. } => ("Gateway Timeout: request did not complete in time\n", None),
             ProxyError::Connect { .. } | ProxyError::Upstream { .. } => (BAD_GATEWAY_BODY, None),
             ProxyError::UpstreamTimeout { .. } => {
                 ("Gateway Timeout: backend did not respond in time\n", None)
@@ -156,7 +180,9 @@ impl ProxyError {
             | ProxyError::ClientBodyTimeout
             | ProxyError::ClientBody => true,
             ProxyError::RateLimited { .. }
-            | ProxyError::NoBackendAvailable
+            | ProxyError::NoBackendAvailable { .. }
+            | ProxyError::BackendBusy { .. }
+            | ProxyError::RequestTimeout { .. }
             | ProxyError::Connect { .. }
             | ProxyError::Upstream { .. }
             | ProxyError::UpstreamTimeout { .. } => false,

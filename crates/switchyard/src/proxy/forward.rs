@@ -273,11 +273,77 @@ pub async fn send(
 }
 
 /// Methods whose requests may be repeated (RFC 9110 §9.2.2).
-fn is_idempotent(method: &Method) -> bool {
+pub fn is_idempotent(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
     )
+}
+
+/// A copy of a request head (method, target, version, headers; no extensions).
+pub fn copy_parts(parts: &request::Parts) -> request::Parts {
+    let mut copy = Request::new(()).into_parts().0;
+    copy.method = parts.method.clone();
+    copy.uri = parts.uri.clone();
+    copy.version = parts.version;
+    copy.headers = parts.headers.clone();
+    copy
+}
+
+/// Gets the client's body ready for sending. When `may_retry` and the body is small enough to
+/// keep (`retry.replay_max_bytes`, by its Content-Length), it is read whole now, so that the
+/// request can be sent again to another backend; the copy to replay is returned with it. A
+/// request without a body is always replayable. Larger or chunked bodies are streamed and the
+/// request is not sent twice.
+pub async fn prepare_body(
+    body: Incoming,
+    may_retry: bool,
+    retry: &crate::config::RetryConfig,
+    read_timeout: std::time::Duration,
+) -> Result<(RequestBody, Option<Bytes>), ProxyError> {
+    if body.is_end_stream() {
+        return Ok((RequestBody::empty(), Some(Bytes::new())));
+    }
+    let small = body
+        .size_hint()
+        .exact()
+        .is_some_and(|n| n <= retry.replay_max_bytes as u64);
+    if !(may_retry && small) {
+        return Ok((RequestBody::new(body, read_timeout), None));
+    }
+    let collect = http_body_util::BodyExt::collect(RequestBody::new(body, read_timeout));
+    match collect.await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            Ok((RequestBody::buffered(bytes.clone()), Some(bytes)))
+        }
+        Err(super::body::BodyError::ClientTimeout(_)) => Err(ProxyError::ClientBodyTimeout),
+        Err(_) => Err(ProxyError::ClientBody),
+    }
+}
+
+/// The hash of the request's consistent-hashing key, if the request has that key.
+pub fn request_hash(
+    key: &crate::config::HashKey,
+    parts: &request::Parts,
+    client_ip: &HeaderValue,
+) -> Option<u64> {
+    use crate::config::HashKey;
+    use crate::upstream::pick::hash_bytes;
+    match key {
+        HashKey::ClientIp => Some(hash_bytes(client_ip.as_bytes())),
+        HashKey::Path => Some(hash_bytes(parts.uri.path().as_bytes())),
+        HashKey::Header(name) => parts.headers.get(name).map(|v| hash_bytes(v.as_bytes())),
+        HashKey::Cookie(name) => parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| hash_bytes(v.as_bytes())),
+    }
 }
 
 fn copy_head(req: &Request<RequestBody>) -> Request<RequestBody> {

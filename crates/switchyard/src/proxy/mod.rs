@@ -21,6 +21,8 @@ pub mod context;
 pub mod error;
 pub mod forward;
 
+use std::time::Duration;
+
 use http::{Request, Response, StatusCode};
 use http_body::Body as _;
 use hyper::body::Incoming;
@@ -30,9 +32,8 @@ use crate::admin;
 use crate::config::RouteAction;
 use crate::metrics;
 use crate::ratelimit::Decision;
-use crate::routing::Route;
 use crate::state::{Shared, State};
-use crate::upstream::{Outcome as AttemptOutcome, Pool};
+use crate::upstream::{retry, Outcome as AttemptOutcome, Pool};
 use body::{RequestBody, ResponseBody};
 use context::{ConnInfo, Outcome, RequestCtx};
 use error::ProxyError;
@@ -112,10 +113,10 @@ async fn handle_inner(
         }
     }
     let pool = match &route.config.action {
-        RouteAction::Forward { .. } => route
+        RouteAction::Forward { pool } => route
             .pool
             .as_deref()
-            .ok_or(ProxyError::NoBackendAvailable)?,
+            .ok_or_else(|| ProxyError::NoBackendAvailable { pool: pool.clone() })?,
         RouteAction::Redirect { to, status } => {
             let mut resp = forward::redirect(&parts, to, *status, !body.is_end_stream());
             route.config.response_headers.apply(resp.headers_mut());
@@ -134,109 +135,230 @@ async fn handle_inner(
     };
 
     // Phase 5: rewrite for the backend.
+    let hash = pool
+        .hash_key()
+        .and_then(|key| forward::request_hash(key, &parts, &conn.ip_header));
     let has_host = parts.headers.contains_key(http::header::HOST);
     forward::rewrite_request(&mut parts, &conn.ip_header, route);
-    let path_and_query = parts.uri.path_and_query().cloned();
-    let req = Request::from_parts(parts, RequestBody::new(body, conn.read_timeout));
 
     // Phase 6 to 10.
-    let mut resp =
-        forward_to_pool(pool, route, conn, ctx, req, path_and_query, has_host, now).await?;
+    let attempt = Attempting {
+        pool,
+        conn,
+        timeout: route.config.timeout.unwrap_or(pool.timeout),
+        has_host,
+        hash,
+        now,
+    };
+    let run = attempt.run(ctx, parts, body);
+    let mut resp = match pool.request_timeout {
+        Some(limit) => match tokio::time::timeout(limit, run).await {
+            Ok(result) => result?,
+            Err(_) => {
+                metrics::inc(&ctx.metrics.local().request_timeouts);
+                return Err(ProxyError::RequestTimeout { after: limit });
+            }
+        },
+        None => run.await?,
+    };
     route.config.response_headers.apply(resp.headers_mut());
     Ok((resp, Outcome::Response))
 }
 
-/// Phases 6 to 10: pick a backend, connect (retrying elsewhere while nothing was sent),
-/// forward, record the outcome, respond.
-#[allow(clippy::too_many_arguments)]
-async fn forward_to_pool(
-    pool: &Pool,
-    route: &Route,
-    conn: &ConnInfo,
-    ctx: &mut RequestCtx<'_>,
-    mut req: Request<RequestBody>,
-    path_and_query: Option<http::uri::PathAndQuery>,
+/// Phases 6 to 10 for one request: pick a backend, connect, forward, record the outcome,
+/// and retry on another backend when that is safe and the budget allows.
+struct Attempting<'a> {
+    pool: &'a Pool,
+    conn: &'a ConnInfo,
+    /// Per-try timeout.
+    timeout: Duration,
     has_host: bool,
+    hash: Option<u64>,
     now: Instant,
-) -> Result<Response<ResponseBody>, ProxyError> {
-    let timeout = route.config.timeout.unwrap_or(pool.timeout);
-    let mut candidates = pool.candidates(now);
-    let mut last_error = ProxyError::NoBackendAvailable;
-    while ctx.attempts <= pool.retries {
-        let Some(attempt) = candidates.next() else {
-            break;
-        };
-        let backend = attempt.backend;
-        ctx.attempts += 1;
-        if ctx.attempts > 1 {
-            metrics::inc(&ctx.metrics.local().retries);
-        }
-        *req.uri_mut() = backend.target(path_and_query.as_ref());
-        if !has_host {
-            req.headers_mut()
-                .insert(http::header::HOST, backend.host_header.clone());
-        }
+}
 
-        let sent = async {
-            let (sender, reused) = match pool.connector.checkout(backend).await {
-                Ok(conn) => conn,
-                Err(e) => return Err(SendError::Connect(e, req)),
-            };
-            forward::send(&pool.connector, backend, sender, reused, req).await
+impl Attempting<'_> {
+    async fn run(
+        &self,
+        ctx: &mut RequestCtx<'_>,
+        parts: http::request::Parts,
+        body: Incoming,
+    ) -> Result<Response<ResponseBody>, ProxyError> {
+        let pool = self.pool;
+        pool.budget.deposit(self.now);
+        // A request may be sent again after it reached a backend only if it is idempotent
+        // and its body can be replayed: none, or small enough to have been read whole.
+        let idempotent = forward::is_idempotent(&parts.method);
+        let (body, replay) = forward::prepare_body(
+            body,
+            idempotent && pool.retries > 0,
+            &pool.retry,
+            self.conn.read_timeout,
+        )
+        .await?;
+        let head = replay.as_ref().map(|_| forward::copy_parts(&parts));
+        let path_and_query = parts.uri.path_and_query().cloned();
+        let mut req = Request::from_parts(parts, body);
+        let mut candidates = pool.candidates(self.now, self.hash);
+        let mut last_error = ProxyError::NoBackendAvailable {
+            pool: pool.name.clone(),
         };
-        match tokio::time::timeout(timeout, sent).await {
-            Ok(Ok((resp, sender))) => {
-                let failed = matches!(
-                    resp.status(),
-                    StatusCode::BAD_GATEWAY
-                        | StatusCode::SERVICE_UNAVAILABLE
-                        | StatusCode::GATEWAY_TIMEOUT
-                );
-                attempt.settle(if failed {
-                    AttemptOutcome::FailedResponse
-                } else {
-                    AttemptOutcome::Success
-                });
-                if let Some(log) = ctx.log.as_mut() {
-                    log.backend = Some(backend.clone());
+        // A 5xx answer kept while another backend is tried: returned if no other does better.
+        let mut fallback: Option<Response<ResponseBody>> = None;
+        let mut sent_retries = 0u32;
+        let mut reason_to_retry_costs = false;
+        while ctx.attempts <= pool.retries {
+            let Some(attempt) = candidates.next() else {
+                break;
+            };
+            let backend = attempt.backend;
+            if ctx.attempts > 0 {
+                if reason_to_retry_costs {
+                    if !pool.budget.try_withdraw(Instant::now()) {
+                        metrics::inc(&ctx.metrics.local().retries_over_budget);
+                        drop(attempt);
+                        break;
+                    }
+                    sent_retries += 1;
+                    let wait =
+                        retry::backoff(sent_retries, pool.retry.backoff, pool.retry.backoff_max);
+                    tokio::time::sleep(wait).await;
                 }
-                let (mut parts, body) = resp.into_parts();
-                forward::rewrite_response(&mut parts);
-                let body = ResponseBody::upstream(body, sender, backend.id, conn.write_timeout);
-                return Ok(Response::from_parts(parts, body));
+                metrics::inc(&ctx.metrics.local().retries);
             }
-            Ok(Err(SendError::Connect(source, unsent))) => {
-                tracing::warn!(backend = %backend.label, error = %error::Chain(&source), "cannot connect to backend");
-                attempt.settle(AttemptOutcome::NoResponse);
-                req = unsent;
-                last_error = ProxyError::Connect {
+            ctx.attempts += 1;
+            if backend.load.acquire(pool.queue_timeout).await.is_none() {
+                // At max_connections for the whole queue timeout: try elsewhere.
+                drop(attempt);
+                last_error = ProxyError::BackendBusy {
                     backend: backend.label.clone(),
-                    source,
                 };
+                reason_to_retry_costs = false;
+                continue;
             }
-            Ok(Err(SendError::Request(source))) => {
-                if let Some(body_err) = body::find_body_error(&source) {
-                    // The client's body failed, not the backend: nothing to hold against it.
-                    drop(attempt);
-                    return Err(match body_err {
-                        body::BodyError::ClientTimeout(_) => ProxyError::ClientBodyTimeout,
-                        _ => ProxyError::ClientBody,
+            *req.uri_mut() = backend.target(path_and_query.as_ref());
+            if !self.has_host {
+                req.headers_mut()
+                    .insert(http::header::HOST, backend.host_header.clone());
+            }
+            let sent = async {
+                let (sender, reused) = match pool.connector.checkout(backend).await {
+                    Ok(conn) => conn,
+                    Err(e) => return Err(SendError::Connect(e, req)),
+                };
+                forward::send(&pool.connector, backend, sender, reused, req).await
+            };
+            let result = tokio::time::timeout(self.timeout, sent).await;
+            // Whether another try may follow, for the failures that need a replayable request.
+            let can_replay = head.is_some() && ctx.attempts <= pool.retries;
+            match result {
+                Ok(Ok((resp, sender))) => {
+                    let status = resp.status();
+                    let failed = matches!(
+                        status,
+                        StatusCode::BAD_GATEWAY
+                            | StatusCode::SERVICE_UNAVAILABLE
+                            | StatusCode::GATEWAY_TIMEOUT
+                    );
+                    let code = status.as_u16();
+                    attempt.settle(if failed {
+                        AttemptOutcome::FailedResponse(code)
+                    } else {
+                        AttemptOutcome::Success(code)
                     });
+                    if let Some(log) = ctx.log.as_mut() {
+                        log.backend = Some(backend.clone());
+                    }
+                    let (mut parts, body) = resp.into_parts();
+                    forward::rewrite_response(&mut parts);
+                    let body = ResponseBody::upstream(
+                        body,
+                        sender,
+                        backend.clone(),
+                        self.conn.write_timeout,
+                    );
+                    let resp = Response::from_parts(parts, body);
+                    if pool.retry.retry_on.contains(&code) && can_replay {
+                        tracing::debug!(backend = %backend.label, status = code, "retrying on another backend");
+                        fallback = Some(resp);
+                        req = replay_request(&head, &replay);
+                        reason_to_retry_costs = true;
+                        continue;
+                    }
+                    return Ok(resp);
                 }
-                attempt.settle(AttemptOutcome::NoResponse);
-                return Err(ProxyError::Upstream {
-                    backend: backend.label.clone(),
-                    source,
-                });
-            }
-            Err(_elapsed) => {
-                attempt.settle(AttemptOutcome::NoResponse);
-                return Err(ProxyError::UpstreamTimeout {
-                    backend: backend.label.clone(),
-                    after: timeout,
-                });
+                Ok(Err(SendError::Connect(source, unsent))) => {
+                    backend.load.release();
+                    tracing::warn!(backend = %backend.label, error = %error::Chain(&source), "cannot connect to backend");
+                    attempt.settle(AttemptOutcome::NoResponse);
+                    req = unsent;
+                    last_error = ProxyError::Connect {
+                        backend: backend.label.clone(),
+                        source,
+                    };
+                    reason_to_retry_costs = false;
+                }
+                Ok(Err(SendError::Request(source))) => {
+                    backend.load.release();
+                    if let Some(body_err) = body::find_body_error(&source) {
+                        // The client's body failed, not the backend: nothing to hold against it.
+                        drop(attempt);
+                        return Err(match body_err {
+                            body::BodyError::ClientTimeout(_) => ProxyError::ClientBodyTimeout,
+                            _ => ProxyError::ClientBody,
+                        });
+                    }
+                    attempt.settle(AttemptOutcome::NoResponse);
+                    tracing::warn!(backend = %backend.label, error = %error::Chain(&source), "backend failed to respond");
+                    let err = ProxyError::Upstream {
+                        backend: backend.label.clone(),
+                        source,
+                    };
+                    if !can_replay {
+                        return Err(err);
+                    }
+                    last_error = err;
+                    req = replay_request(&head, &replay);
+                    reason_to_retry_costs = true;
+                }
+                Err(_elapsed) => {
+                    backend.load.release();
+                    attempt.settle(AttemptOutcome::NoResponse);
+                    metrics::inc(&ctx.metrics.local().try_timeouts);
+                    let err = ProxyError::UpstreamTimeout {
+                        backend: backend.label.clone(),
+                        after: self.timeout,
+                    };
+                    if !can_replay {
+                        return Err(err);
+                    }
+                    tracing::warn!(backend = %backend.label, after = ?self.timeout, "backend timed out; retrying elsewhere");
+                    last_error = err;
+                    req = replay_request(&head, &replay);
+                    reason_to_retry_costs = true;
+                }
             }
         }
+        if let Some(resp) = fallback {
+            return Ok(resp);
+        }
+        if ctx.attempts == 0 {
+            metrics::inc(&ctx.metrics.local().unavailable);
+        }
+        Err(last_error)
     }
-    Err(last_error)
+}
+
+/// The request again, from its saved head and body.
+fn replay_request(
+    head: &Option<http::request::Parts>,
+    body: &Option<bytes::Bytes>,
+) -> Request<RequestBody> {
+    let parts = head
+        .as_ref()
+        .map_or_else(|| Request::new(()).into_parts().0, forward::copy_parts);
+    let body = body
+        .clone()
+        .map_or_else(RequestBody::empty, RequestBody::buffered);
+    Request::from_parts(parts, body)
 }

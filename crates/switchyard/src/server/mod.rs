@@ -85,6 +85,8 @@ pub struct Server {
     workers_done: mpsc::Receiver<bool>,
     threads: Vec<std::thread::JoinHandle<()>>,
     shards: usize,
+    /// The state in force, for the health-check thread (which stops when this is dropped).
+    health: watch::Sender<Arc<State>>,
 }
 
 /// How a shutdown went.
@@ -115,6 +117,8 @@ fn start_inner(config: Config, first: Option<std::net::TcpListener>) -> Result<S
     let model = config.runtime;
     let state = State::build(config, None, workers)?;
     let shared = Arc::new(Shared::new(state, Metrics::new(workers)));
+    let (health, health_rx) = watch::channel(shared.state());
+    crate::upstream::health::spawn(health_rx).map_err(StartError::Thread)?;
     let (shutdown, _) = watch::channel(false);
     let (listeners, _) = watch::channel(Arc::new(set));
     let (done_tx, workers_done) = mpsc::channel(workers);
@@ -154,6 +158,7 @@ fn start_inner(config: Config, first: Option<std::net::TcpListener>) -> Result<S
         workers_done,
         threads,
         shards: workers,
+        health,
     })
 }
 
@@ -196,6 +201,7 @@ impl Server {
         let old = self.shared.state();
         let state = State::build(config, Some(&old), self.shards).map_err(StartError::from)?;
         self.shared.swap(state);
+        self.health.send_replace(self.shared.state());
         self.listeners.send_replace(Arc::new(set));
         Ok(())
     }

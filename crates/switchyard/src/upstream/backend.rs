@@ -11,6 +11,9 @@ use crate::config::{BackendUrl, BreakerConfig};
 use crate::metrics::{BackendCounters, BackendSnapshot, Sharded};
 
 use super::breaker::{Breaker, State};
+use super::health::Health;
+use super::load::Load;
+use super::outlier::Outlier;
 
 /// A backend of a pool.
 #[derive(Debug)]
@@ -28,6 +31,14 @@ pub struct Backend {
     preferred: AtomicUsize,
     /// The circuit breaker.
     pub breaker: Breaker,
+    /// Active health-check state.
+    pub health: Health,
+    /// Passive outlier-ejection state.
+    pub outlier: Outlier,
+    /// Outstanding requests and latency.
+    pub load: Load,
+    /// A stable hash of the URL (consistent hashing places backends by it).
+    pub identity: u64,
     /// Request counters.
     pub counters: Sharded<BackendCounters>,
 }
@@ -72,6 +83,7 @@ impl Backend {
         let authority = authority.split('/').next().unwrap_or(authority);
         let host_header = HeaderValue::from_str(authority)
             .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
+        let identity = super::pick::hash_bytes(label.as_bytes());
         Ok(Backend {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             url,
@@ -80,6 +92,10 @@ impl Backend {
             addrs,
             preferred: AtomicUsize::new(0),
             breaker: Breaker::new(breaker),
+            health: Health::default(),
+            outlier: Outlier::default(),
+            load: Load::default(),
+            identity,
             counters: Sharded::new(shards),
         })
     }
@@ -123,15 +139,20 @@ impl Backend {
     }
 
     /// Figures for `/health` and `/metrics`.
-    pub fn snapshot(&self, pool: &str) -> BackendSnapshot {
+    pub fn snapshot(&self, pool: &str, now: tokio::time::Instant) -> BackendSnapshot {
         let (state, failures) = self.breaker.snapshot();
-        BackendSnapshot::read(
+        let mut snapshot = BackendSnapshot::read(
             pool.to_owned(),
             self.label.clone(),
             state_name(state),
             failures,
             &self.counters,
-        )
+        );
+        snapshot.healthy = self.health.is_healthy();
+        snapshot.ejected = self.outlier.is_ejected(now);
+        snapshot.outstanding = self.load.outstanding();
+        snapshot.latency_ewma_ms = (self.load.ewma_ns() / 1e3).round() / 1e3;
+        snapshot
     }
 }
 

@@ -20,7 +20,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use std::sync::atomic::Ordering;
+
 use crate::config::KeepAliveConfig;
+use crate::metrics;
 use crate::proxy::body::RequestBody;
 
 use super::Backend;
@@ -92,26 +95,30 @@ impl Connector {
     /// A connection to `backend` ready to take a request: an idle pooled one if this worker
     /// has one (`reused == true`), else a new one.
     pub async fn checkout(&self, backend: &Backend) -> Result<(Sender, bool), ConnectError> {
-        while let Some(mut sender) = self.pop_idle(backend.id) {
+        while let Some(mut sender) = self.pop_idle(backend) {
             // A pooled connection is normally ready at once; one the backend closed while it
             // sat idle fails here and is dropped.
             if sender.ready().await.is_ok() {
+                metrics::inc(&backend.counters.local().connections_reused);
                 return Ok((sender, true));
             }
         }
         self.connect(backend).await.map(|sender| (sender, false))
     }
 
-    fn pop_idle(&self, backend_id: u64) -> Option<Sender> {
+    fn pop_idle(&self, backend: &Backend) -> Option<Sender> {
         let now = Instant::now();
+        let out = &backend.counters.local().idle_out;
         IDLE.try_with(|idle| {
             let mut idle = idle.borrow_mut();
-            let list = idle.entry(backend_id).or_default();
+            let list = idle.entry(backend.id).or_default();
             list.max_idle = self.pool.max_idle;
             list.idle_timeout = self.pool.idle_timeout;
             while let Some(conn) = list.conns.pop() {
+                metrics::inc(out);
                 if now.saturating_duration_since(conn.since) > list.idle_timeout {
                     // The newest is too old, so all are.
+                    out.fetch_add(list.conns.len() as u64, Ordering::Relaxed);
                     list.conns.clear();
                     return None;
                 }
@@ -132,6 +139,7 @@ impl Connector {
             match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
                 Ok(Ok(stream)) => {
                     backend.prefer(idx);
+                    metrics::inc(&backend.counters.local().connections_opened);
                     return self.handshake(stream).await;
                 }
                 Ok(Err(e)) => last_err = ConnectError::Io(e),
@@ -142,8 +150,13 @@ impl Connector {
     }
 
     async fn handshake(&self, stream: TcpStream) -> Result<Sender, ConnectError> {
-        // Small requests and responses must not wait for Nagle.
+        // Small requests and responses must not wait for Nagle; keepalive probes notice a
+        // backend host that vanished while the connection sat idle.
         let _ = stream.set_nodelay(true);
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(60))
+            .with_interval(Duration::from_secs(10));
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
         let (sender, conn) = http1::Builder::new()
             .max_buf_size(self.max_header_bytes.max(64 * 1024))
             .handshake(TokioIo::new(stream))
@@ -159,14 +172,15 @@ impl Connector {
 }
 
 /// Puts a connection whose last response is complete back into this worker's idle pool.
-pub fn checkin(backend_id: u64, sender: Sender) {
+pub fn checkin(backend: &Backend, sender: Sender) {
     if sender.is_closed() {
         return;
     }
     let now = Instant::now();
+    let counters = backend.counters.local();
     let _ = IDLE.try_with(|idle| {
         let mut idle = idle.borrow_mut();
-        let Some(list) = idle.get_mut(&backend_id) else {
+        let Some(list) = idle.get_mut(&backend.id) else {
             return;
         };
         let timeout = list.idle_timeout;
@@ -176,18 +190,17 @@ pub fn checkin(backend_id: u64, sender: Sender) {
             .take_while(|c| now.saturating_duration_since(c.since) > timeout)
             .count();
         list.conns.drain(..expired);
+        let mut dropped = expired as u64;
         if list.conns.len() >= list.max_idle {
             if list.max_idle == 0 {
+                counters.idle_out.fetch_add(dropped, Ordering::Relaxed);
                 return;
             }
             list.conns.remove(0);
+            dropped += 1;
         }
         list.conns.push(Idle { sender, since: now });
+        counters.idle_out.fetch_add(dropped, Ordering::Relaxed);
+        metrics::inc(&counters.idle_in);
     });
-}
-
-/// Idle connections this worker holds for `backend_id` (for tests and metrics).
-pub fn idle_count(backend_id: u64) -> usize {
-    IDLE.try_with(|idle| idle.borrow().get(&backend_id).map_or(0, |l| l.conns.len()))
-        .unwrap_or(0)
 }

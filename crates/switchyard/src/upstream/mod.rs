@@ -1,15 +1,28 @@
 //! The upstream side: pools of backends, which backend a request tries (and in what order
-//! on retry), circuit breaking per backend, and the keep-alive connections to them.
+//! on retry), health, circuit breaking and ejection per backend, retries and their budget,
+//! and the keep-alive connections to backends.
 //!
-//! - [`backend`]: one backend: addresses, breaker, counters.
+//! - [`backend`]: one backend: addresses, breaker, health, load, counters.
 //! - [`pick`]: balancing algorithms.
 //! - [`breaker`]: the circuit breaker state machine.
+//! - [`health`]: active health checks.
+//! - [`outlier`]: passive ejection on consecutive 5xx.
+//! - [`load`]: outstanding requests, latency, `max_connections`.
+//! - [`retry`]: the retry budget and backoff.
 //! - [`connect`]: connecting, and the per-worker pool of idle keep-alive connections.
+//!
+//! A backend is *available* when its active checks pass and it is not ejected; a request is
+//! offered only available backends whose circuit lets it through. When none is available
+//! the pool answers 503, or, in panic mode, offers every backend anyway.
 
 pub mod backend;
 pub mod breaker;
 pub mod connect;
+pub mod health;
+pub mod load;
+pub mod outlier;
 pub mod pick;
+pub mod retry;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +34,7 @@ use breaker::{Permit, Transition};
 use connect::Connector;
 use pick::Picker;
 
-use crate::config::PoolConfig;
+use crate::config::{HashKey, HealthCheckConfig, OutlierConfig, PoolConfig, RetryConfig};
 use crate::metrics::{self, BackendSnapshot};
 
 /// A named set of interchangeable backends, how to choose among them and how to reach them.
@@ -33,22 +46,52 @@ pub struct Pool {
     picker: Picker,
     /// How connections to its backends are made and pooled.
     pub connector: Connector,
-    /// Further backends tried after a connect failure.
+    /// Further backends tried (connect failures; and, for idempotent requests, resets,
+    /// per-try timeouts and `retry.retry_on` statuses).
     pub retries: u32,
-    /// Time a backend has to send its response head.
+    /// Time a backend has to send its response head (per try).
     pub timeout: Duration,
+    /// Limit on a whole request, all tries included.
+    pub request_timeout: Option<Duration>,
+    /// Retry settings.
+    pub retry: RetryConfig,
+    /// Retry budget, shared by the pool's requests.
+    pub budget: Arc<retry::Budget>,
+    /// Active health checks.
+    pub health_check: Option<HealthCheckConfig>,
+    /// Outlier ejection.
+    pub outlier: OutlierConfig,
+    /// Wait for a backend at `max_connections`.
+    pub queue_timeout: Duration,
+    /// Ramp-up of recovered backends.
+    pub slow_start: Duration,
+    /// Offer every backend when none is available.
+    pub panic_mode: bool,
 }
 
 // === impl Pool ===
 
 impl Pool {
-    /// A pool as `config` describes it, over `backends` (the same order as in `config`).
-    pub fn new(config: &PoolConfig, backends: Vec<Arc<Backend>>, max_header_bytes: usize) -> Self {
+    /// A pool as `config` describes it, over `backends` (the same order as in `config`),
+    /// keeping `budget` when a reload did not change its settings.
+    pub fn new(
+        config: &PoolConfig,
+        backends: Vec<Arc<Backend>>,
+        max_header_bytes: usize,
+        budget: Option<Arc<retry::Budget>>,
+    ) -> Self {
         let weights: Vec<u32> = config.backends.iter().map(|b| b.weight).collect();
+        let identities: Vec<u64> = backends.iter().map(|b| b.identity).collect();
+        for b in &backends {
+            b.load.set_max(config.max_connections);
+        }
+        let budget = budget
+            .filter(|b| b.is(&config.retry))
+            .unwrap_or_else(|| Arc::new(retry::Budget::new(&config.retry)));
         Pool {
             name: config.name.clone(),
             backends,
-            picker: Picker::weighted_round_robin(&weights),
+            picker: Picker::new(&config.policy, &weights, &identities),
             connector: Connector {
                 connect_timeout: config.connect_timeout,
                 pool: config.keepalive,
@@ -56,6 +99,14 @@ impl Pool {
             },
             retries: config.retries,
             timeout: config.timeout,
+            request_timeout: config.request_timeout,
+            retry: config.retry.clone(),
+            budget,
+            health_check: config.health_check.clone(),
+            outlier: config.outlier,
+            queue_timeout: config.queue_timeout,
+            slow_start: config.slow_start,
+            panic_mode: config.panic_mode,
         }
     }
 
@@ -64,25 +115,64 @@ impl Pool {
         &self.backends
     }
 
+    /// What consistent hashing needs from the request, if this pool hashes.
+    pub fn hash_key(&self) -> Option<&HashKey> {
+        self.picker.hash_key()
+    }
+
+    /// True when `backend` may be offered: healthy and not ejected.
+    fn available(backend: &Backend, now: Instant) -> bool {
+        backend.health.is_healthy() && !backend.outlier.is_ejected(now)
+    }
+
     /// Backends to try for one request, in preference order: the picker's choice first, then
-    /// the others in turn. Backends whose circuit keeps traffic away are skipped; each one
-    /// yielded comes with the breaker's permit, which the caller must settle through an
-    /// [`Attempt`].
-    pub fn candidates(&self, now: Instant) -> Candidates<'_> {
+    /// the others in turn. Unavailable backends and those whose circuit keeps traffic away
+    /// are skipped; each backend yielded comes with the breaker's permit, settled through its
+    /// [`Attempt`]. `hash` is the request key's hash for consistent hashing.
+    pub fn candidates(&self, now: Instant, hash: Option<u64>) -> Candidates<'_> {
         let len = self.backends.len();
+        let any_available = self.backends.iter().any(|b| Self::available(b, now));
+        let panic = !any_available && self.panic_mode && len > 0;
+        if panic {
+            tracing::warn!(pool = %self.name, "no backend available: panic mode, trying all");
+        }
+        let start = if len == 0 {
+            0
+        } else {
+            let slow_start = self.slow_start;
+            self.picker.first(&self.backends, hash, |i| {
+                let b = &self.backends[i];
+                if !panic && !Self::available(b, now) {
+                    return false;
+                }
+                // A recovering backend is picked first only in proportion to its ramp.
+                let ramp = b.health.ramp(now, slow_start);
+                ramp >= 1.0 || (pick::random() % 1000) as f64 / 1000.0 < ramp
+            })
+        };
         Candidates {
-            backends: &self.backends,
-            start: if len == 0 { 0 } else { self.picker.first(len) },
+            pool: self,
+            start,
             offset: 0,
             now,
+            panic,
         }
+    }
+
+    /// Backends ejected now.
+    fn ejected(&self, now: Instant) -> usize {
+        self.backends
+            .iter()
+            .filter(|b| b.outlier.is_ejected(now))
+            .count()
     }
 
     /// Figures of every backend.
     pub fn snapshot(&self) -> Vec<BackendSnapshot> {
+        let now = Instant::now();
         self.backends
             .iter()
-            .map(|b| b.snapshot(&self.name))
+            .map(|b| b.snapshot(&self.name, now))
             .collect()
     }
 }
@@ -90,27 +180,34 @@ impl Pool {
 /// Iterator returned by [`Pool::candidates`].
 #[derive(Debug)]
 pub struct Candidates<'a> {
-    backends: &'a [Arc<Backend>],
+    pool: &'a Pool,
     start: usize,
     offset: usize,
     now: Instant,
+    panic: bool,
 }
 
 impl<'a> Iterator for Candidates<'a> {
     type Item = Attempt<'a>;
 
     fn next(&mut self) -> Option<Attempt<'a>> {
-        while self.offset < self.backends.len() {
-            let backend = &self.backends[(self.start + self.offset) % self.backends.len()];
+        let backends = &self.pool.backends;
+        while self.offset < backends.len() {
+            let backend = &backends[(self.start + self.offset) % backends.len()];
             self.offset += 1;
+            if !self.panic && !Pool::available(backend, self.now) {
+                continue;
+            }
             let (permit, transition) = backend.breaker.try_acquire(self.now);
             log_transition(backend, transition);
             if let Some(permit) = permit {
                 metrics::inc(&backend.counters.local().requests);
                 return Some(Attempt {
                     backend,
+                    pool: self.pool,
                     permit,
                     settled: false,
+                    started: Instant::now(),
                 });
             }
         }
@@ -118,49 +215,73 @@ impl<'a> Iterator for Candidates<'a> {
     }
 }
 
-/// One try of one request on one backend. It must end in [`Attempt::succeeded`] or
-/// [`Attempt::failed`]; dropped unsettled (the client went away), it hands a half-open
-/// circuit's trial slot back.
+/// One try of one request on one backend. It must end in [`Attempt::settle`]; dropped
+/// unsettled (the client went away), it hands a half-open circuit's trial slot back.
 #[derive(Debug)]
 pub struct Attempt<'a> {
     /// The backend tried.
     pub backend: &'a Arc<Backend>,
+    pool: &'a Pool,
     permit: Permit,
     settled: bool,
+    started: Instant,
 }
 
 /// How an attempt ended, as the breaker and the counters see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// A response the backend is healthy to give.
-    Success,
+    /// A response (`status`) the backend is healthy to give.
+    Success(u16),
     /// A 502/503/504 response: the backend answered but reports itself unwell.
-    FailedResponse,
+    FailedResponse(u16),
     /// No response: connect error, timeout, connection reset.
     NoResponse,
 }
 
 impl Attempt<'_> {
-    /// Records how the attempt ended.
+    /// Records how the attempt ended: breaker, outlier ejection, latency, counters.
     pub fn settle(mut self, outcome: Outcome) {
         self.settled = true;
-        let counters = self.backend.counters.local();
+        let now = Instant::now();
+        let backend = self.backend;
+        let counters = backend.counters.local();
         let transition = match outcome {
-            Outcome::Success => {
+            Outcome::Success(_) => {
                 metrics::inc(&counters.responses);
-                self.backend.breaker.on_success(self.permit)
+                backend.breaker.on_success(self.permit)
             }
-            Outcome::FailedResponse | Outcome::NoResponse => {
+            Outcome::FailedResponse(_) | Outcome::NoResponse => {
                 if outcome == Outcome::NoResponse {
                     metrics::inc(&counters.errors);
                 } else {
                     metrics::inc(&counters.responses);
                 }
                 metrics::inc(&counters.failures);
-                self.backend.breaker.on_failure(self.permit, Instant::now())
+                backend.breaker.on_failure(self.permit, now)
             }
         };
-        log_transition(self.backend, transition);
+        if let Some(Transition {
+            to: breaker::State::Closed,
+            ..
+        }) = transition
+        {
+            backend.health.mark_recovered(now);
+        }
+        log_transition(backend, transition);
+        if let Outcome::Success(status) | Outcome::FailedResponse(status) = outcome {
+            backend
+                .load
+                .observe(now.saturating_duration_since(self.started), now);
+            let pool = self.pool;
+            let ejected = pool.ejected(now);
+            if backend
+                .outlier
+                .record(status, &pool.outlier, now, ejected, pool.backends.len())
+            {
+                metrics::inc(&counters.ejections);
+                tracing::warn!(backend = %backend.label, pool = %pool.name, ejection_time = ?pool.outlier.ejection_time, "backend ejected after consecutive 5xx responses");
+            }
+        }
     }
 }
 

@@ -1,0 +1,95 @@
+//! Passive outlier ejection: a backend that answers 5xx several times in a row is taken out
+//! of rotation for a while, but never so many backends that more than a set share of the pool
+//! is out at once (a bad deploy must not take the whole pool down).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use tokio::time::Instant;
+
+use super::load::nanos;
+use crate::config::OutlierConfig;
+
+/// A backend's ejection state.
+#[derive(Debug, Default)]
+pub struct Outlier {
+    consecutive_5xx: AtomicU32,
+    /// `nanos()` until which the backend is ejected; 0 when it is not.
+    ejected_until: AtomicU64,
+}
+
+impl Outlier {
+    /// True while ejected.
+    pub fn is_ejected(&self, now: Instant) -> bool {
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        until != 0 && nanos(now) < until
+    }
+
+    /// Records a response status. Returns true when this response ejects the backend;
+    /// `ejected_in_pool` is how many of the pool's `pool_size` backends are ejected now.
+    pub fn record(
+        &self,
+        status: u16,
+        config: &OutlierConfig,
+        now: Instant,
+        ejected_in_pool: usize,
+        pool_size: usize,
+    ) -> bool {
+        if status < 500 {
+            if self.consecutive_5xx.load(Ordering::Relaxed) != 0 {
+                self.consecutive_5xx.store(0, Ordering::Relaxed);
+            }
+            return false;
+        }
+        let n = self.consecutive_5xx.fetch_add(1, Ordering::Relaxed) + 1;
+        if config.consecutive_5xx == 0 || n < config.consecutive_5xx || self.is_ejected(now) {
+            return false;
+        }
+        let cap = pool_size * usize::from(config.max_ejection_percent) / 100;
+        if ejected_in_pool >= cap {
+            return false;
+        }
+        self.consecutive_5xx.store(0, Ordering::Relaxed);
+        let until = nanos(now + config.ejection_time).max(1);
+        self.ejected_until.store(until, Ordering::Relaxed);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const CONFIG: OutlierConfig = OutlierConfig {
+        consecutive_5xx: 3,
+        ejection_time: Duration::from_secs(30),
+        max_ejection_percent: 50,
+    };
+
+    #[test]
+    fn ejects_after_consecutive_5xx_for_a_while() {
+        let o = Outlier::default();
+        let now = Instant::now();
+        assert!(!o.record(500, &CONFIG, now, 0, 4));
+        assert!(!o.record(502, &CONFIG, now, 0, 4));
+        assert!(o.record(503, &CONFIG, now, 0, 4));
+        assert!(o.is_ejected(now + Duration::from_secs(29)));
+        assert!(!o.is_ejected(now + Duration::from_secs(31)));
+    }
+
+    #[test]
+    fn success_resets_and_cap_holds() {
+        let o = Outlier::default();
+        let now = Instant::now();
+        o.record(500, &CONFIG, now, 0, 4);
+        o.record(500, &CONFIG, now, 0, 4);
+        o.record(200, &CONFIG, now, 0, 4);
+        assert!(!o.record(500, &CONFIG, now, 0, 4));
+        // Two of four already out: 50% cap reached.
+        let p = Outlier::default();
+        for _ in 0..5 {
+            assert!(!p.record(500, &CONFIG, now, 2, 4));
+        }
+        assert!(!p.is_ejected(now));
+    }
+}
