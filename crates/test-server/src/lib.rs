@@ -4,7 +4,7 @@
 //!
 //! | path            | answer |
 //! |-----------------|--------|
-//! | `/health`       | `200 {"status":"UP"}` |
+//! | `/health`       | `200 {"status":"UP"}` (or the status set with [`TestServer::set_health`]) |
 //! | `/echo`         | the request as JSON: method, path, query, headers (in order, duplicates kept), body |
 //! | `/status/{code}`| that status code |
 //! | `/delay/{ms}`   | the message, after `ms` milliseconds |
@@ -12,6 +12,9 @@
 //! | `/mirror`       | the request body streamed back as it arrives |
 //!
 //! Every response carries `x-served-by: <port>` so a client can tell which backend answered.
+//! Tests can make one backend misbehave while others do not: [`TestServer::set_health`]
+//! changes what `/health` answers, [`TestServer::set_status`] the status of every other
+//! (message) answer, and [`TestServer::set_delay`] delays them.
 //! [`spawn`] runs a server on a listener the caller bound (tests hand over `127.0.0.1:0`
 //! listeners, never port numbers) and returns a [`TestServer`] that counts requests and
 //! connections and can be stopped mid-test, closing its keep-alive connections as a killed
@@ -20,7 +23,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -57,10 +60,25 @@ pub struct TestServer {
     task: JoinHandle<()>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Stats {
     requests: AtomicU64,
     connections: AtomicU64,
+    health_status: AtomicU16,
+    message_status: AtomicU16,
+    delay_ms: AtomicU64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            requests: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            health_status: AtomicU16::new(200),
+            message_status: AtomicU16::new(200),
+            delay_ms: AtomicU64::new(0),
+        }
+    }
 }
 
 struct Shared {
@@ -131,6 +149,22 @@ impl TestServer {
         self.stats.connections.load(Ordering::Relaxed)
     }
 
+    /// Makes `/health` answer with `status` (200 by default).
+    pub fn set_health(&self, status: u16) {
+        self.stats.health_status.store(status, Ordering::Relaxed);
+    }
+
+    /// Makes the message answers (every path but the special ones) use `status` (200 by
+    /// default), e.g. 503 to play a failing backend.
+    pub fn set_status(&self, status: u16) {
+        self.stats.message_status.store(status, Ordering::Relaxed);
+    }
+
+    /// Delays the message answers by `ms` milliseconds (0 by default), to play a slow backend.
+    pub fn set_delay(&self, ms: u64) {
+        self.stats.delay_ms.store(ms, Ordering::Relaxed);
+    }
+
     /// Stops accepting and closes every open connection at once (no graceful close), as a
     /// killed process would; waits until the listening socket is closed.
     pub async fn stop(self) {
@@ -183,8 +217,12 @@ async fn accept_loop(
 async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<RespBody> {
     shared.stats.requests.fetch_add(1, Ordering::Relaxed);
     let path = req.uri().path();
+    let stats = &shared.stats;
     let mut resp = if path == "/health" {
-        json(StatusCode::OK, serde_json::json!({ "status": "UP" }))
+        let status = StatusCode::from_u16(stats.health_status.load(Ordering::Relaxed))
+            .unwrap_or(StatusCode::OK);
+        let word = if status.is_success() { "UP" } else { "DOWN" };
+        json(status, serde_json::json!({ "status": word }))
     } else if path == "/echo" {
         echo(req).await
     } else if path == "/mirror" {
@@ -216,7 +254,16 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<RespBody> 
             Err(_) => text(StatusCode::BAD_REQUEST, "bad length\n"),
         }
     } else {
-        full(shared.message.clone())
+        let delay = stats.delay_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        let mut resp = full(shared.message.clone());
+        let status = stats.message_status.load(Ordering::Relaxed);
+        if status != 200 {
+            *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+        }
+        resp
     };
     resp.headers_mut()
         .insert("x-served-by", shared.served_by.clone());
