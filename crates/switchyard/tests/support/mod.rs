@@ -3,6 +3,8 @@
 //! `eventually` for waiting on conditions instead of sleeping.
 #![allow(dead_code, missing_docs)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -242,6 +244,6 @@ where
 #[macro_export]
 macro_rules! assert_eventually {
     ($within:expr, $check:expr, $($msg:tt)+) => {
-        assert!(support::eventually($within, $check).await, $($msg)+)
+        assert!($crate::support::eventually($within, $check).await, $($msg)+)
     };
 }
