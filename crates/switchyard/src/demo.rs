@@ -4,6 +4,9 @@
 use crate::config::{BackendConfig, BackendUrl, Config};
 use crate::server::{self, Server, StartError};
 
+/// The demo's rate limit unless `--rate-limit` is given: the seed scenario's 20 per second.
+pub const RATE_LIMIT: u32 = 20;
+
 /// The running demo: backends and proxy.
 #[derive(Debug)]
 pub struct Demo {

@@ -51,8 +51,14 @@ fn main() -> ExitCode {
         let mut signals = shutdown::Signals::install()?;
         let (server, _demo_backends) = match cli.command {
             Some(Command::Demo) => {
-                let demo = switchyard::demo::start(config.clone()).await?;
-                println!("{}", switchyard::demo::instructions(&demo, config.rate_limit.requests));
+                let mut config = config;
+                if !cli.given("rate_limit") {
+                    // The seed's scenario: 40 requests in a row at 20 per second show 429s.
+                    config.rate_limit.requests = switchyard::demo::RATE_LIMIT;
+                }
+                let rate_limit = config.rate_limit.requests;
+                let demo = switchyard::demo::start(config).await?;
+                println!("{}", switchyard::demo::instructions(&demo, rate_limit));
                 (demo.server, demo.backends)
             }
             _ => (server::start(config)?, Vec::new()),
