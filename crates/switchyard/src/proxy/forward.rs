@@ -234,26 +234,26 @@ pub enum SendError {
 
 /// Sends `req` on `sender`. A pooled connection (`reused`) that turns out closed is replaced
 /// by a new connection once, transparently: always when hyper hands the request back unsent,
-/// and for a body-less idempotent request also when the connection closed before any
-/// response byte arrived (the backend closed it just as the request was written, e.g. its
-/// keep-alive timeout fired), as Go's transport does. Such requests keep a copy of their
-/// head for this: a few header clones, no body.
+/// and, when `replay` can build the request again (idempotent, body kept), also when the
+/// connection closed before any response byte arrived (the backend closed it just as the
+/// request was written, e.g. its keep-alive timeout fired), as Go's transport does.
 pub async fn send(
     connector: &Connector,
     backend: &Backend,
     mut sender: Sender,
     mut reused: bool,
     mut req: Request<RequestBody>,
+    replay: Option<&(dyn Fn() -> Request<RequestBody> + Sync)>,
 ) -> Result<(Response<Incoming>, Sender), SendError> {
-    let mut replay = (reused && is_idempotent(req.method()) && req.body().is_end_stream())
-        .then(|| copy_head(&req));
     loop {
         match sender.try_send_request(req).await {
             Ok(resp) => return Ok((resp, sender)),
             Err(mut err) => {
-                let unsent = match (err.take_message(), replay.take()) {
+                let unsent = match (err.take_message(), replay) {
                     (Some(unsent), _) => unsent,
-                    (None, Some(copy)) if reused && closed_before_response(err.error()) => copy,
+                    (None, Some(rebuild)) if reused && closed_before_response(err.error()) => {
+                        rebuild()
+                    }
                     (None, _) => return Err(SendError::Request(err.into_error())),
                 };
                 if !reused {
@@ -344,15 +344,6 @@ pub fn request_hash(
             .find(|(k, _)| k == name)
             .map(|(_, v)| hash_bytes(v.as_bytes())),
     }
-}
-
-fn copy_head(req: &Request<RequestBody>) -> Request<RequestBody> {
-    let mut copy = Request::new(RequestBody::empty());
-    *copy.method_mut() = req.method().clone();
-    *copy.uri_mut() = req.uri().clone();
-    *copy.version_mut() = req.version();
-    *copy.headers_mut() = req.headers().clone();
-    copy
 }
 
 /// The connection ended before a response began: closed, or reset by the peer.

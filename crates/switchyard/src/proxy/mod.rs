@@ -236,17 +236,21 @@ impl Attempting<'_> {
                 reason_to_retry_costs = false;
                 continue;
             }
-            *req.uri_mut() = backend.target(path_and_query.as_ref());
-            if !self.has_host {
-                req.headers_mut()
-                    .insert(http::header::HOST, backend.host_header.clone());
-            }
+            self.address(&mut req, backend, path_and_query.as_ref());
+            // The same request again for this backend, when it can be replayed.
+            let rebuild = || {
+                let mut again = replay_request(&head, &replay);
+                self.address(&mut again, backend, path_and_query.as_ref());
+                again
+            };
+            let rebuild: Option<&(dyn Fn() -> Request<RequestBody> + Sync)> =
+                head.as_ref().map(|_| &rebuild as _);
             let sent = async {
                 let (sender, reused) = match pool.connector.checkout(backend).await {
                     Ok(conn) => conn,
                     Err(e) => return Err(SendError::Connect(e, req)),
                 };
-                forward::send(&pool.connector, backend, sender, reused, req).await
+                forward::send(&pool.connector, backend, sender, reused, req, rebuild).await
             };
             let result = tokio::time::timeout(self.timeout, sent).await;
             // Whether another try may follow, for the failures that need a replayable request.
@@ -346,6 +350,23 @@ impl Attempting<'_> {
             metrics::inc(&ctx.metrics.local().unavailable);
         }
         Err(last_error)
+    }
+}
+
+impl Attempting<'_> {
+    /// Points `req` at `backend`: its base path in front of the path, and its address as
+    /// `Host` when the client sent none (HTTP/1.0).
+    fn address(
+        &self,
+        req: &mut Request<RequestBody>,
+        backend: &crate::upstream::Backend,
+        path_and_query: Option<&http::uri::PathAndQuery>,
+    ) {
+        *req.uri_mut() = backend.target(path_and_query);
+        if !self.has_host {
+            req.headers_mut()
+                .insert(http::header::HOST, backend.host_header.clone());
+        }
     }
 }
 
