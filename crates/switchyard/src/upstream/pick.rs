@@ -106,10 +106,16 @@ impl Picker {
         match self {
             Picker::RoundRobin { next, schedule } => {
                 let turn = next.fetch_add(1, Ordering::Relaxed);
-                match schedule {
+                let first = match schedule {
                     Some(s) => s[turn % s.len()] % len,
                     None => turn % len,
-                }
+                };
+                // The backend whose turn it is may not be picked first (unavailable, or ramping
+                // up after a recovery): the next one in order that may takes its turn.
+                (0..len)
+                    .map(|k| (first + k) % len)
+                    .find(|&i| usable(i))
+                    .unwrap_or(first)
             }
             Picker::Random => random_usable(len, &usable),
             Picker::LeastRequest => {
