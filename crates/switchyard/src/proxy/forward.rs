@@ -290,11 +290,11 @@ pub fn copy_parts(parts: &request::Parts) -> request::Parts {
     copy
 }
 
-/// Gets the client's body ready for sending. When `may_retry` and the body is small enough to
-/// keep (`retry.replay_max_bytes`, by its Content-Length), it is read whole now, so that the
-/// request can be sent again to another backend; the copy to replay is returned with it. A
-/// request without a body is always replayable. Larger or chunked bodies are streamed and the
-/// request is not sent twice.
+/// Gets the client's body ready for sending. When `may_retry` (an idempotent request) and
+/// the body is empty or small enough to keep (`retry.replay_max_bytes`, by its
+/// Content-Length), it is read whole now, so that the request can be sent again to another
+/// backend; the copy to replay is returned with it. Otherwise the body is streamed and the
+/// request is never sent twice.
 pub async fn prepare_body(
     body: Incoming,
     may_retry: bool,
@@ -302,7 +302,7 @@ pub async fn prepare_body(
     read_timeout: std::time::Duration,
 ) -> Result<(RequestBody, Option<Bytes>), ProxyError> {
     if body.is_end_stream() {
-        return Ok((RequestBody::empty(), Some(Bytes::new())));
+        return Ok((RequestBody::empty(), may_retry.then(Bytes::new)));
     }
     let small = body
         .size_hint()
