@@ -76,7 +76,7 @@ impl AccessLog {
 
     /// Writes the line: `bytes` of response body sent, `complete` false when the body was cut
     /// short (client gone, backend failed).
-    pub fn write(self, bytes: u64, complete: bool) {
+    pub fn write(&self, bytes: u64, complete: bool) {
         let duration_ms = self.start.elapsed().as_secs_f64() * 1e3;
         let backend = self.backend.as_ref().map_or("-", |b| b.label.as_str());
         tracing::info!(

@@ -175,7 +175,7 @@ impl Body for RequestBody {
 pub struct ResponseBody {
     kind: Kind,
     bytes: u64,
-    log: Option<AccessLog>,
+    log: Option<Box<AccessLog>>,
 }
 
 #[derive(Debug)]
@@ -228,7 +228,7 @@ impl ResponseBody {
     }
 
     /// Writes `log` when the body is finished (or dropped).
-    pub fn set_log(&mut self, log: Option<AccessLog>) {
+    pub fn set_log(&mut self, log: Option<Box<AccessLog>>) {
         self.log = log;
     }
 

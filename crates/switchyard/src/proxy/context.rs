@@ -53,7 +53,7 @@ pub struct RequestCtx<'a> {
     /// Backends tried so far.
     pub attempts: u32,
     /// The access-log line being built, when access logging is on.
-    pub log: Option<AccessLog>,
+    pub log: Option<Box<AccessLog>>,
     /// Which bucket of the proxy counters this request ends in (see [`crate::metrics`]);
     /// until set, dropping the context counts it as cancelled.
     outcome: Option<Outcome>,
@@ -79,14 +79,16 @@ impl<'a> RequestCtx<'a> {
     pub fn new(metrics: &'a Metrics, client: SocketAddr, req: &http::request::Parts) -> Self {
         metrics::inc(&metrics.local().requests);
         let start = Instant::now();
-        let log = AccessLog::enabled().then(|| AccessLog {
-            method: req.method.clone(),
-            uri: req.uri.clone(),
-            client,
-            status: 0,
-            backend: None,
-            attempts: 0,
-            start,
+        let log = AccessLog::enabled().then(|| {
+            Box::new(AccessLog {
+                method: req.method.clone(),
+                uri: req.uri.clone(),
+                client,
+                status: 0,
+                backend: None,
+                attempts: 0,
+                start,
+            })
         });
         RequestCtx {
             client,
@@ -100,7 +102,7 @@ impl<'a> RequestCtx<'a> {
 
     /// Records which bucket the request ends in and the status sent; returns the access-log
     /// line to write once the body is done.
-    pub fn finish(mut self, outcome: Outcome, status: u16) -> Option<AccessLog> {
+    pub fn finish(mut self, outcome: Outcome, status: u16) -> Option<Box<AccessLog>> {
         self.outcome = Some(outcome);
         let mut log = self.log.take()?;
         log.status = status;

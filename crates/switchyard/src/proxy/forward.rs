@@ -183,6 +183,11 @@ pub fn rewrite_response(parts: &mut http::response::Parts) {
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none of these: one pass over the names finds out, instead of a
+    // hash lookup per listed header.
+    if !headers.keys().any(is_connection_specific) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -201,6 +206,11 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in HOP_BY_HOP {
         headers.remove(name);
     }
+}
+
+/// A header that describes the connection rather than the message.
+fn is_connection_specific(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name)
 }
 
 fn append_forwarded_for(headers: &mut HeaderMap, client_ip: &HeaderValue) {
