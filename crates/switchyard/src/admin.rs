@@ -35,6 +35,10 @@ struct Health {
 struct BackendHealth {
     pool: String,
     url: String,
+    /// Active health checks pass (always true without checks).
+    healthy: bool,
+    /// Ejected for consecutive 5xx now.
+    ejected: bool,
     circuit: &'static str,
     consecutive_failures: u32,
 }
@@ -92,6 +96,8 @@ fn health(shared: &Shared, state: &State) -> Response<ResponseBody> {
         .map(|b| BackendHealth {
             pool: b.pool,
             url: b.url,
+            healthy: b.healthy,
+            ejected: b.ejected,
             circuit: b.circuit,
             consecutive_failures: b.consecutive_failures,
         })

@@ -60,6 +60,8 @@ pub mod names {
     pub const BACKEND_RESPONSES: &str = "switchyard_backend_responses";
     /// Attempts that got no response (connect error, timeout, reset).
     pub const BACKEND_ERRORS: &str = "switchyard_backend_errors";
+    /// Connections that could not be opened within the connect timeout.
+    pub const BACKEND_CONNECT_TIMEOUTS: &str = "switchyard_backend_connect_timeouts";
     /// Failures counted by the backend's circuit breaker.
     pub const BACKEND_FAILURES: &str = "switchyard_backend_failures";
     /// Retries refused by the retry budget.
@@ -190,6 +192,8 @@ pub struct BackendCounters {
     pub failures: AtomicU64,
     /// Times the backend was ejected for consecutive 5xx.
     pub ejections: AtomicU64,
+    /// Connect attempts that timed out.
+    pub connect_timeouts: AtomicU64,
     /// New upstream connections opened.
     pub connections_opened: AtomicU64,
     /// Requests sent on a pooled (reused) connection.
@@ -290,6 +294,8 @@ pub struct BackendSnapshot {
     pub ejected: bool,
     /// Times ejected.
     pub ejections: u64,
+    /// Connect attempts that timed out.
+    pub connect_timeouts: u64,
     /// Requests outstanding now.
     pub outstanding: u32,
     /// Peak-EWMA latency of response heads, ms.
@@ -376,6 +382,7 @@ impl BackendSnapshot {
         let cancelled = c.sum(|s| &s.cancelled);
         let failures = c.sum(|s| &s.failures);
         let ejections = c.sum(|s| &s.ejections);
+        let connect_timeouts = c.sum(|s| &s.connect_timeouts);
         let connections_opened = c.sum(|s| &s.connections_opened);
         let connections_reused = c.sum(|s| &s.connections_reused);
         let idle_connections = c.sum(|s| &s.idle_in).saturating_sub(c.sum(|s| &s.idle_out));
@@ -394,6 +401,7 @@ impl BackendSnapshot {
             healthy: true,
             ejected: false,
             ejections,
+            connect_timeouts,
             outstanding: 0,
             latency_ewma_ms: 0.0,
             connections_opened,
@@ -516,7 +524,7 @@ impl prometheus_client::collector::Collector for Snapshot {
             gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
         type Field = fn(&BackendSnapshot) -> u64;
-        let backend_counters: [(&str, &str, Field); 7] = [
+        let backend_counters: [(&str, &str, Field); 8] = [
             (
                 names::BACKEND_REQUESTS,
                 "Attempts sent to the backend.",
@@ -536,6 +544,11 @@ impl prometheus_client::collector::Collector for Snapshot {
                 names::BACKEND_FAILURES,
                 "Failures counted by the circuit breaker.",
                 |b| b.failures,
+            ),
+            (
+                names::BACKEND_CONNECT_TIMEOUTS,
+                "Connect attempts that timed out.",
+                |b| b.connect_timeouts,
             ),
             (
                 names::BACKEND_EJECTIONS,

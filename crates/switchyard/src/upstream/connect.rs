@@ -143,7 +143,10 @@ impl Connector {
                     return self.handshake(stream).await;
                 }
                 Ok(Err(e)) => last_err = ConnectError::Io(e),
-                Err(_) => last_err = ConnectError::Timeout(self.connect_timeout),
+                Err(_) => {
+                    metrics::inc(&backend.counters.local().connect_timeouts);
+                    last_err = ConnectError::Timeout(self.connect_timeout);
+                }
             }
         }
         Err(last_err)
