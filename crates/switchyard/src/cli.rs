@@ -11,9 +11,10 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::config::upstream::POLICIES;
 use crate::config::{
-    defaults, duration, validate, BackendConfig, BackendUrl, Config, ConfigError, ListenAddr,
-    LogFormat, RuntimeModel,
+    defaults, duration, validate, BackendConfig, BackendUrl, Config, ConfigError, HashKey,
+    HealthCheckConfig, ListenAddr, LogFormat, Policy, RuntimeModel,
 };
 
 /// switchyard: an HTTP reverse proxy and load balancer.
@@ -101,6 +102,40 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "90s", value_parser = parse_positive_duration, value_name = "DUR")]
     pub pool_idle_timeout: Duration,
 
+    /// Balancing policy: round_robin, random, least_request, peak_ewma or consistent_hash.
+    #[arg(long, global = true, default_value = "round_robin", value_name = "POLICY",
+          value_parser = clap::builder::PossibleValuesParser::new(POLICIES))]
+    pub policy: String,
+
+    /// What consistent_hash hashes: client_ip, path, header:NAME or cookie:NAME.
+    #[arg(long, global = true, value_name = "KEY", value_parser = parse_hash_key)]
+    pub hash_key: Option<HashKey>,
+
+    /// Path of active health checks (GET every --health-interval); none when not given.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub health_check: Option<String>,
+
+    /// Time between active health checks of a backend.
+    #[arg(long, global = true, default_value = "5s", value_parser = parse_positive_duration, value_name = "DUR")]
+    pub health_interval: Duration,
+
+    /// Limit on a whole request, all retries included (none by default).
+    #[arg(long, global = true, value_parser = parse_positive_duration, value_name = "DUR")]
+    pub request_timeout: Option<Duration>,
+
+    /// Concurrent requests per backend; more wait up to 1s, then 503 (no limit by default).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+
+    /// Statuses that make an idempotent request be retried on another backend.
+    #[arg(long, global = true, default_value = "502,503,504", value_delimiter = ',', value_name = "CODES",
+          value_parser = clap::value_parser!(u16).range(429..=599))]
+    pub retry_on: Vec<u16>,
+
+    /// Ramp-up time of a backend that comes back (0s: none).
+    #[arg(long, global = true, default_value = "0s", value_parser = parse_duration, value_name = "DUR")]
+    pub slow_start: Duration,
+
     /// Worker threads [default: $TOKIO_WORKER_THREADS, else one per CPU].
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
@@ -148,6 +183,14 @@ const GO_FLAGS: &[&str] = &[
     "max-header-bytes",
     "pool-max-idle",
     "pool-idle-timeout",
+    "policy",
+    "hash-key",
+    "health-check",
+    "health-interval",
+    "request-timeout",
+    "max-connections",
+    "retry-on",
+    "slow-start",
     "workers",
     "runtime",
     "log-format",
@@ -261,6 +304,33 @@ impl Cli {
             if set("pool_idle_timeout") {
                 pool.keepalive.idle_timeout = self.pool_idle_timeout;
             }
+            if set("policy") || self.given("hash_key") {
+                pool.policy = Policy::from_name(&self.policy, self.hash_key.clone())
+                    .map_err(|e| format!("--policy: {e} (give it with --hash-key)"))?;
+            }
+            if let Some(path) = &self.health_check {
+                let check = pool
+                    .health_check
+                    .get_or_insert_with(HealthCheckConfig::default);
+                check.path = path.clone();
+            }
+            if let Some(check) = &mut pool.health_check {
+                if set("health_interval") {
+                    check.interval = self.health_interval;
+                }
+            }
+            if let Some(t) = self.request_timeout {
+                pool.request_timeout = Some(t);
+            }
+            if let Some(n) = self.max_connections {
+                pool.max_connections = Some(n);
+            }
+            if set("retry_on") {
+                pool.retry.retry_on = self.retry_on.clone();
+            }
+            if set("slow_start") {
+                pool.slow_start = self.slow_start;
+            }
         }
         if let Some(w) = self.workers {
             config.workers = usize::from(w);
@@ -321,6 +391,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     validate::positive(parse_duration(s)?)
+}
+
+fn parse_hash_key(s: &str) -> Result<HashKey, String> {
+    s.parse()
 }
 
 fn parse_header_limit(s: &str) -> Result<usize, String> {
@@ -405,6 +479,38 @@ mod tests {
         let cli = parse(&["check", "--config", "x.toml"]).unwrap();
         assert_eq!(cli.command, Some(Command::Check));
         assert_eq!(cli.config, Some(PathBuf::from("x.toml")));
+    }
+
+    #[test]
+    fn resilience_flags_set_the_pool() {
+        let cli = parse(&[
+            "--policy=consistent_hash",
+            "--hash-key=header:x-user",
+            "--health-check=/healthz",
+            "--health-interval=2s",
+            "--max-connections=10",
+            "--retry-on=503",
+        ])
+        .unwrap();
+        let config = cli.load_config().unwrap();
+        let pool = &config.pools[0];
+        assert!(matches!(
+            pool.policy,
+            Policy::ConsistentHash(HashKey::Header(_))
+        ));
+        let check = pool.health_check.as_ref().unwrap();
+        assert_eq!(
+            (check.path.as_str(), check.interval),
+            ("/healthz", Duration::from_secs(2))
+        );
+        assert_eq!(pool.max_connections, Some(10));
+        assert_eq!(pool.retry.retry_on, [503]);
+        let err = parse(&["--policy=consistent_hash"])
+            .unwrap()
+            .load_config()
+            .unwrap_err();
+        assert!(err.to_string().contains("--hash-key"), "{err}");
+        assert!(parse(&["--policy=fastest"]).is_err());
     }
 
     #[test]

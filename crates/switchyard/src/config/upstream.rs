@@ -80,6 +80,55 @@ pub struct RetryConfig {
     pub replay_max_bytes: usize,
 }
 
+/// Balancing policy names, as the file and `--policy` take them.
+pub const POLICIES: &[&str] = &[
+    "round_robin",
+    "random",
+    "least_request",
+    "peak_ewma",
+    "consistent_hash",
+];
+
+impl Policy {
+    /// The policy called `name`; `consistent_hash` needs `hash_key`.
+    pub fn from_name(name: &str, hash_key: Option<HashKey>) -> Result<Policy, String> {
+        Ok(match name {
+            "round_robin" => Policy::RoundRobin,
+            "random" => Policy::Random,
+            "least_request" => Policy::LeastRequest,
+            "peak_ewma" => Policy::PeakEwma,
+            "consistent_hash" => Policy::ConsistentHash(hash_key.ok_or_else(|| {
+                "consistent_hash needs a hash key: client_ip, path, header:NAME or cookie:NAME"
+                    .to_owned()
+            })?),
+            other => {
+                return Err(format!(
+                    "unknown policy {other:?} (known: {})",
+                    POLICIES.join(", ")
+                ))
+            }
+        })
+    }
+}
+
+impl std::str::FromStr for HashKey {
+    type Err = String;
+
+    /// `client_ip`, `path`, `header:NAME` or `cookie:NAME`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let key = match text.split_once(':') {
+            None if text == "client_ip" => Some(HashKey::ClientIp),
+            None if text == "path" => Some(HashKey::Path),
+            Some(("header", name)) => HeaderName::from_bytes(name.as_bytes())
+                .ok()
+                .map(HashKey::Header),
+            Some(("cookie", name)) if !name.is_empty() => Some(HashKey::Cookie(name.to_owned())),
+            _ => None,
+        };
+        key.ok_or_else(|| format!("{text:?} is not client_ip, path, header:NAME or cookie:NAME"))
+    }
+}
+
 impl Default for HealthCheckConfig {
     fn default() -> Self {
         HealthCheckConfig {

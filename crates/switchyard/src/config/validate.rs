@@ -22,14 +22,7 @@ use super::{
     ListenerConfig, LogFormat, PoolConfig, RateLimitConfig, Source,
 };
 
-/// Balancing policies a pool may name.
-pub const POLICIES: &[&str] = &[
-    "round_robin",
-    "random",
-    "least_request",
-    "peak_ewma",
-    "consistent_hash",
-];
+pub use super::upstream::POLICIES;
 
 /// Parses and validates the text of the file at `path`.
 pub fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
@@ -416,67 +409,39 @@ fn policy(p: &file::PoolFile, key: &str, c: &mut Checker<'_>) -> Policy {
         .policy
         .as_ref()
         .map_or("round_robin", |n| n.get_ref().0.as_str());
-    let policy = match name {
-        "round_robin" => Policy::RoundRobin,
-        "random" => Policy::Random,
-        "least_request" => Policy::LeastRequest,
-        "peak_ewma" => Policy::PeakEwma,
-        "consistent_hash" => {
-            let Some(raw) = &p.hash_key else {
-                let span = p.policy.as_ref().map_or(0..0, Spanned::span);
-                c.error(
-                    span,
-                    format!("{key}.hash_key"),
-                    "consistent_hash needs hash_key: client_ip, path, header:NAME or cookie:NAME",
-                );
-                return Policy::RoundRobin;
-            };
-            let text = raw.get_ref().0.as_str();
-            let hash_key = match text.split_once(':') {
-                None if text == "client_ip" => Some(HashKey::ClientIp),
-                None if text == "path" => Some(HashKey::Path),
-                Some(("header", name)) => HeaderName::from_bytes(name.as_bytes())
-                    .ok()
-                    .map(HashKey::Header),
-                Some(("cookie", name)) if !name.is_empty() => {
-                    Some(HashKey::Cookie(name.to_owned()))
-                }
-                _ => None,
-            };
-            match hash_key {
-                Some(k) => Policy::ConsistentHash(k),
-                None => {
-                    c.error(
-                        raw.span(),
-                        format!("{key}.hash_key"),
-                        format!("{text:?} is not client_ip, path, header:NAME or cookie:NAME"),
-                    );
-                    Policy::RoundRobin
-                }
-            }
-        }
-        other => {
-            let span = p.policy.as_ref().map_or(0..0, Spanned::span);
-            c.error_suggest(
-                span,
-                format!("{key}.policy"),
-                format!("unknown policy {other:?} (known: {})", POLICIES.join(", ")),
-                other,
-                POLICIES,
-            );
-            Policy::RoundRobin
-        }
-    };
-    if p.hash_key.is_some() && !matches!(policy, Policy::ConsistentHash(_)) {
-        if let Some(raw) = &p.hash_key {
+    let policy_span = p.policy.as_ref().map_or(0..0, Spanned::span);
+    if !POLICIES.contains(&name) {
+        c.error_suggest(
+            policy_span,
+            format!("{key}.policy"),
+            format!("unknown policy {name:?} (known: {})", POLICIES.join(", ")),
+            name,
+            POLICIES,
+        );
+        return Policy::RoundRobin;
+    }
+    let hash_key = match &p.hash_key {
+        Some(raw) if name != "consistent_hash" => {
             c.error(
                 raw.span(),
                 format!("{key}.hash_key"),
                 "only used with policy = \"consistent_hash\"",
             );
+            None
         }
-    }
-    policy
+        Some(raw) => match raw.get_ref().0.parse::<HashKey>() {
+            Ok(k) => Some(k),
+            Err(e) => {
+                c.error(raw.span(), format!("{key}.hash_key"), e);
+                return Policy::RoundRobin;
+            }
+        },
+        None => None,
+    };
+    Policy::from_name(name, hash_key).unwrap_or_else(|e| {
+        c.error(policy_span, format!("{key}.hash_key"), e);
+        Policy::RoundRobin
+    })
 }
 
 fn health_check(h: &file::HealthCheckFile, key: &str, c: &mut Checker<'_>) -> HealthCheckConfig {
