@@ -142,13 +142,6 @@ impl State {
         self.pools.iter().find(|p| p.name == name)
     }
 
-    /// Every backend of every pool (a backend in two pools is two backends).
-    pub fn backends(&self) -> impl Iterator<Item = (&Pool, &Arc<Backend>)> {
-        self.pools
-            .iter()
-            .flat_map(|p| p.backends().iter().map(move |b| (&**p, b)))
-    }
-
     /// The configuration's version (file hash), if it came from a file.
     pub fn version(&self) -> Option<&str> {
         self.config.source.as_ref().map(|s| s.version.as_str())

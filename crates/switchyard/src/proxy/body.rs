@@ -116,14 +116,6 @@ impl RequestBody {
     pub fn empty() -> Self {
         RequestBody::buffered(Bytes::new())
     }
-
-    /// The client's body, if it is streamed from the client.
-    pub fn client_body(self) -> Result<Incoming, Self> {
-        match self.source {
-            Source::Client(incoming) => Ok(incoming),
-            Source::Buffered(_) => Err(self),
-        }
-    }
 }
 
 impl Body for RequestBody {
@@ -202,11 +194,6 @@ impl ResponseBody {
             bytes: 0,
             log: None,
         }
-    }
-
-    /// No body.
-    pub fn empty() -> Self {
-        ResponseBody::full(Bytes::new())
     }
 
     /// A backend's body; `sender` goes back to the pool and the backend's request slot is

@@ -33,10 +33,6 @@ pub struct Load {
     freed: Notify,
 }
 
-/// One outstanding request; released on drop.
-#[derive(Debug)]
-pub struct Slot<'a>(&'a Load);
-
 impl Load {
     /// Sets the concurrency limit (`None`: unlimited).
     pub fn set_max(&self, max: Option<u32>) {
@@ -112,19 +108,6 @@ impl Load {
     /// The latency estimate in ns (0 before any sample).
     pub fn ewma_ns(&self) -> f64 {
         f64::from_bits(self.ewma_bits.load(Ordering::Relaxed))
-    }
-}
-
-impl<'a> Slot<'a> {
-    /// Wraps an acquired slot.
-    pub fn new(load: &'a Load) -> Self {
-        Slot(load)
-    }
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.0.release();
     }
 }
 

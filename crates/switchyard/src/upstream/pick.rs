@@ -68,14 +68,6 @@ impl Picker {
         }
     }
 
-    /// Round robin starting at the first backend.
-    pub fn round_robin() -> Self {
-        Picker::RoundRobin {
-            next: AtomicUsize::new(0),
-            schedule: None,
-        }
-    }
-
     /// Weighted round robin over backends with these weights.
     pub fn weighted_round_robin(weights: &[u32]) -> Self {
         let schedule = (weights.windows(2).any(|w| w[0] != w[1]))
