@@ -134,7 +134,8 @@ impl Pool {
         let any_available = self.backends.iter().any(|b| Self::available(b, now));
         let panic = !any_available && self.panic_mode && len > 0;
         if panic {
-            tracing::warn!(pool = %self.name, "no backend available: panic mode, trying all");
+            // Per request, so not at warn: `/health` and the health-check log say why.
+            tracing::debug!(pool = %self.name, "no backend available: panic mode, trying all");
         }
         let start = if len == 0 {
             0
@@ -273,7 +274,8 @@ impl Attempt<'_> {
                 .load
                 .observe(now.saturating_duration_since(self.started), now);
             let pool = self.pool;
-            let ejected = pool.ejected(now);
+            // How many of the pool are out matters only when this answer may eject one more.
+            let ejected = if status >= 500 { pool.ejected(now) } else { 0 };
             if backend
                 .outlier
                 .record(status, &pool.outlier, now, ejected, pool.backends.len())
