@@ -15,11 +15,16 @@ const DECAY: Duration = Duration::from_secs(10);
 /// Latency assumed for a backend not measured yet (so new backends get tried).
 const DEFAULT_RTT_NS: f64 = 1_000_000.0;
 
-/// Nanoseconds since the first call: a compact, comparable timestamp for atomics.
-pub fn nanos(now: Instant) -> u64 {
+/// Nanoseconds since a process-wide epoch (an hour before the first call, so that instants
+/// taken a little before it still count): a compact, comparable timestamp for atomics. The
+/// epoch comes from the clock, never from the argument, which may be a future deadline.
+pub fn nanos(at: Instant) -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(|| now.checked_sub(Duration::from_secs(1)).unwrap_or(now));
-    u64::try_from(now.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
+    let epoch = *EPOCH.get_or_init(|| {
+        let now = Instant::now();
+        now.checked_sub(Duration::from_secs(3600)).unwrap_or(now)
+    });
+    u64::try_from(at.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A backend's load.
@@ -124,6 +129,16 @@ mod tests {
         assert!((load.ewma_ns() - 100e6).abs() < 1.0);
         load.observe(Duration::from_millis(10), t0 + Duration::from_secs(30));
         assert!(load.ewma_ns() < 20e6, "{}", load.ewma_ns());
+    }
+
+    #[test]
+    fn timestamps_do_not_depend_on_the_first_caller() {
+        let now = Instant::now();
+        // A deadline far ahead must not become the epoch.
+        let later = nanos(now + Duration::from_secs(300));
+        let earlier = nanos(now);
+        assert!(earlier > 0);
+        assert_eq!(later - earlier, 300_000_000_000);
     }
 
     #[test]
