@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::metrics::ConfigSnapshot;
 use crate::proxy::body::ResponseBody;
-use crate::proxy::error::local_response;
+use crate::proxy::local::local_response;
 use crate::state::{Shared, State};
 
 const JSON: &str = "application/json";

@@ -21,9 +21,12 @@
 //! `docs/request-lifecycle.md` walks through the same path in prose.
 
 pub mod admin;
+pub mod body;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod errors;
 pub mod metrics;
 pub mod proxy;
 pub mod ratelimit;

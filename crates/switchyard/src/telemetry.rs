@@ -10,7 +10,6 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
 use crate::config::LogFormat;
-use crate::upstream::Backend;
 
 /// The target of access-log lines: `RUST_LOG=info,switchyard::access=off` silences them.
 pub const ACCESS_TARGET: &str = "switchyard::access";
@@ -59,8 +58,8 @@ pub struct AccessLog {
     pub client: SocketAddr,
     /// Status sent.
     pub status: u16,
-    /// Backend that answered, if one did.
-    pub backend: Option<Arc<Backend>>,
+    /// The backend tried last, when no backend's response is relayed (an error response).
+    pub backend: Option<Arc<str>>,
     /// Backends tried.
     pub attempts: u32,
     /// When the request head was received.
@@ -74,11 +73,12 @@ impl AccessLog {
         tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO)
     }
 
-    /// Writes the line: `bytes` of response body sent, `complete` false when the body was cut
-    /// short (client gone, backend failed).
-    pub fn write(&self, bytes: u64, complete: bool) {
+    /// Writes the line: `answered_by` the backend whose response was relayed, `bytes` of
+    /// response body sent, `complete` false when the body was cut short (client gone,
+    /// backend failed).
+    pub fn write(&self, answered_by: Option<&str>, bytes: u64, complete: bool) {
         let duration_ms = self.start.elapsed().as_secs_f64() * 1e3;
-        let backend = self.backend.as_ref().map_or("-", |b| b.label.as_str());
+        let backend = answered_by.or(self.backend.as_deref()).unwrap_or("-");
         tracing::info!(
             target: ACCESS_TARGET,
             method = %self.method,

@@ -1,22 +1,71 @@
-//! `RequestCtx`: what the request path knows about one request, passed `&mut` through the
-//! phases of [`super::handle`] and turned into the access-log line at the end.
+//! What the request path knows: about the client connection ([`ConnInfo`], with its
+//! [`Transport`]), and about one request ([`RequestCtx`], passed `&mut` through the phases of
+//! [`super::handle`] and turned into the access-log line at the end).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use http::HeaderValue;
 use tokio::time::Instant;
 
 use crate::config::ListenerConfig;
 use crate::metrics::{self, Metrics};
 use crate::telemetry::AccessLog;
 
+/// How a client connection is carried. It sets `X-Forwarded-Proto` and how local responses
+/// are rendered; TLS termination will add the server name and the client's verified
+/// identity here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transport {
+    /// Plain TCP or TLS.
+    pub security: Security,
+    /// The HTTP version the connection speaks.
+    pub protocol: Protocol,
+}
+
+/// Whether a connection is encrypted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Security {
+    /// Plain TCP.
+    Plain,
+    /// TLS.
+    Tls,
+}
+
+/// The HTTP version a client connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.0 or HTTP/1.1.
+    Http1,
+    /// HTTP/2 (after ALPN, or with prior knowledge in plaintext).
+    Http2,
+}
+
+impl Transport {
+    /// Plaintext HTTP/1.1, the only transport listeners offer today.
+    pub const PLAIN_HTTP1: Transport = Transport {
+        security: Security::Plain,
+        protocol: Protocol::Http1,
+    };
+
+    /// The scheme the client used, for `X-Forwarded-Proto`.
+    pub fn scheme(&self) -> HeaderValue {
+        match self.security {
+            Security::Plain => HeaderValue::from_static("http"),
+            Security::Tls => HeaderValue::from_static("https"),
+        }
+    }
+}
+
 /// What the request path knows about the client connection, computed once per connection.
 #[derive(Clone, Debug)]
 pub struct ConnInfo {
     /// The client's address (IPv4-mapped IPv6 addresses already turned back into IPv4).
     pub addr: SocketAddr,
+    /// How the connection is carried.
+    pub transport: Transport,
     /// The client's IP as a header value, for `X-Forwarded-For`.
-    pub ip_header: http::HeaderValue,
+    pub ip_header: HeaderValue,
     /// The listener's read timeout (longest pause within a request body).
     pub read_timeout: Duration,
     /// The listener's write timeout (longest pause within a response body).
@@ -26,15 +75,21 @@ pub struct ConnInfo {
 }
 
 impl ConnInfo {
-    /// Describes a connection from `addr` on a listener with these settings.
-    pub fn new(addr: SocketAddr, listener: &ListenerConfig, admin_only: bool) -> Self {
+    /// Describes a connection from `addr` over `transport` on a listener with these settings.
+    pub fn new(
+        addr: SocketAddr,
+        listener: &ListenerConfig,
+        admin_only: bool,
+        transport: Transport,
+    ) -> Self {
         let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
         let ip = bytes::Bytes::from(addr.ip().to_string());
         // An IP address is always a valid header value.
-        let ip_header = http::HeaderValue::from_maybe_shared(ip)
-            .unwrap_or_else(|_| http::HeaderValue::from_static("unknown"));
+        let ip_header = HeaderValue::from_maybe_shared(ip)
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
         ConnInfo {
             addr,
+            transport,
             ip_header,
             read_timeout: listener.read_timeout,
             write_timeout: listener.write_timeout,
@@ -100,13 +155,20 @@ impl<'a> RequestCtx<'a> {
         }
     }
 
-    /// Records which bucket the request ends in and the status sent; returns the access-log
-    /// line to write once the body is done.
-    pub fn finish(mut self, outcome: Outcome, status: u16) -> Option<Box<AccessLog>> {
+    /// Records which bucket the request ends in, the status sent and the backend tried last
+    /// when its response is not the one relayed; returns the access-log line to write once
+    /// the body is done.
+    pub fn finish(
+        mut self,
+        outcome: Outcome,
+        status: u16,
+        backend: Option<&std::sync::Arc<str>>,
+    ) -> Option<Box<AccessLog>> {
         self.outcome = Some(outcome);
         let mut log = self.log.take()?;
         log.status = status;
         log.attempts = self.attempts;
+        log.backend = backend.cloned();
         Some(log)
     }
 }

@@ -1,18 +1,20 @@
 //! Every way the request path can fail, and the only place failures become responses.
 //!
 //! Each variant says whose fault it is: the client's (4xx), the proxy's own policy (429),
-//! or the upstream's (502/503/504). Responses come from [`ProxyError::into_response`], which
-//! also decides whether the connection must close: a response switchyard makes while the
-//! request body is unread closes the connection, so the unread body can never be taken for
-//! the next request.
+//! or the upstream's (502/503/504, from [`upstream::Error`]). Responses come from
+//! [`ProxyError::into_response`], rendered for the client's protocol: text for HTTP, a
+//! trailers-only `grpc-status` answer for a gRPC call. It also decides whether the connection
+//! must close: a response switchyard makes while the request body is unread closes the
+//! connection, so the unread body can never be taken for the next request.
 
 use std::time::Duration;
 
-use http::header::{HeaderValue, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
-use http::{Response, StatusCode};
+use http::header::{HeaderName, HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, Response, StatusCode};
 
 use super::body::ResponseBody;
-use crate::upstream::connect::ConnectError;
+use super::local::local_response;
+use crate::upstream;
 
 /// A request that could not be proxied.
 #[derive(Debug, thiserror::Error)]
@@ -23,12 +25,6 @@ pub enum ProxyError {
     /// CONNECT: switchyard is not a forward proxy (client fault).
     #[error("method {0} is not allowed")]
     MethodNotAllowed(http::Method),
-    /// The client paused too long in the middle of its request body (client fault).
-    #[error("request body timed out")]
-    ClientBodyTimeout,
-    /// The client's request body broke off (client fault).
-    #[error("request body could not be read")]
-    ClientBody,
     /// Over the rate limit (policy).
     #[error("rate limit exceeded")]
     RateLimited {
@@ -38,131 +34,123 @@ pub enum ProxyError {
     /// No route takes the request (client fault: nothing is configured for it).
     #[error("no route for this request")]
     NoRoute,
-    /// No backend of the pool can take the request: every one is unhealthy, ejected or has
-    /// its circuit open (upstream fault).
-    #[error("no backend available in pool {pool:?}: every backend is unhealthy, ejected or has its circuit open")]
-    NoBackendAvailable {
-        /// The pool.
-        pool: String,
-    },
-    /// The backend stayed at its `max_connections` for the whole queue timeout.
-    #[error("backend {backend} is at its connection limit")]
-    BackendBusy {
-        /// The backend's URL.
-        backend: String,
-    },
-    /// The whole request (all tries) ran out of time (upstream fault).
-    #[error("request did not complete within {after:?}")]
-    RequestTimeout {
-        /// The limit.
-        after: Duration,
-    },
-    /// No connection could be made to the last backend tried (upstream fault; nothing was
-    /// sent, so a retry elsewhere was safe and has been done as far as `--retries` allows).
-    #[error("cannot connect to backend {backend}")]
-    Connect {
-        /// The backend's URL.
-        backend: String,
-        /// Why.
-        #[source]
-        source: ConnectError,
-    },
-    /// The request was sent but no response came back (upstream fault; not retried: the
-    /// backend may have acted on it).
-    #[error("backend {backend} failed to respond")]
-    Upstream {
-        /// The backend's URL.
-        backend: String,
-        /// Why.
-        #[source]
-        source: hyper::Error,
-    },
-    /// The backend did not start its response in time (upstream fault).
-    #[error("backend {backend} did not respond within {after:?}")]
-    UpstreamTimeout {
-        /// The backend's URL.
-        backend: String,
-        /// The timeout that passed.
-        after: Duration,
-    },
+    /// The upstream client got no usable response (mostly upstream faults; a client whose
+    /// request body fails is its own).
+    #[error(transparent)]
+    Upstream(#[from] upstream::Error),
 }
 
 /// The body of every `502`, as the seed words it.
 pub const BAD_GATEWAY_BODY: &str = "Error forwarding request\n";
 
+/// How a local error response is rendered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Render {
+    /// The request body may still have bytes on the connection: close after the response.
+    pub body_unread: bool,
+    /// The request is a gRPC call (`content-type: application/grpc...`): answer in gRPC's
+    /// terms, `200` with `grpc-status` and `grpc-message`.
+    pub grpc: bool,
+}
+
+const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+
+// === impl Render ===
+
+impl Render {
+    /// How to render errors for a request with these headers.
+    pub fn for_request(headers: &HeaderMap, body_unread: bool) -> Self {
+        let grpc = headers
+            .get(CONTENT_TYPE)
+            .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"));
+        Render { body_unread, grpc }
+    }
+}
+
 // === impl ProxyError ===
 
 impl ProxyError {
-    /// The status code the client gets.
+    /// The status code the client gets (over HTTP; a gRPC call gets `200` and
+    /// [`ProxyError::grpc_status`]).
     pub fn status(&self) -> StatusCode {
+        use upstream::Error as U;
         match self {
-            ProxyError::BadRequest(_) | ProxyError::ClientBody => StatusCode::BAD_REQUEST,
+            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
-            ProxyError::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ProxyError::NoBackendAvailable { .. } | ProxyError::BackendBusy { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ProxyError::RequestTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
-            ProxyError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Upstream(e) => match e {
+                U::ClientBody => StatusCode::BAD_REQUEST,
+                U::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
+                U::NoBackendAvailable { .. } | U::BackendBusy { .. } => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                U::Connect { .. } | U::NoResponse { .. } => StatusCode::BAD_GATEWAY,
+                U::TryTimeout { .. } | U::RequestTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            },
         }
     }
 
-    /// The error response. `body_unread`: the request may still have body bytes on the
-    /// connection, so it must close after this response.
-    pub fn into_response(self, body_unread: bool) -> Response<ResponseBody> {
-        let status = self.status();
-        let bad_request;
-        let (text, extra): (&str, Option<(http::HeaderName, HeaderValue)>) = match &self {
-            ProxyError::BadRequest(reason) => {
-                bad_request = format!("Bad Request: {reason}\n");
-                (&bad_request, None)
-            }
-            ProxyError::MethodNotAllowed(_) => (
-                "CONNECT is not supported: switchyard is a reverse proxy, not a forward proxy\n",
-                Some((
-                    http::header::ALLOW,
-                    HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE"),
-                )),
-            ),
-            ProxyError::ClientBodyTimeout => ("Request body timed out\n", None),
-            ProxyError::NoRoute => ("Not Found: no route for this request\n", None),
-            ProxyError::ClientBody => ("Request body could not be read\n", None),
-            ProxyError::RateLimited { retry_after } => {
-                // Retry-After takes whole seconds; round up so the client does not come back
-                // too early, and never say 0.
-                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-                (
-                    "Too Many Requests\n",
-                    Some((RETRY_AFTER, HeaderValue::from(secs.max(1)))),
-                )
-            }
-            ProxyError::NoBackendAvailable { .. } => (
-                "Service Unavailable: no backend available (all unhealthy, ejected or circuit open)\n",
-                None,
-            ),
-            ProxyError::BackendBusy { .. } => ("Service Unavailable: backend busy\n", None),
-            ProxyError::RequestTimeout { .. } => ("Gateway Timeout: request did not complete in time\n", None),
-            ProxyError::Connect { .. } | ProxyError::Upstream { .. } => (BAD_GATEWAY_BODY, None),
-            ProxyError::UpstreamTimeout { .. } => {
-                ("Gateway Timeout: backend did not respond in time\n", None)
-            }
-        };
-        let mut resp = local_response(
-            status,
-            text.as_bytes().to_vec(),
-            "text/plain; charset=utf-8",
-        );
-        if let Some((name, value)) = extra {
-            resp.headers_mut().insert(name, value);
+    /// The `grpc-status` a gRPC client gets: gRPC's mapping of the HTTP status, but
+    /// DEADLINE_EXCEEDED for timeouts.
+    pub fn grpc_status(&self) -> u32 {
+        use upstream::Error as U;
+        match self {
+            ProxyError::Upstream(U::TryTimeout { .. } | U::RequestTimeout { .. }) => 4,
+            ProxyError::Upstream(U::ClientBodyTimeout) => 4,
+            _ => match self.status() {
+                StatusCode::BAD_REQUEST => 13,
+                StatusCode::NOT_FOUND => 12,
+                StatusCode::METHOD_NOT_ALLOWED => 12,
+                StatusCode::TOO_MANY_REQUESTS
+                | StatusCode::BAD_GATEWAY
+                | StatusCode::SERVICE_UNAVAILABLE
+                | StatusCode::GATEWAY_TIMEOUT => 14,
+                _ => 2,
+            },
         }
+    }
+
+    /// The text of the error response.
+    fn text(&self) -> std::borrow::Cow<'static, str> {
+        use upstream::Error as U;
+        let text = match self {
+            ProxyError::BadRequest(reason) => return format!("Bad Request: {reason}\n").into(),
+            ProxyError::MethodNotAllowed(_) => {
+                "CONNECT is not supported: switchyard is a reverse proxy, not a forward proxy\n"
+            }
+            ProxyError::NoRoute => "Not Found: no route for this request\n",
+            ProxyError::RateLimited { .. } => "Too Many Requests\n",
+            ProxyError::Upstream(e) => match e {
+                U::ClientBodyTimeout => "Request body timed out\n",
+                U::ClientBody => "Request body could not be read\n",
+                U::NoBackendAvailable { .. } => {
+                    "Service Unavailable: no backend available (all unhealthy, ejected or circuit open)\n"
+                }
+                U::BackendBusy { .. } => "Service Unavailable: backend busy\n",
+                U::RequestTimeout { .. } => "Gateway Timeout: request did not complete in time\n",
+                U::Connect { .. } | U::NoResponse { .. } => BAD_GATEWAY_BODY,
+                U::TryTimeout { .. } => "Gateway Timeout: backend did not respond in time\n",
+            },
+        };
+        text.into()
+    }
+
+    /// The error response, rendered as `how` says.
+    pub fn into_response(self, how: Render) -> Response<ResponseBody> {
+        let mut resp = if how.grpc {
+            self.grpc_response()
+        } else {
+            self.http_response()
+        };
         // A bad request line or head leaves the connection in an unknown state: close it.
-        let close = body_unread
+        let close = how.body_unread
             || matches!(
                 self,
-                ProxyError::BadRequest(_) | ProxyError::ClientBody | ProxyError::ClientBodyTimeout
+                ProxyError::BadRequest(_)
+                    | ProxyError::Upstream(
+                        upstream::Error::ClientBody | upstream::Error::ClientBodyTimeout
+                    )
             );
         if close {
             resp.headers_mut()
@@ -171,49 +159,125 @@ impl ProxyError {
         resp
     }
 
+    fn http_response(&self) -> Response<ResponseBody> {
+        let body = match self.text() {
+            std::borrow::Cow::Borrowed(text) => bytes::Bytes::from_static(text.as_bytes()),
+            std::borrow::Cow::Owned(text) => bytes::Bytes::from(text),
+        };
+        let mut resp = local_response(self.status(), body, "text/plain; charset=utf-8");
+        let headers = resp.headers_mut();
+        match self {
+            ProxyError::MethodNotAllowed(_) => {
+                let allow = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE";
+                headers.insert(ALLOW, HeaderValue::from_static(allow));
+            }
+            ProxyError::RateLimited { retry_after } => {
+                // Retry-After takes whole seconds; round up so the client does not come back
+                // too early, and never say 0.
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                headers.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            }
+            _ => {}
+        }
+        resp
+    }
+
+    /// A trailers-only gRPC answer: `200`, `grpc-status`, and the text as `grpc-message`.
+    fn grpc_response(&self) -> Response<ResponseBody> {
+        let mut resp = local_response(StatusCode::OK, bytes::Bytes::new(), "application/grpc");
+        let headers = resp.headers_mut();
+        headers.insert(
+            upstream::classify::GRPC_STATUS,
+            HeaderValue::from(self.grpc_status()),
+        );
+        let message = percent_encode(self.text().trim_end());
+        if let Ok(value) = HeaderValue::from_str(&message) {
+            headers.insert(GRPC_MESSAGE, value);
+        }
+        resp
+    }
+
     /// True when the client, not the upstream, caused the failure.
     pub fn is_client_fault(&self) -> bool {
+        use upstream::Error as U;
         match self {
-            ProxyError::BadRequest(_)
-            | ProxyError::MethodNotAllowed(_)
-            | ProxyError::NoRoute
-            | ProxyError::ClientBodyTimeout
-            | ProxyError::ClientBody => true,
-            ProxyError::RateLimited { .. }
-            | ProxyError::NoBackendAvailable { .. }
-            | ProxyError::BackendBusy { .. }
-            | ProxyError::RequestTimeout { .. }
-            | ProxyError::Connect { .. }
-            | ProxyError::Upstream { .. }
-            | ProxyError::UpstreamTimeout { .. } => false,
+            ProxyError::BadRequest(_) | ProxyError::MethodNotAllowed(_) | ProxyError::NoRoute => {
+                true
+            }
+            ProxyError::RateLimited { .. } => false,
+            ProxyError::Upstream(e) => match e {
+                U::ClientBodyTimeout | U::ClientBody => true,
+                U::NoBackendAvailable { .. }
+                | U::BackendBusy { .. }
+                | U::Connect { .. }
+                | U::NoResponse { .. }
+                | U::TryTimeout { .. }
+                | U::RequestTimeout { .. } => false,
+            },
+        }
+    }
+
+    /// The backend the error is about, if it is about one.
+    pub fn backend(&self) -> Option<&std::sync::Arc<str>> {
+        match self {
+            ProxyError::Upstream(e) => e.backend(),
+            _ => None,
         }
     }
 }
 
-/// A response switchyard makes itself.
-pub fn local_response(
-    status: StatusCode,
-    body: impl Into<bytes::Bytes>,
-    content_type: &'static str,
-) -> Response<ResponseBody> {
-    let mut resp = Response::new(ResponseBody::full(body));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp
+/// gRPC's `grpc-message` encoding: printable ASCII but `%` as is, the rest percent-encoded.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
-/// Displays an error with its whole source chain: `cannot connect: connect failed: refused`.
-pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl std::fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(e) = source {
-            write!(f, ": {e}")?;
-            source = e.source();
-        }
-        Ok(())
+    #[test]
+    fn grpc_calls_get_grpc_status_and_http_clients_text() {
+        let err = || {
+            ProxyError::Upstream(upstream::Error::NoBackendAvailable {
+                pool: "p".to_owned(),
+            })
+        };
+        let grpc = Render {
+            body_unread: false,
+            grpc: true,
+        };
+        let resp = err().into_response(grpc);
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["content-type"], "application/grpc");
+        assert_eq!(resp.headers()["grpc-status"], "14");
+        assert!(resp.headers()["grpc-message"]
+            .to_str()
+            .is_ok_and(|m| m.starts_with("Service Unavailable")));
+        let resp = err().into_response(Render::default());
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let timeout = ProxyError::Upstream(upstream::Error::RequestTimeout {
+            after: Duration::from_secs(1),
+        });
+        assert_eq!(timeout.grpc_status(), 4);
+        assert_eq!(percent_encode("a%b\n"), "a%25b%0A");
+    }
+
+    #[test]
+    fn grpc_is_told_by_content_type() {
+        let mut headers = HeaderMap::new();
+        assert!(!Render::for_request(&headers, false).grpc);
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc+proto"),
+        );
+        assert!(Render::for_request(&headers, false).grpc);
     }
 }

@@ -29,9 +29,10 @@ use tokio::sync::{mpsc, watch};
 use crate::config::{Config, ConfigError, ListenAddr, ListenerConfig, RuntimeModel};
 use crate::metrics::{self, Metrics};
 use crate::proxy;
-use crate::proxy::context::ConnInfo;
+use crate::proxy::context::{ConnInfo, Transport};
 use crate::state::{Shared, State};
 use crate::upstream::backend::ResolveError;
+use crate::upstream::health;
 use listeners::{ListenerEntry, ListenerSet};
 
 /// Why the proxy could not start.
@@ -85,8 +86,8 @@ pub struct Server {
     workers_done: mpsc::Receiver<bool>,
     threads: Vec<std::thread::JoinHandle<()>>,
     shards: usize,
-    /// The state in force, for the health-check thread (which stops when this is dropped).
-    health: watch::Sender<Arc<State>>,
+    /// The pools in force, for the health-check thread (which stops when this is dropped).
+    health: watch::Sender<health::Pools>,
 }
 
 /// How a shutdown went.
@@ -117,8 +118,8 @@ fn start_inner(config: Config, first: Option<std::net::TcpListener>) -> Result<S
     let model = config.runtime;
     let state = State::build(config, None, workers)?;
     let shared = Arc::new(Shared::new(state, Metrics::new(workers)));
-    let (health, health_rx) = watch::channel(shared.state());
-    crate::upstream::health::spawn(health_rx).map_err(StartError::Thread)?;
+    let (health, health_rx) = watch::channel(Arc::new(shared.state().pools.clone()));
+    health::spawn(health_rx).map_err(StartError::Thread)?;
     let (shutdown, _) = watch::channel(false);
     let (listeners, _) = watch::channel(Arc::new(set));
     let (done_tx, workers_done) = mpsc::channel(workers);
@@ -201,7 +202,8 @@ impl Server {
         let old = self.shared.state();
         let state = State::build(config, Some(&old), self.shards).map_err(StartError::from)?;
         self.shared.swap(state);
-        self.health.send_replace(self.shared.state());
+        self.health
+            .send_replace(Arc::new(self.shared.state().pools.clone()));
         self.listeners.send_replace(Arc::new(set));
         Ok(())
     }
@@ -345,7 +347,12 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, addr)) => {
-                let conn = ConnInfo::new(addr, &entry.settings, entry.admin_only);
+                let conn = ConnInfo::new(
+                    addr,
+                    &entry.settings,
+                    entry.admin_only,
+                    Transport::PLAIN_HTTP1,
+                );
                 let served = serve_connection(
                     http.clone(),
                     shared.clone(),

@@ -3,6 +3,7 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use http::uri::PathAndQuery;
 use http::HeaderValue;
@@ -23,7 +24,7 @@ pub struct Backend {
     /// The URL it was configured with.
     pub url: BackendUrl,
     /// `url` as text, for logs and metrics labels.
-    pub label: String,
+    pub label: Arc<str>,
     /// `Host` sent when the client sent none (HTTP/1.0).
     pub host_header: HeaderValue,
     addrs: Vec<SocketAddr>,
@@ -87,7 +88,6 @@ impl Backend {
         Ok(Backend {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             url,
-            label,
             host_header,
             addrs,
             preferred: AtomicUsize::new(0),
@@ -97,6 +97,7 @@ impl Backend {
             load: Load::default(),
             identity,
             counters: Sharded::new(shards),
+            label: label.into(),
         })
     }
 
@@ -143,7 +144,7 @@ impl Backend {
         let (state, failures) = self.breaker.snapshot();
         let mut snapshot = BackendSnapshot::read(
             pool.to_owned(),
-            self.label.clone(),
+            self.label.to_string(),
             state_name(state),
             failures,
             &self.counters,

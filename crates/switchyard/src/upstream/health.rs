@@ -2,7 +2,7 @@
 //! (jittered, never on the request path) and flips the backend's `healthy` flag after
 //! enough consecutive failures or passes. Each change is logged once.
 //!
-//! The checks run on a thread of their own ([`spawn`]), which follows the state in force: a
+//! The checks run on a thread of their own ([`spawn`]), which follows the pools in force: a
 //! reload that adds, removes or changes a pool's checks starts and stops only those tasks.
 
 use std::collections::HashMap;
@@ -17,11 +17,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::connect::Connector;
-use super::load::nanos;
-use super::{pick, Backend};
+use super::{pick, Backend, Pool};
+use crate::body::RequestBody;
+use crate::clock::nanos;
 use crate::config::{HealthCheckConfig, KeepAliveConfig};
-use crate::proxy::body::RequestBody;
-use crate::state::State;
 
 /// A backend's health as active checks see it.
 #[derive(Debug)]
@@ -74,8 +73,11 @@ impl Health {
     }
 }
 
-/// Starts the health-check thread following `states`. It stops when the sender is dropped.
-pub fn spawn(states: watch::Receiver<Arc<State>>) -> std::io::Result<std::thread::JoinHandle<()>> {
+/// The pools in force, as the health-check thread follows them.
+pub type Pools = Arc<Vec<Arc<Pool>>>;
+
+/// Starts the health-check thread following `pools`. It stops when the sender is dropped.
+pub fn spawn(pools: watch::Receiver<Pools>) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("switchyard-health".into())
         .spawn(move || {
@@ -89,17 +91,17 @@ pub fn spawn(states: watch::Receiver<Arc<State>>) -> std::io::Result<std::thread
                     return;
                 }
             };
-            runtime.block_on(follow(states));
+            runtime.block_on(follow(pools));
         })
 }
 
-/// Keeps one check task per (backend, settings) of the state in force.
-async fn follow(mut states: watch::Receiver<Arc<State>>) {
+/// Keeps one check task per (backend, settings) of the pools in force.
+async fn follow(mut pools: watch::Receiver<Pools>) {
     let mut tasks: HashMap<(u64, String), JoinHandle<()>> = HashMap::new();
     loop {
-        let state = states.borrow_and_update().clone();
+        let current = pools.borrow_and_update().clone();
         let mut wanted = HashMap::new();
-        for pool in &state.pools {
+        for pool in current.iter() {
             let Some(config) = &pool.health_check else {
                 continue;
             };
@@ -120,8 +122,8 @@ async fn follow(mut states: watch::Receiver<Arc<State>>) {
                 .entry(key)
                 .or_insert_with(|| tokio::spawn(check_loop(backend, config)));
         }
-        drop(state);
-        if states.changed().await.is_err() {
+        drop(current);
+        if pools.changed().await.is_err() {
             break;
         }
     }
@@ -175,7 +177,7 @@ async fn check_once(
     config: &HealthCheckConfig,
 ) -> Result<(), String> {
     let attempt = async {
-        let mut sender = connector
+        let mut conn = connector
             .connect(backend)
             .await
             .map_err(|e| format!("connect: {e}"))?;
@@ -193,10 +195,10 @@ async fn check_once(
             header::USER_AGENT,
             header::HeaderValue::from_static("switchyard-health-check"),
         );
-        let resp = sender
-            .send_request(req)
+        let resp = conn
+            .try_send(req)
             .await
-            .map_err(|e| format!("request: {e}"))?;
+            .map_err(|e| format!("request: {}", e.into_error()))?;
         let status = resp.status().as_u16();
         // Read (and discard) the body so the exchange completes cleanly.
         let _ = http_body_util::BodyExt::collect(resp.into_body())

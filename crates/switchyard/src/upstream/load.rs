@@ -1,31 +1,20 @@
 //! How busy and how fast a backend is, for the load-aware policies and for
-//! `max_connections`: requests outstanding (from attempt start to the end of the response
-//! body) and a peak-EWMA of response-head latency (linkerd2-proxy's estimator: a slower
+//! `max_connections`: requests outstanding (a slot held by an [`super::Attempt`], from its
+//! admission to the end of its response body) and a peak-EWMA of response-head latency (linkerd2-proxy's estimator: a slower
 //! sample is taken at once, faster ones decay in over `DECAY`).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::clock::nanos;
+
 /// Time constant of the latency average.
 const DECAY: Duration = Duration::from_secs(10);
 /// Latency assumed for a backend not measured yet (so new backends get tried).
 const DEFAULT_RTT_NS: f64 = 1_000_000.0;
-
-/// Nanoseconds since a process-wide epoch (an hour before the first call, so that instants
-/// taken a little before it still count): a compact, comparable timestamp for atomics. The
-/// epoch comes from the clock, never from the argument, which may be a future deadline.
-pub fn nanos(at: Instant) -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(|| {
-        let now = Instant::now();
-        now.checked_sub(Duration::from_secs(3600)).unwrap_or(now)
-    });
-    u64::try_from(at.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
-}
 
 /// A backend's load.
 #[derive(Debug, Default)]
@@ -129,16 +118,6 @@ mod tests {
         assert!((load.ewma_ns() - 100e6).abs() < 1.0);
         load.observe(Duration::from_millis(10), t0 + Duration::from_secs(30));
         assert!(load.ewma_ns() < 20e6, "{}", load.ewma_ns());
-    }
-
-    #[test]
-    fn timestamps_do_not_depend_on_the_first_caller() {
-        let now = Instant::now();
-        // A deadline far ahead must not become the epoch.
-        let later = nanos(now + Duration::from_secs(300));
-        let earlier = nanos(now);
-        assert!(earlier > 0);
-        assert_eq!(later - earlier, 300_000_000_000);
     }
 
     #[test]

@@ -9,19 +9,33 @@
 //! - [`outlier`]: passive ejection on consecutive 5xx.
 //! - [`load`]: outstanding requests, latency, `max_connections`.
 //! - [`retry`]: the retry budget and backoff.
-//! - [`connect`]: connecting, and the per-worker pool of idle keep-alive connections.
+//! - [`client`]: the upstream client: pick, admit, connect or reuse, send, retry
+//!   ([`exchange`]: one try; [`replay`]: what may be sent twice; [`error`]: why it failed).
+//! - [`attempt`]: the guard of one try: breaker permit, load slot, connection.
+//! - [`classify`]: an attempt's outcome, decided once, when its response has ended.
+//! - [`body`]: a backend's response body, carrying its attempt to the end.
+//! - [`connect`]: upstream connections (HTTP/1.1 now; the enum HTTP/2 joins) and opening them;
+//!   [`idle`]: the per-worker pool of idle keep-alive connections.
 //!
 //! A backend is *available* when its active checks pass and it is not ejected; a request is
 //! offered only available backends whose circuit lets it through. When none is available
 //! the pool answers 503, or, in panic mode, offers every backend anyway.
 
+pub mod attempt;
 pub mod backend;
+pub mod body;
 pub mod breaker;
+pub mod classify;
+pub mod client;
 pub mod connect;
+pub mod error;
+pub mod exchange;
 pub mod health;
+pub mod idle;
 pub mod load;
 pub mod outlier;
 pub mod pick;
+pub mod replay;
 pub mod retry;
 
 use std::sync::Arc;
@@ -29,13 +43,16 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+pub use attempt::Attempt;
 pub use backend::Backend;
-use breaker::{Permit, Transition};
+pub use body::UpstreamBody;
+use breaker::Transition;
 use connect::Connector;
+pub use error::Error;
 use pick::Picker;
 
 use crate::config::{HashKey, HealthCheckConfig, OutlierConfig, PoolConfig, RetryConfig};
-use crate::metrics::{self, BackendSnapshot};
+use crate::metrics::BackendSnapshot;
 
 /// A named set of interchangeable backends, how to choose among them and how to reach them.
 #[derive(Debug)]
@@ -46,8 +63,7 @@ pub struct Pool {
     picker: Picker,
     /// How connections to its backends are made and pooled.
     pub connector: Connector,
-    /// Further backends tried (connect failures; and, for idempotent requests, resets,
-    /// per-try timeouts and `retry.retry_on` statuses).
+    /// Further backends tried (see [`client`] for what is retried).
     pub retries: u32,
     /// Time a backend has to send its response head (per try).
     pub timeout: Duration,
@@ -127,9 +143,9 @@ impl Pool {
 
     /// Backends to try for one request, in preference order: the picker's choice first, then
     /// the others in turn. Unavailable backends and those whose circuit keeps traffic away
-    /// are skipped; each backend yielded comes with the breaker's permit, settled through its
-    /// [`Attempt`]. `hash` is the request key's hash for consistent hashing.
-    pub fn candidates(&self, now: Instant, hash: Option<u64>) -> Candidates<'_> {
+    /// are skipped; each backend yielded comes as an [`Attempt`] holding the breaker's
+    /// permit. `hash` is the request key's hash for consistent hashing.
+    pub fn candidates(self: &Arc<Self>, now: Instant, hash: Option<u64>) -> Candidates<'_> {
         let len = self.backends.len();
         let any_available = self.backends.iter().any(|b| Self::available(b, now));
         let panic = !any_available && self.panic_mode && len > 0;
@@ -161,7 +177,7 @@ impl Pool {
     }
 
     /// Backends ejected now.
-    fn ejected(&self, now: Instant) -> usize {
+    pub(crate) fn ejected(&self, now: Instant) -> usize {
         self.backends
             .iter()
             .filter(|b| b.outlier.is_ejected(now))
@@ -181,20 +197,21 @@ impl Pool {
 /// Iterator returned by [`Pool::candidates`].
 #[derive(Debug)]
 pub struct Candidates<'a> {
-    pool: &'a Pool,
+    pool: &'a Arc<Pool>,
     start: usize,
     offset: usize,
     now: Instant,
     panic: bool,
 }
 
-impl<'a> Iterator for Candidates<'a> {
-    type Item = Attempt<'a>;
+impl Iterator for Candidates<'_> {
+    type Item = Attempt;
 
-    fn next(&mut self) -> Option<Attempt<'a>> {
+    fn next(&mut self) -> Option<Attempt> {
         let backends = &self.pool.backends;
         while self.offset < backends.len() {
-            let backend = &backends[(self.start + self.offset) % backends.len()];
+            let index = (self.start + self.offset) % backends.len();
+            let backend = &backends[index];
             self.offset += 1;
             if !self.panic && !Pool::available(backend, self.now) {
                 continue;
@@ -202,101 +219,15 @@ impl<'a> Iterator for Candidates<'a> {
             let (permit, transition) = backend.breaker.try_acquire(self.now);
             log_transition(backend, transition);
             if let Some(permit) = permit {
-                metrics::inc(&backend.counters.local().requests);
-                return Some(Attempt {
-                    backend,
-                    pool: self.pool,
-                    permit,
-                    settled: false,
-                    started: Instant::now(),
-                });
+                return Some(Attempt::new(self.pool.clone(), index, permit));
             }
         }
         None
     }
 }
 
-/// One try of one request on one backend. It must end in [`Attempt::settle`]; dropped
-/// unsettled (the client went away), it hands a half-open circuit's trial slot back.
-#[derive(Debug)]
-pub struct Attempt<'a> {
-    /// The backend tried.
-    pub backend: &'a Arc<Backend>,
-    pool: &'a Pool,
-    permit: Permit,
-    settled: bool,
-    started: Instant,
-}
-
-/// How an attempt ended, as the breaker and the counters see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// A response (`status`) the backend is healthy to give.
-    Success(u16),
-    /// A 502/503/504 response: the backend answered but reports itself unwell.
-    FailedResponse(u16),
-    /// No response: connect error, timeout, connection reset.
-    NoResponse,
-}
-
-impl Attempt<'_> {
-    /// Records how the attempt ended: breaker, outlier ejection, latency, counters.
-    pub fn settle(mut self, outcome: Outcome) {
-        self.settled = true;
-        let now = Instant::now();
-        let backend = self.backend;
-        let counters = backend.counters.local();
-        let transition = match outcome {
-            Outcome::Success(_) => {
-                metrics::inc(&counters.responses);
-                backend.breaker.on_success(self.permit)
-            }
-            Outcome::FailedResponse(_) | Outcome::NoResponse => {
-                if outcome == Outcome::NoResponse {
-                    metrics::inc(&counters.errors);
-                } else {
-                    metrics::inc(&counters.responses);
-                }
-                metrics::inc(&counters.failures);
-                backend.breaker.on_failure(self.permit, now)
-            }
-        };
-        if let Some(Transition {
-            to: breaker::State::Closed,
-            ..
-        }) = transition
-        {
-            backend.health.mark_recovered(now);
-        }
-        log_transition(backend, transition);
-        if let Outcome::Success(status) | Outcome::FailedResponse(status) = outcome {
-            backend
-                .load
-                .observe(now.saturating_duration_since(self.started), now);
-            let pool = self.pool;
-            // How many of the pool are out matters only when this answer may eject one more.
-            let ejected = if status >= 500 { pool.ejected(now) } else { 0 };
-            if backend
-                .outlier
-                .record(status, &pool.outlier, now, ejected, pool.backends.len())
-            {
-                metrics::inc(&counters.ejections);
-                tracing::warn!(backend = %backend.label, pool = %pool.name, ejection_time = ?pool.outlier.ejection_time, "backend ejected after consecutive 5xx responses");
-            }
-        }
-    }
-}
-
-impl Drop for Attempt<'_> {
-    fn drop(&mut self) {
-        if !self.settled {
-            metrics::inc(&self.backend.counters.local().cancelled);
-            self.backend.breaker.on_cancel(self.permit);
-        }
-    }
-}
-
-fn log_transition(backend: &Backend, transition: Option<Transition>) {
+/// Logs a circuit state change once, where it happened.
+pub(crate) fn log_transition(backend: &Backend, transition: Option<Transition>) {
     if let Some(Transition { from, to }) = transition {
         let (from, to) = (backend::state_name(from), backend::state_name(to));
         if to == "open" {

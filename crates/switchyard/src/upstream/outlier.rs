@@ -1,12 +1,13 @@
-//! Passive outlier ejection: a backend that answers 5xx several times in a row is taken out
-//! of rotation for a while, but never so many backends that more than a set share of the pool
+//! Passive outlier ejection: a backend whose answers fail several times in a row (as
+//! [`super::classify`] decides: 5xx but 501/505, gRPC server errors, broken bodies) is taken
+//! out of rotation for a while, but never so many backends that more than a set share of the pool
 //! is out at once (a bad deploy must not take the whole pool down).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use tokio::time::Instant;
 
-use super::load::nanos;
+use crate::clock::nanos;
 use crate::config::OutlierConfig;
 
 /// A backend's ejection state.
@@ -24,17 +25,17 @@ impl Outlier {
         until != 0 && nanos(now) < until
     }
 
-    /// Records a response status. Returns true when this response ejects the backend;
+    /// Records an answer, `failed` or not. Returns true when this answer ejects the backend;
     /// `ejected_in_pool` is how many of the pool's `pool_size` backends are ejected now.
     pub fn record(
         &self,
-        status: u16,
+        failed: bool,
         config: &OutlierConfig,
         now: Instant,
         ejected_in_pool: usize,
         pool_size: usize,
     ) -> bool {
-        if status < 500 {
+        if !failed {
             if self.consecutive_5xx.load(Ordering::Relaxed) != 0 {
                 self.consecutive_5xx.store(0, Ordering::Relaxed);
             }
@@ -70,9 +71,9 @@ mod tests {
     fn ejects_after_consecutive_5xx_for_a_while() {
         let o = Outlier::default();
         let now = Instant::now();
-        assert!(!o.record(500, &CONFIG, now, 0, 4));
-        assert!(!o.record(502, &CONFIG, now, 0, 4));
-        assert!(o.record(503, &CONFIG, now, 0, 4));
+        assert!(!o.record(true, &CONFIG, now, 0, 4));
+        assert!(!o.record(true, &CONFIG, now, 0, 4));
+        assert!(o.record(true, &CONFIG, now, 0, 4));
         assert!(o.is_ejected(now + Duration::from_secs(29)));
         assert!(!o.is_ejected(now + Duration::from_secs(31)));
     }
@@ -81,14 +82,14 @@ mod tests {
     fn success_resets_and_cap_holds() {
         let o = Outlier::default();
         let now = Instant::now();
-        o.record(500, &CONFIG, now, 0, 4);
-        o.record(500, &CONFIG, now, 0, 4);
-        o.record(200, &CONFIG, now, 0, 4);
-        assert!(!o.record(500, &CONFIG, now, 0, 4));
+        o.record(true, &CONFIG, now, 0, 4);
+        o.record(true, &CONFIG, now, 0, 4);
+        o.record(false, &CONFIG, now, 0, 4);
+        assert!(!o.record(true, &CONFIG, now, 0, 4));
         // Two of four already out: 50% cap reached.
         let p = Outlier::default();
         for _ in 0..5 {
-            assert!(!p.record(500, &CONFIG, now, 2, 4));
+            assert!(!p.record(true, &CONFIG, now, 2, 4));
         }
         assert!(!p.is_ejected(now));
     }

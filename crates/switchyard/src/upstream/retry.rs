@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::load::nanos;
 use super::pick;
+use crate::clock::nanos;
 use crate::config::RetryConfig;
 
 const SECOND: u64 = 1_000_000_000;

@@ -1,0 +1,266 @@
+//! Bodies, at the bottom of the layers: the client's request body on its way to a backend
+//! ([`RequestBody`]), the idle timer both directions use ([`IdleTimer`]), and why a body
+//! stopped early ([`BodyError`]). The response body types sit above, where they own what a
+//! response holds: `upstream::body` (the backend's body with its attempt) and `proxy::body`
+//! (what the client is sent, with its access-log line).
+//!
+//! Bodies stream frame by frame and are never buffered whole here. The idle timer arms only
+//! when the other side actually makes a body wait, so a body that flows costs no timer work.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+
+use crate::clock::nanos;
+
+/// Why a body stream stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The client paused longer than the read timeout in the middle of its request body.
+    #[error("client sent no request body data for {0:?}")]
+    ClientTimeout(Duration),
+    /// Reading the client's request body failed (connection reset, bad chunked encoding).
+    #[error("reading the request body failed")]
+    Client(#[source] hyper::Error),
+    /// The backend paused longer than the write timeout in the middle of its response body.
+    #[error("backend sent no response body data for {0:?}")]
+    UpstreamTimeout(Duration),
+    /// Reading the backend's response body failed.
+    #[error("reading the response body from the backend failed")]
+    Upstream(#[source] hyper::Error),
+}
+
+impl BodyError {
+    /// True when the client, not the backend, broke the body off.
+    pub fn is_client_fault(&self) -> bool {
+        matches!(self, BodyError::ClientTimeout(_) | BodyError::Client(_))
+    }
+}
+
+/// The longest pause allowed within a body: armed when a poll returns `Pending`, disarmed
+/// when data arrives. The `Sleep` is allocated on first use only.
+#[derive(Debug)]
+pub struct IdleTimer {
+    limit: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// When the current wait began; `None` while not waiting.
+    since: Option<Instant>,
+}
+
+// === impl IdleTimer ===
+
+impl IdleTimer {
+    /// A timer allowing pauses of up to `limit`.
+    pub fn new(limit: Duration) -> Self {
+        IdleTimer {
+            limit,
+            sleep: None,
+            since: None,
+        }
+    }
+
+    /// The longest pause allowed.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    /// Call when the body being read returned `Pending`; `Ready` means the limit has passed.
+    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.since.is_none() {
+            let now = Instant::now();
+            self.since = Some(now);
+            let deadline = now + self.limit;
+            match &mut self.sleep {
+                Some(sleep) => sleep.as_mut().reset(deadline),
+                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+        }
+        match &mut self.sleep {
+            Some(sleep) => sleep.as_mut().poll(cx),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Call when data arrived; returns when the wait that just ended began, if there was one.
+    pub fn disarm(&mut self) -> Option<Instant> {
+        self.since.take()
+    }
+}
+
+/// How long a request body has waited on its client, shared with the upstream client so
+/// that the per-try timeout counts only the backend's own silence: a slow client is never
+/// taken for a slow backend.
+#[derive(Debug, Default)]
+pub struct ClientWait {
+    /// Nanoseconds waited in waits that are over.
+    total: AtomicU64,
+    /// `nanos()` when the current wait began; 0 while not waiting.
+    since: AtomicU64,
+}
+
+// === impl ClientWait ===
+
+impl ClientWait {
+    fn begin(&self, at: Instant) {
+        self.since.store(nanos(at).max(1), Ordering::Relaxed);
+    }
+
+    fn end(&self, now: Instant) {
+        let since = self.since.swap(0, Ordering::Relaxed);
+        if since != 0 {
+            let waited = nanos(now).saturating_sub(since);
+            self.total.fetch_add(waited, Ordering::Relaxed);
+        }
+    }
+
+    /// Time spent waiting on the client so far, the wait in progress included.
+    pub fn waited(&self, now: Instant) -> Duration {
+        let since = self.since.load(Ordering::Relaxed);
+        let current = if since == 0 {
+            0
+        } else {
+            nanos(now).saturating_sub(since)
+        };
+        Duration::from_nanos(self.total.load(Ordering::Relaxed).saturating_add(current))
+    }
+}
+
+/// The client's request body, forwarded upstream. hyper re-frames it (Content-Length when
+/// the size is known, chunked otherwise); the client's own framing headers are not copied.
+#[derive(Debug)]
+pub struct RequestBody {
+    source: Source,
+    idle: IdleTimer,
+}
+
+#[derive(Debug)]
+enum Source {
+    /// Streamed from the client; `wait` tells the upstream client how long it waited.
+    Client {
+        inner: Incoming,
+        wait: Arc<ClientWait>,
+    },
+    /// Read whole beforehand (small bodies of retryable requests), or none at all.
+    Buffered(Option<Bytes>),
+}
+
+// === impl RequestBody ===
+
+impl RequestBody {
+    /// Wraps the client's body with the read timeout as its idle limit.
+    pub fn new(inner: Incoming, read_timeout: Duration) -> Self {
+        RequestBody {
+            source: Source::Client {
+                inner,
+                wait: Arc::default(),
+            },
+            idle: IdleTimer::new(read_timeout),
+        }
+    }
+
+    /// A body already read whole (sent again on a retry).
+    pub fn buffered(bytes: Bytes) -> Self {
+        RequestBody {
+            source: Source::Buffered((!bytes.is_empty()).then_some(bytes)),
+            idle: IdleTimer::new(Duration::ZERO),
+        }
+    }
+
+    /// No body at all.
+    pub fn empty() -> Self {
+        RequestBody::buffered(Bytes::new())
+    }
+
+    /// How long this body has waited on its client, when it streams from one.
+    pub fn client_wait(&self) -> Option<Arc<ClientWait>> {
+        match &self.source {
+            Source::Client { wait, .. } => Some(wait.clone()),
+            Source::Buffered(_) => None,
+        }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        let (inner, wait) = match &mut this.source {
+            Source::Client { inner, wait } => (inner, wait),
+            Source::Buffered(bytes) => {
+                return Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b))))
+            }
+        };
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                if this.idle.disarm().is_some() {
+                    wait.end(Instant::now());
+                }
+                Poll::Ready(frame.map(|f| f.map_err(BodyError::Client)))
+            }
+            Poll::Pending => {
+                let was_waiting = this.idle.since.is_some();
+                let expired = this.idle.poll_expired(cx);
+                if let (false, Some(since)) = (was_waiting, this.idle.since) {
+                    wait.begin(since);
+                }
+                ready!(expired);
+                Poll::Ready(Some(Err(BodyError::ClientTimeout(this.idle.limit))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.source {
+            Source::Client { inner, .. } => inner.is_end_stream(),
+            Source::Buffered(bytes) => bytes.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.source {
+            Source::Client { inner, .. } => inner.size_hint(),
+            Source::Buffered(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn client_wait_counts_the_wait_in_progress_and_past_ones() {
+        let wait = ClientWait::default();
+        let t0 = Instant::now();
+        wait.begin(t0);
+        assert_eq!(
+            wait.waited(t0 + Duration::from_millis(30)),
+            Duration::from_millis(30)
+        );
+        wait.end(t0 + Duration::from_millis(50));
+        assert_eq!(
+            wait.waited(t0 + Duration::from_secs(9)),
+            Duration::from_millis(50)
+        );
+        wait.begin(t0 + Duration::from_millis(100));
+        assert_eq!(
+            wait.waited(t0 + Duration::from_millis(110)),
+            Duration::from_millis(60)
+        );
+    }
+}

@@ -1,0 +1,112 @@
+//! Phase 1: what a request must look like to be proxied (RFC 9110 §7.6, RFC 9112): no
+//! CONNECT, a single valid `Host`, a target in origin form (an absolute-form target is brought
+//! into origin form, its authority becoming the `Host`).
+
+use http::header::{self, HeaderValue};
+use http::{request, Method, Version};
+
+use super::error::ProxyError;
+
+/// Rejects what a reverse proxy must not pass on, and brings an absolute-form target
+/// (`GET http://host/path`) into origin form: its authority becomes the `Host` (RFC 9112
+/// §3.2.2), and the request goes to our backends like any other, never to that host.
+pub fn check_request(parts: &mut request::Parts) -> Result<(), ProxyError> {
+    if parts.method == Method::CONNECT {
+        return Err(ProxyError::MethodNotAllowed(parts.method.clone()));
+    }
+    if parts.uri.scheme().is_some() {
+        let scheme = parts.uri.scheme_str().unwrap_or_default();
+        if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+            return Err(ProxyError::BadRequest(
+                "unsupported scheme in request target",
+            ));
+        }
+        let Some(authority) = parts.uri.authority() else {
+            return Err(ProxyError::BadRequest(
+                "absolute request target without a host",
+            ));
+        };
+        if authority.as_str().contains('@') {
+            return Err(ProxyError::BadRequest("user info in request target"));
+        }
+        let host = HeaderValue::from_str(authority.as_str())
+            .map_err(|_| ProxyError::BadRequest("invalid host in request target"))?;
+        parts.headers.insert(header::HOST, host);
+    } else if parts.uri.path() == "*" {
+        // Asterisk form (RFC 9112 §3.2.4) is for OPTIONS only.
+        if parts.method != Method::OPTIONS {
+            return Err(ProxyError::BadRequest(
+                "'*' is a request target for OPTIONS only",
+            ));
+        }
+    } else if !parts.uri.path().starts_with('/') {
+        // Authority form without CONNECT.
+        return Err(ProxyError::BadRequest("request target must be a path"));
+    }
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if parts.version >= Version::HTTP_11 => {
+            Err(ProxyError::BadRequest("missing Host header"))
+        }
+        (None, _) => Ok(()),
+        (Some(_), Some(_)) => Err(ProxyError::BadRequest("more than one Host header")),
+        (Some(host), None) => {
+            let valid = std::str::from_utf8(host.as_bytes())
+                .ok()
+                .and_then(|h| h.parse::<http::uri::Authority>().ok())
+                .is_some_and(|a| !a.as_str().contains('@'));
+            if valid {
+                Ok(())
+            } else {
+                Err(ProxyError::BadRequest("invalid Host header"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Request;
+
+    fn parts(req: Request<()>) -> request::Parts {
+        req.into_parts().0
+    }
+
+    #[test]
+    fn host_rules() {
+        let ok = |r: Request<()>| check_request(&mut parts(r));
+        assert!(ok(Request::get("/").header("host", "a:80").body(()).unwrap()).is_ok());
+        assert!(ok(Request::get("/").body(()).unwrap()).is_err());
+        let http10 = Request::get("/")
+            .version(Version::HTTP_10)
+            .body(())
+            .unwrap();
+        assert!(ok(http10).is_ok());
+        let two = Request::get("/")
+            .header("host", "a")
+            .header("host", "b")
+            .body(())
+            .unwrap();
+        assert!(ok(two).is_err());
+        let bad = Request::get("/").header("host", "a b").body(()).unwrap();
+        assert!(ok(bad).is_err());
+        let connect = Request::connect("a:443")
+            .header("host", "a")
+            .body(())
+            .unwrap();
+        assert!(matches!(ok(connect), Err(ProxyError::MethodNotAllowed(_))));
+    }
+
+    #[test]
+    fn absolute_form_becomes_host() {
+        let mut p = parts(
+            Request::get("http://other.example/x")
+                .header("host", "mine")
+                .body(())
+                .unwrap(),
+        );
+        check_request(&mut p).unwrap();
+        assert_eq!(p.headers["host"], "other.example");
+    }
+}

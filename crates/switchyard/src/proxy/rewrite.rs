@@ -1,0 +1,140 @@
+//! Phase 5 and the way back: how the request head is rewritten for the backend (the route's
+//! path rewrite and header edits, hop-by-hop headers out, `X-Forwarded-*` in) and how the
+//! backend's response head is rewritten for the client (RFC 9110 §7.6.1); and the request's
+//! consistent-hashing key.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{request, Version};
+
+use super::context::ConnInfo;
+use crate::config::HashKey;
+use crate::routing::Route;
+use crate::upstream::pick::hash_bytes;
+
+/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1), besides those the
+/// `Connection` header itself names. `Transfer-Encoding` and `Content-Length` go too: hyper
+/// frames the body anew on each side. `TE` goes, but for `TE: trailers`, which gRPC needs end
+/// to end on HTTP/2 (an HTTP/1.1 connection drops it, see `upstream::connect`).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::TRAILER,
+    header::PROXY_AUTHORIZATION,
+];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Rewrites the request head for the backend: hop-by-hop headers out, `X-Forwarded-*` in
+/// (the scheme from the client connection's transport), the route's path rewrite and header
+/// edits. The `Host` header stays the client's unless the route sets it.
+pub fn rewrite_request(parts: &mut request::Parts, conn: &ConnInfo, route: &Route) {
+    if let Some(path) = route.config.rewrite.apply(parts.uri.path()) {
+        let target = match parts.uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        // The rewritten path is built from valid path pieces; keep the original if not.
+        if let Ok(uri) = target.parse() {
+            parts.uri = uri;
+        }
+    }
+    strip_hop_by_hop(&mut parts.headers, true);
+    let headers = &mut parts.headers;
+    headers.remove(header::CONTENT_LENGTH);
+    // hyper already answered `100 Continue` when it started reading the body for us.
+    headers.remove(header::EXPECT);
+    append_forwarded_for(headers, &conn.ip_header);
+    headers.insert(X_FORWARDED_PROTO, conn.transport.scheme());
+    if let Some(host) = headers.get(header::HOST).cloned() {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+    route.config.request_headers.apply(headers);
+}
+
+/// Rewrites the backend's response head for the client.
+pub fn rewrite_response(parts: &mut http::response::Parts) {
+    strip_hop_by_hop(&mut parts.headers, false);
+    parts.version = Version::HTTP_11;
+}
+
+/// Removes the hop-by-hop headers; `keep_te_trailers`: a `TE` that lists `trailers` becomes
+/// `TE: trailers`.
+fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
+    // Most messages carry none of these: one pass over the names finds out, instead of a
+    // hash lookup per listed header.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+            // `Host` is end-to-end and required on every HTTP/1.1 request: a client naming it
+            // in `Connection` must not leave the upstream request without one.
+            .filter(|name| *name != header::HOST)
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    let te_trailers = keep_te_trailers
+        && headers
+            .get_all(header::TE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.split(';').next().unwrap_or_default().trim() == "trailers");
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, client_ip: &HeaderValue) {
+    let mut prior = headers.get_all(&X_FORWARDED_FOR).iter().peekable();
+    if prior.peek().is_none() {
+        headers.insert(X_FORWARDED_FOR, client_ip.clone());
+        return;
+    }
+    let mut joined = Vec::with_capacity(64);
+    for v in prior {
+        joined.extend_from_slice(v.as_bytes().trim_ascii());
+        joined.extend_from_slice(b", ");
+    }
+    joined.extend_from_slice(client_ip.as_bytes());
+    if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+}
+
+/// The hash of the request's consistent-hashing key, if the request has that key.
+pub fn request_hash(key: &HashKey, parts: &request::Parts, client_ip: &HeaderValue) -> Option<u64> {
+    match key {
+        HashKey::ClientIp => Some(hash_bytes(client_ip.as_bytes())),
+        HashKey::Path => Some(hash_bytes(parts.uri.path().as_bytes())),
+        HashKey::Header(name) => parts.headers.get(name).map(|v| hash_bytes(v.as_bytes())),
+        HashKey::Cookie(name) => parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| hash_bytes(v.as_bytes())),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,161 @@
+//! [`Attempt`]: one try of one request on one backend, and the guard of everything that try
+//! took: the circuit breaker's permit, the backend's load slot (`max_connections` and the
+//! counts the load-aware policies read) and the connection the request went out on.
+//!
+//! It is settled once with the attempt's [`Outcome`] (see [`super::classify`]), which feeds
+//! the breaker, outlier ejection and the backend's counters; [`Attempt::finish`] then hands a
+//! connection whose exchange completed back to the idle pool. Whatever is left is given back
+//! by `Drop`, exactly once, on every path: a future dropped because the client went away or
+//! a timeout fired leaks no slot and no half-open trial permit.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::breaker::{self, Permit, Transition};
+use super::classify::Outcome;
+use super::connect::Connection;
+use super::{idle, Backend, Pool};
+use crate::metrics;
+
+/// One try of one request on one backend, owning what it took.
+#[derive(Debug)]
+pub struct Attempt {
+    pool: Arc<Pool>,
+    index: usize,
+    /// The breaker's permit, until the attempt is settled.
+    permit: Option<Permit>,
+    /// The backend's load slot is held.
+    slot: bool,
+    /// The connection the response arrives on, once a head came back.
+    conn: Option<Connection>,
+    started: Instant,
+    answered: bool,
+}
+
+// === impl Attempt ===
+
+impl Attempt {
+    /// An attempt on backend `index` of `pool`, with the permit its breaker gave.
+    pub(super) fn new(pool: Arc<Pool>, index: usize, permit: Permit) -> Self {
+        let attempt = Attempt {
+            pool,
+            index,
+            permit: Some(permit),
+            slot: false,
+            conn: None,
+            started: Instant::now(),
+            answered: false,
+        };
+        metrics::inc(&attempt.backend().counters.local().requests);
+        attempt
+    }
+
+    /// The backend tried.
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.pool.backends[self.index]
+    }
+
+    /// The pool the backend belongs to.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    /// Takes a load slot on the backend, waiting up to the pool's queue timeout while it is
+    /// at `max_connections`. False: none freed in time.
+    pub async fn admit(&mut self) -> bool {
+        if !self.slot {
+            let pool = &self.pool;
+            let load = &pool.backends[self.index].load;
+            self.slot = load.acquire(pool.queue_timeout).await.is_some();
+        }
+        self.slot
+    }
+
+    /// A response head arrived on `conn`: records the latency; the connection stays with the
+    /// attempt until the body is done.
+    pub fn answered(&mut self, conn: Connection) {
+        let now = Instant::now();
+        let backend = &self.pool.backends[self.index];
+        backend
+            .load
+            .observe(now.saturating_duration_since(self.started), now);
+        metrics::inc(&backend.counters.local().responses);
+        self.answered = true;
+        self.conn = Some(conn);
+    }
+
+    /// Records how the attempt ended: breaker, outlier ejection, counters. Only the first
+    /// call counts.
+    pub fn settle(&mut self, outcome: Outcome) {
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
+        let now = Instant::now();
+        let pool = &*self.pool;
+        let backend = &pool.backends[self.index];
+        let counters = backend.counters.local();
+        if outcome == Outcome::NoAnswer {
+            metrics::inc(&counters.errors);
+        }
+        let transition = if outcome.is_failure() {
+            metrics::inc(&counters.failures);
+            backend.breaker.on_failure(permit, now)
+        } else {
+            backend.breaker.on_success(permit)
+        };
+        if let Some(Transition {
+            to: breaker::State::Closed,
+            ..
+        }) = transition
+        {
+            backend.health.mark_recovered(now);
+        }
+        super::log_transition(backend, transition);
+        if outcome.answered() {
+            // How many of the pool are out matters only when this answer may eject one more.
+            let ejected = if outcome.is_failure() {
+                pool.ejected(now)
+            } else {
+                0
+            };
+            let failed = outcome.is_failure();
+            if backend
+                .outlier
+                .record(failed, &pool.outlier, now, ejected, pool.backends.len())
+            {
+                metrics::inc(&counters.ejections);
+                tracing::warn!(backend = %backend.label, pool = %pool.name, ejection_time = ?pool.outlier.ejection_time, "backend ejected after consecutive failed answers");
+            }
+        }
+    }
+
+    /// Gives back the load slot and the connection: `complete` means the exchange finished
+    /// cleanly, so the connection can take the next request and goes back to this worker's
+    /// idle pool; otherwise it is closed.
+    pub fn finish(&mut self, complete: bool) {
+        let backend = &self.pool.backends[self.index];
+        if let (true, Some(conn)) = (complete, self.conn.take()) {
+            idle::checkin(backend, conn);
+        }
+        self.conn = None;
+        if std::mem::take(&mut self.slot) {
+            backend.load.release();
+        }
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        let backend = &self.pool.backends[self.index];
+        if let Some(permit) = self.permit.take() {
+            // Never settled: the client went away, a timeout fired, or the client's own body
+            // failed. Nothing is held against the backend; a half-open trial slot goes back.
+            if !self.answered {
+                metrics::inc(&backend.counters.local().cancelled);
+            }
+            backend.breaker.on_cancel(permit);
+        }
+        self.finish(false);
+    }
+}

@@ -1,0 +1,124 @@
+//! [`UpstreamBody`]: a backend's response body on its way out, holding the [`Attempt`] it
+//! belongs to until it ends. When it ends, the attempt is classified (complete or broken off,
+//! and the `grpc-status` of gRPC trailers) and settled, and a connection whose exchange
+//! completed goes back to the idle pool the moment the backend's body is done, while the
+//! client is possibly still being written to.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+use super::attempt::Attempt;
+use super::classify;
+use crate::body::{BodyError, IdleTimer};
+
+/// A backend's response body with its attempt.
+#[derive(Debug)]
+pub struct UpstreamBody {
+    body: Incoming,
+    attempt: Attempt,
+    ended: bool,
+    status: StatusCode,
+    /// `grpc-status` from the head (trailers-only responses) or the trailers.
+    grpc: Option<u32>,
+    idle: IdleTimer,
+}
+
+// === impl UpstreamBody ===
+
+impl UpstreamBody {
+    /// The body of a response with `status` and `grpc` (a `grpc-status` in its head), read
+    /// with `idle` as the longest pause allowed (the write timeout).
+    pub fn new(
+        body: Incoming,
+        attempt: Attempt,
+        status: StatusCode,
+        grpc: Option<u32>,
+        idle: Duration,
+    ) -> Self {
+        let mut this = UpstreamBody {
+            body,
+            attempt,
+            ended: false,
+            status,
+            grpc,
+            idle: IdleTimer::new(idle),
+        };
+        if this.body.is_end_stream() {
+            this.end(true);
+        }
+        this
+    }
+
+    /// The label of the backend the body comes from.
+    pub fn backend_label(&self) -> &str {
+        &self.attempt.backend().label
+    }
+
+    /// Settles the attempt by the response head alone, for an answer put aside while another
+    /// backend is tried (its body is read only if it is returned after all).
+    pub fn settle_by_head(&mut self) {
+        let outcome = classify::classify(self.status, self.grpc, true);
+        self.attempt.settle(outcome);
+    }
+
+    fn end(&mut self, complete: bool) {
+        if !std::mem::replace(&mut self.ended, true) {
+            let outcome = classify::classify(self.status, self.grpc, complete);
+            self.attempt.settle(outcome);
+            self.attempt.finish(complete);
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.idle.disarm();
+                if let Some(trailers) = frame.trailers_ref() {
+                    this.grpc = classify::grpc_status(trailers).or(this.grpc);
+                }
+                if this.body.is_end_stream() {
+                    this.end(true);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(None) => {
+                this.end(true);
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.end(false);
+                Poll::Ready(Some(Err(BodyError::Upstream(e))))
+            }
+            Poll::Pending => match this.idle.poll_expired(cx) {
+                Poll::Ready(()) => {
+                    this.end(false);
+                    Poll::Ready(Some(Err(BodyError::UpstreamTimeout(this.idle.limit()))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}

@@ -1,0 +1,255 @@
+//! The upstream client: phases 6 to 9 of a request. [`send`] picks a backend from the pool,
+//! admits the attempt (load slot), connects or reuses a connection, sends under the per-try
+//! timeout, and retries on another backend when that is safe and the budget allows; the
+//! attempt that answers travels on inside the response body ([`UpstreamBody`]) and is
+//! classified and settled when that body ends.
+//!
+//! What is retried, on another backend, at most `retries` times:
+//! - a connect failure or a busy backend (nothing was sent): always, without drawing on the
+//!   budget;
+//! - for an idempotent request with a replayable body ([`super::replay`]): a connection reset
+//!   or closed before the response head, a per-try timeout, or a status in `retry.retry_on`,
+//!   each taken from the pool's retry budget and after a jittered backoff. A `retry_on`
+//!   answer is kept and returned if no other backend does better.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{request, Response};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use super::attempt::Attempt;
+use super::body::UpstreamBody;
+use super::classify::{self, Outcome};
+use super::error::Error;
+use super::exchange::{Target, TryError};
+use super::{replay, retry, Pool};
+use crate::body::BodyError;
+use crate::errors::{self, Chain};
+use crate::metrics::{self, Metrics};
+
+/// What the upstream client needs to know about one request besides the request itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange<'a> {
+    /// The pool to send to.
+    pub pool: &'a Arc<Pool>,
+    /// Per-try timeout: the route's, else the pool's.
+    pub try_timeout: Duration,
+    /// The request key's hash, for consistent hashing.
+    pub hash: Option<u64>,
+    /// The client sent a `Host` header.
+    pub has_host: bool,
+    /// Longest pause allowed within the client's request body.
+    pub read_timeout: Duration,
+    /// Longest pause allowed within the backend's response body.
+    pub write_timeout: Duration,
+    /// The proxy-wide counters.
+    pub metrics: &'a Metrics,
+    /// When the request arrived.
+    pub now: Instant,
+}
+
+/// Sends the request (`parts`, `body`) to the pool, within the pool's whole-request timeout
+/// when it has one. `attempts` counts the backends tried.
+pub async fn send(
+    ex: Exchange<'_>,
+    attempts: &mut u32,
+    parts: request::Parts,
+    body: Incoming,
+) -> Result<Response<UpstreamBody>, Error> {
+    let run = send_with_retries(ex, attempts, parts, body);
+    match ex.pool.request_timeout {
+        Some(limit) => match tokio::time::timeout(limit, run).await {
+            Ok(result) => result,
+            Err(_) => {
+                metrics::inc(&ex.metrics.local().request_timeouts);
+                Err(Error::RequestTimeout { after: limit })
+            }
+        },
+        None => run.await,
+    }
+}
+
+/// How one try ended, as the retry loop sees it.
+#[allow(clippy::large_enum_variant)]
+enum Tried {
+    /// A response head.
+    Answer(Response<UpstreamBody>),
+    /// Nothing was sent: another backend may be tried at no cost.
+    Unsent(Error, http::Request<crate::body::RequestBody>),
+    /// Sent, and no answer: another backend may be tried if the request can be replayed.
+    Failed(Error),
+    /// The client's own body failed: nothing to hold against the backend, nothing to retry.
+    ClientFault(Error),
+}
+
+async fn send_with_retries(
+    ex: Exchange<'_>,
+    attempts: &mut u32,
+    parts: request::Parts,
+    body: Incoming,
+) -> Result<Response<UpstreamBody>, Error> {
+    let pool = ex.pool;
+    let now = ex.now;
+    pool.budget.deposit(now);
+    let max_replay = pool.retry.replay_max_bytes;
+    let prepared = replay::prepare(parts, body, pool.retries > 0, max_replay, ex.read_timeout);
+    let (mut req, replay) = prepared.await.map_err(|e| Error::client_body(&e))?;
+    let path_and_query = req.uri().path_and_query().cloned();
+    let mut candidates = pool.candidates(now, ex.hash);
+    let mut last_error = Error::NoBackendAvailable {
+        pool: pool.name.clone(),
+    };
+    // A `retry_on` answer kept while another backend is tried.
+    let mut fallback = None;
+    let mut turns = Turns::default();
+    while *attempts <= pool.retries {
+        let Some(mut attempt) = candidates.next() else {
+            break;
+        };
+        if *attempts > 0 && !turns.wait(pool, ex.metrics).await {
+            break;
+        }
+        *attempts += 1;
+        if !attempt.admit().await {
+            // At max_connections for the whole queue timeout: try elsewhere.
+            last_error = Error::BackendBusy {
+                backend: attempt.backend().label.clone(),
+            };
+            turns.costs = false;
+            continue;
+        }
+        let can_replay = replay.as_ref().filter(|_| *attempts <= pool.retries);
+        let target = Target {
+            backend: attempt.backend(),
+            path_and_query: path_and_query.as_ref(),
+            has_host: ex.has_host,
+        };
+        let tried = try_once(ex, target, req, replay.as_ref()).await;
+        match answer(ex, attempt, tried) {
+            Tried::Answer(resp) => {
+                let status = resp.status().as_u16();
+                match can_replay {
+                    Some(again) if pool.retry.retry_on.contains(&status) => {
+                        tracing::debug!(status, "retrying on another backend");
+                        let mut resp = resp;
+                        // Its body is read only if it is returned after all: judge it now.
+                        resp.body_mut().settle_by_head();
+                        fallback = Some(resp);
+                        req = again.request();
+                        turns.costs = true;
+                    }
+                    _ => return Ok(resp),
+                }
+            }
+            Tried::Unsent(err, unsent) => {
+                last_error = err;
+                req = unsent;
+                turns.costs = false;
+            }
+            Tried::Failed(err) => {
+                let Some(again) = can_replay else {
+                    return Err(err);
+                };
+                last_error = err;
+                req = again.request();
+                turns.costs = true;
+            }
+            Tried::ClientFault(err) => return Err(err),
+        }
+    }
+    if let Some(resp) = fallback {
+        return Ok(resp);
+    }
+    if *attempts == 0 {
+        metrics::inc(&ex.metrics.local().unavailable);
+    }
+    Err(last_error)
+}
+
+type TryResult = Result<(Response<Incoming>, super::connect::Connection), TryError>;
+
+async fn try_once(
+    ex: Exchange<'_>,
+    target: Target<'_>,
+    req: http::Request<crate::body::RequestBody>,
+    replay: Option<&replay::Replay>,
+) -> TryResult {
+    let connector = &ex.pool.connector;
+    target.send(connector, req, replay, ex.try_timeout).await
+}
+
+/// Settles what a try that got no head tells about the backend, or wraps the head with its
+/// attempt, to be settled when the body ends.
+fn answer(ex: Exchange<'_>, mut attempt: Attempt, tried: TryResult) -> Tried {
+    let label = || attempt.backend().label.clone();
+    match tried {
+        Ok((resp, conn)) => {
+            attempt.answered(conn);
+            let (parts, body) = resp.into_parts();
+            let status = parts.status;
+            let grpc = classify::grpc_status(&parts.headers);
+            let body = UpstreamBody::new(body, attempt, status, grpc, ex.write_timeout);
+            Tried::Answer(Response::from_parts(parts, body))
+        }
+        Err(TryError::Connect(source, unsent)) => {
+            tracing::warn!(backend = %attempt.backend().label, error = %Chain(&source), "cannot connect to backend");
+            let err = Error::Connect {
+                backend: label(),
+                source,
+            };
+            attempt.settle(Outcome::NoAnswer);
+            Tried::Unsent(err, unsent)
+        }
+        Err(TryError::Request(source)) => {
+            if let Some(body) = errors::find::<BodyError>(&source).filter(|b| b.is_client_fault()) {
+                // Dropping the attempt unsettled holds nothing against the backend.
+                return Tried::ClientFault(Error::client_body(body));
+            }
+            tracing::warn!(backend = %attempt.backend().label, error = %Chain(&source), "backend failed to respond");
+            let err = Error::NoResponse {
+                backend: label(),
+                source,
+            };
+            attempt.settle(Outcome::NoAnswer);
+            Tried::Failed(err)
+        }
+        Err(TryError::Timeout) => {
+            metrics::inc(&ex.metrics.local().try_timeouts);
+            tracing::warn!(backend = %attempt.backend().label, after = ?ex.try_timeout, "backend did not respond in time");
+            let err = Error::TryTimeout {
+                backend: label(),
+                after: ex.try_timeout,
+            };
+            attempt.settle(Outcome::NoAnswer);
+            Tried::Failed(err)
+        }
+    }
+}
+
+/// The turns of a request's retries: the budget and the backoff.
+#[derive(Debug, Default)]
+struct Turns {
+    /// Retries that drew on the budget so far (for the backoff).
+    paid: u32,
+    /// The last try failed in a way that makes the next one draw on the budget.
+    costs: bool,
+}
+
+impl Turns {
+    /// Waits for the next retry's turn; false when the budget refuses it.
+    async fn wait(&mut self, pool: &Pool, metrics: &Metrics) -> bool {
+        if self.costs {
+            if !pool.budget.try_withdraw(Instant::now()) {
+                metrics::inc(&metrics.local().retries_over_budget);
+                return false;
+            }
+            self.paid += 1;
+            let retry = &pool.retry;
+            tokio::time::sleep(retry::backoff(self.paid, retry.backoff, retry.backoff_max)).await;
+        }
+        metrics::inc(&metrics.local().retries);
+        true
+    }
+}

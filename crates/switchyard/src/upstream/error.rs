@@ -1,0 +1,93 @@
+//! Why the upstream client got no usable response for a request. Each variant says whose
+//! fault it is; `proxy::error` turns them into responses (the only place that does).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::connect::ConnectError;
+use crate::body::BodyError;
+
+/// A request the upstream client could not get answered.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No backend of the pool can take the request: every one is unhealthy, ejected or has
+    /// its circuit open (upstream fault).
+    #[error("no backend available in pool {pool:?}: every backend is unhealthy, ejected or has its circuit open")]
+    NoBackendAvailable {
+        /// The pool.
+        pool: String,
+    },
+    /// The backend stayed at its `max_connections` for the whole queue timeout.
+    #[error("backend {backend} is at its connection limit")]
+    BackendBusy {
+        /// The backend's URL.
+        backend: Arc<str>,
+    },
+    /// No connection could be made to the last backend tried (upstream fault; nothing was
+    /// sent, so a retry elsewhere was safe and has been done as far as `retries` allows).
+    #[error("cannot connect to backend {backend}")]
+    Connect {
+        /// The backend's URL.
+        backend: Arc<str>,
+        /// Why.
+        #[source]
+        source: ConnectError,
+    },
+    /// The request was sent but no response head came back (upstream fault; retried only
+    /// when the request is idempotent and replayable, within the retry budget).
+    #[error("backend {backend} failed to respond")]
+    NoResponse {
+        /// The backend's URL.
+        backend: Arc<str>,
+        /// Why.
+        #[source]
+        source: hyper::Error,
+    },
+    /// The backend did not start its response within the per-try timeout, not counting
+    /// the time spent waiting for the client's body (upstream fault).
+    #[error("backend {backend} did not respond within {after:?}")]
+    TryTimeout {
+        /// The backend's URL.
+        backend: Arc<str>,
+        /// The timeout that passed.
+        after: Duration,
+    },
+    /// The whole request (all tries) ran out of time (upstream fault).
+    #[error("request did not complete within {after:?}")]
+    RequestTimeout {
+        /// The limit.
+        after: Duration,
+    },
+    /// The client paused too long in the middle of its request body (client fault).
+    #[error("request body timed out")]
+    ClientBodyTimeout,
+    /// The client's request body broke off (client fault).
+    #[error("request body could not be read")]
+    ClientBody,
+}
+
+// === impl Error ===
+
+impl Error {
+    /// The error for a client body that failed with `err`.
+    pub fn client_body(err: &BodyError) -> Self {
+        match err {
+            BodyError::ClientTimeout(_) => Error::ClientBodyTimeout,
+            _ => Error::ClientBody,
+        }
+    }
+
+    /// The backend the error is about, if it is about one.
+    pub fn backend(&self) -> Option<&Arc<str>> {
+        match self {
+            Error::BackendBusy { backend }
+            | Error::Connect { backend, .. }
+            | Error::NoResponse { backend, .. }
+            | Error::TryTimeout { backend, .. } => Some(backend),
+            Error::NoBackendAvailable { .. }
+            | Error::RequestTimeout { .. }
+            | Error::ClientBodyTimeout
+            | Error::ClientBody => None,
+        }
+    }
+}
