@@ -10,7 +10,7 @@ use http::HeaderValue;
 use crate::config::{BackendUrl, BreakerConfig};
 use crate::metrics::{BackendCounters, BackendSnapshot, Sharded};
 
-use super::breaker::{Breaker, State};
+use super::breaker::Breaker;
 use super::health::Health;
 use super::load::Load;
 use super::outlier::Outlier;
@@ -144,7 +144,7 @@ impl Backend {
         let mut snapshot = BackendSnapshot::read(
             pool.to_owned(),
             self.label.clone(),
-            state_name(state),
+            state.as_str(),
             failures,
             &self.counters,
         );
@@ -153,15 +153,6 @@ impl Backend {
         snapshot.outstanding = self.load.outstanding();
         snapshot.latency_ewma_ms = (self.load.ewma_ns() / 1e3).round() / 1e3;
         snapshot
-    }
-}
-
-/// The name of a circuit state in `/health`, `/metrics` and logs.
-pub fn state_name(state: State) -> &'static str {
-    match state {
-        State::Closed => "closed",
-        State::Open => "open",
-        State::HalfOpen => "half_open",
     }
 }
 

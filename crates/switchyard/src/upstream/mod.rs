@@ -298,8 +298,9 @@ impl Drop for Attempt<'_> {
 
 fn log_transition(backend: &Backend, transition: Option<Transition>) {
     if let Some(Transition { from, to }) = transition {
-        let (from, to) = (backend::state_name(from), backend::state_name(to));
-        if to == "open" {
+        let opened = to == breaker::State::Open;
+        let (from, to) = (from.as_str(), to.as_str());
+        if opened {
             tracing::warn!(backend = %backend.label, from, to, "circuit state changed");
         } else {
             tracing::info!(backend = %backend.label, from, to, "circuit state changed");
