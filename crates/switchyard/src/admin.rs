@@ -10,18 +10,18 @@
 //! Admin requests are not rate limited and not counted in the request counters, so
 //! monitoring keeps working while the proxy sheds load. Other methods get `405`.
 
-use http::header::{HeaderValue, ACCEPT, ALLOW, CONNECTION};
+use bytes::Bytes;
+use http::header::{HeaderValue, ACCEPT, ALLOW, CONNECTION, CONTENT_TYPE};
 use http::{request, Method, Response, StatusCode};
 use serde::Serialize;
 
 use crate::metrics::ConfigSnapshot;
-use crate::proxy::body::ResponseBody;
-use crate::proxy::error::local_response;
 use crate::state::{Shared, State};
 
 const JSON: &str = "application/json";
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+const PLAIN_TEXT: &str = "text/plain; charset=utf-8";
 
 #[derive(Serialize)]
 struct Health {
@@ -43,15 +43,15 @@ struct BackendHealth {
     consecutive_failures: u32,
 }
 
-/// Answers the request if it is for an admin endpoint. On the admin listener
-/// (`admin_only`), every other path is `404`.
+/// Answers the request if it is for an admin endpoint, with a complete response (the proxy
+/// wraps the body). On the admin listener (`admin_only`), every other path is `404`.
 pub fn route(
     shared: &Shared,
     state: &State,
     req: &request::Parts,
     body_unread: bool,
     admin_only: bool,
-) -> Option<Response<ResponseBody>> {
+) -> Option<Response<Bytes>> {
     let path = req.uri.path();
     let (health_path, metrics_path) = (
         state.admin.health_path.as_str(),
@@ -62,17 +62,13 @@ pub fn route(
         return None;
     }
     if !is_admin {
-        return Some(local_response(
-            StatusCode::NOT_FOUND,
-            "Not Found\n",
-            "text/plain; charset=utf-8",
-        ));
+        return Some(response(StatusCode::NOT_FOUND, "Not Found\n", PLAIN_TEXT));
     }
     let mut resp = if req.method != Method::GET && req.method != Method::HEAD {
-        let mut resp = local_response(
+        let mut resp = response(
             StatusCode::METHOD_NOT_ALLOWED,
             "Method Not Allowed\n",
-            "text/plain; charset=utf-8",
+            PLAIN_TEXT,
         );
         resp.headers_mut()
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
@@ -90,7 +86,7 @@ pub fn route(
     Some(resp)
 }
 
-fn health(shared: &Shared, state: &State) -> Response<ResponseBody> {
+fn health(shared: &Shared, state: &State) -> Response<Bytes> {
     let backends = backend_snapshots(state)
         .into_iter()
         .map(|b| BackendHealth {
@@ -109,23 +105,34 @@ fn health(shared: &Shared, state: &State) -> Response<ResponseBody> {
         backends,
     };
     let body = serde_json::to_vec_pretty(&health).unwrap_or_default();
-    local_response(StatusCode::OK, body, JSON)
+    response(StatusCode::OK, body, JSON)
 }
 
-fn metrics(shared: &Shared, state: &State, req: &request::Parts) -> Response<ResponseBody> {
+fn metrics(shared: &Shared, state: &State, req: &request::Parts) -> Response<Bytes> {
     let snapshot = shared
         .metrics
         .snapshot(backend_snapshots(state), config_snapshot(shared, state));
     match wanted_format(req) {
-        Format::Json => local_response(StatusCode::OK, snapshot.to_json(), JSON),
-        Format::OpenMetrics => {
-            local_response(StatusCode::OK, snapshot.to_prometheus(), OPENMETRICS)
-        }
+        Format::Json => response(StatusCode::OK, snapshot.to_json(), JSON),
+        Format::OpenMetrics => response(StatusCode::OK, snapshot.to_prometheus(), OPENMETRICS),
         Format::PrometheusText => {
             let text = crate::metrics::openmetrics_to_prometheus_text(&snapshot.to_prometheus());
-            local_response(StatusCode::OK, text, PROMETHEUS_TEXT)
+            response(StatusCode::OK, text, PROMETHEUS_TEXT)
         }
     }
+}
+
+/// A complete response: `status`, `Content-Type: content_type` and `body`.
+fn response(
+    status: StatusCode,
+    body: impl Into<Bytes>,
+    content_type: &'static str,
+) -> Response<Bytes> {
+    let mut resp = Response::new(body.into());
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
 }
 
 fn backend_snapshots(state: &State) -> Vec<crate::metrics::BackendSnapshot> {

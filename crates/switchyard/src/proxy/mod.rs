@@ -55,7 +55,7 @@ pub async fn handle(
         return respond_error(ctx, e, body_unread);
     }
     if let Some(resp) = admin::route(shared, &state, &parts, body_unread, conn.admin_only) {
-        return resp;
+        return resp.map(ResponseBody::full);
     }
 
     let mut ctx = RequestCtx::new(&shared.metrics, conn.addr, &parts);
