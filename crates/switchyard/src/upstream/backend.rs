@@ -8,7 +8,7 @@ use http::uri::PathAndQuery;
 use http::HeaderValue;
 
 use crate::config::{BackendUrl, BreakerConfig};
-use crate::metrics::{BackendCounters, BackendSnapshot, Sharded};
+use crate::metrics::{BackendCounters, Sharded};
 
 use super::breaker::Breaker;
 use super::health::Health;
@@ -136,23 +136,6 @@ impl Backend {
         joined
             .parse()
             .unwrap_or_else(|_| http::Uri::from_static("/"))
-    }
-
-    /// Figures for `/health` and `/metrics`.
-    pub fn snapshot(&self, pool: &str, now: tokio::time::Instant) -> BackendSnapshot {
-        let (state, failures) = self.breaker.snapshot();
-        let mut snapshot = BackendSnapshot::read(
-            pool.to_owned(),
-            self.label.clone(),
-            state.as_str(),
-            failures,
-            &self.counters,
-        );
-        snapshot.healthy = self.health.is_healthy();
-        snapshot.ejected = self.outlier.is_ejected(now);
-        snapshot.outstanding = self.load.outstanding();
-        snapshot.latency_ewma_ms = (self.load.ewma_ns() / 1e3).round() / 1e3;
-        snapshot
     }
 }
 

@@ -35,7 +35,7 @@ use connect::Connector;
 use pick::Picker;
 
 use crate::config::{HashKey, HealthCheckConfig, OutlierConfig, PoolConfig, RetryConfig};
-use crate::metrics::{self, BackendSnapshot};
+use crate::metrics;
 
 /// A named set of interchangeable backends, how to choose among them and how to reach them.
 #[derive(Debug)]
@@ -166,15 +166,6 @@ impl Pool {
             .iter()
             .filter(|b| b.outlier.is_ejected(now))
             .count()
-    }
-
-    /// Figures of every backend.
-    pub fn snapshot(&self) -> Vec<BackendSnapshot> {
-        let now = Instant::now();
-        self.backends
-            .iter()
-            .map(|b| b.snapshot(&self.name, now))
-            .collect()
     }
 }
 

@@ -9,42 +9,36 @@
 //!
 //! Admin requests are not rate limited and not counted in the request counters, so
 //! monitoring keeps working while the proxy sheds load. Other methods get `405`.
+//!
+//! - [`snapshot`]: the figures, read at one moment from the state's backends and the counters.
+//! - [`json`]: the `/health` and `/metrics` JSON documents.
+//! - [`prometheus`]: the OpenMetrics and Prometheus text renderings; [`names`]: their families.
+//!
+//! Admin answers with complete bodies (`Response<Bytes>`) and knows nothing of the proxy's
+//! body types; the proxy wraps them.
+
+pub mod json;
+pub mod names;
+pub mod prometheus;
+pub mod snapshot;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, ACCEPT, ALLOW, CONNECTION, CONTENT_TYPE};
 use http::{request, Method, Response, StatusCode};
-use serde::Serialize;
+use tokio::time::Instant;
 
-use crate::metrics::ConfigSnapshot;
+use crate::config::duration;
 use crate::state::{Shared, State};
+use json::Health;
+use snapshot::{BackendSnapshot, Snapshot};
 
 const JSON: &str = "application/json";
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 const PLAIN_TEXT: &str = "text/plain; charset=utf-8";
 
-#[derive(Serialize)]
-struct Health {
-    status: &'static str,
-    uptime: String,
-    version: Option<String>,
-    backends: Vec<BackendHealth>,
-}
-
-#[derive(Serialize)]
-struct BackendHealth {
-    pool: String,
-    url: String,
-    /// Active health checks pass (always true without checks).
-    healthy: bool,
-    /// Ejected for consecutive 5xx now.
-    ejected: bool,
-    circuit: &'static str,
-    consecutive_failures: u32,
-}
-
-/// Answers the request if it is for an admin endpoint, with a complete response (the proxy
-/// wraps the body). On the admin listener (`admin_only`), every other path is `404`.
+/// Answers the request if it is for an admin endpoint. On the admin listener
+/// (`admin_only`), every other path is `404`.
 pub fn route(
     shared: &Shared,
     state: &State,
@@ -87,36 +81,26 @@ pub fn route(
 }
 
 fn health(shared: &Shared, state: &State) -> Response<Bytes> {
-    let backends = backend_snapshots(state)
-        .into_iter()
-        .map(|b| BackendHealth {
-            pool: b.pool,
-            url: b.url,
-            healthy: b.healthy,
-            ejected: b.ejected,
-            circuit: b.circuit,
-            consecutive_failures: b.consecutive_failures,
-        })
-        .collect();
-    let health = Health {
-        status: "UP",
-        uptime: crate::config::duration::format_go_seconds(shared.metrics.uptime()),
-        version: state.version().map(str::to_owned),
-        backends,
-    };
-    let body = serde_json::to_vec_pretty(&health).unwrap_or_default();
-    response(StatusCode::OK, body, JSON)
+    let health = Health::new(
+        duration::format_go_seconds(shared.metrics.uptime()),
+        state.version().map(str::to_owned),
+        BackendSnapshot::read_all(state, Instant::now()),
+    );
+    response(StatusCode::OK, health.to_json(), JSON)
 }
 
 fn metrics(shared: &Shared, state: &State, req: &request::Parts) -> Response<Bytes> {
-    let snapshot = shared
-        .metrics
-        .snapshot(backend_snapshots(state), config_snapshot(shared, state));
+    let snapshot = Snapshot::read(shared, state);
     match wanted_format(req) {
-        Format::Json => response(StatusCode::OK, snapshot.to_json(), JSON),
-        Format::OpenMetrics => response(StatusCode::OK, snapshot.to_prometheus(), OPENMETRICS),
+        Format::Json => response(StatusCode::OK, json::metrics(&snapshot), JSON),
+        Format::OpenMetrics => response(
+            StatusCode::OK,
+            prometheus::to_openmetrics(&snapshot),
+            OPENMETRICS,
+        ),
         Format::PrometheusText => {
-            let text = crate::metrics::openmetrics_to_prometheus_text(&snapshot.to_prometheus());
+            let text =
+                prometheus::openmetrics_to_prometheus_text(&prometheus::to_openmetrics(&snapshot));
             response(StatusCode::OK, text, PROMETHEUS_TEXT)
         }
     }
@@ -133,33 +117,6 @@ fn response(
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
-}
-
-fn backend_snapshots(state: &State) -> Vec<crate::metrics::BackendSnapshot> {
-    state.pools.iter().flat_map(|p| p.snapshot()).collect()
-}
-
-fn config_snapshot(shared: &Shared, state: &State) -> ConfigSnapshot {
-    let status = shared.reload_status();
-    let (time, error) = match status.last {
-        Some((at, error)) => (
-            at.duration_since(std::time::UNIX_EPOCH)
-                .ok()
-                .map(|d| d.as_secs()),
-            Some(error),
-        ),
-        None => (None, None),
-    };
-    ConfigSnapshot {
-        version: state.version().map(str::to_owned),
-        reloads: status.succeeded,
-        reload_failures: status.failed,
-        last_reload_result: error
-            .as_ref()
-            .map(|e| if e.is_some() { "error" } else { "ok" }),
-        last_reload_time: time,
-        last_reload_error: error.flatten(),
-    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -191,39 +148,4 @@ fn wanted_format(req: &request::Parts) -> Format {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parts(uri: &str, accept: Option<&str>) -> request::Parts {
-        let mut b = http::Request::get(uri);
-        if let Some(a) = accept {
-            b = b.header(ACCEPT, a);
-        }
-        b.body(()).unwrap().into_parts().0
-    }
-
-    #[test]
-    fn format_negotiation() {
-        assert_eq!(wanted_format(&parts("/metrics", None)), Format::Json);
-        assert_eq!(wanted_format(&parts("/metrics", Some("*/*"))), Format::Json);
-        assert_eq!(
-            wanted_format(&parts("/metrics", Some("application/json"))),
-            Format::Json
-        );
-        assert_eq!(
-            wanted_format(&parts("/metrics", Some("text/plain;version=0.0.4"))),
-            Format::PrometheusText
-        );
-        assert_eq!(
-            wanted_format(&parts(
-                "/metrics",
-                Some("application/openmetrics-text;version=1.0.0,text/plain;q=0.5")
-            )),
-            Format::OpenMetrics
-        );
-        assert_eq!(
-            wanted_format(&parts("/metrics?format=prometheus", None)),
-            Format::PrometheusText
-        );
-    }
-}
+mod tests;
