@@ -96,7 +96,9 @@ pub struct ProxyCounters {
     pub rate_limited: AtomicU64,
     /// See the module doc.
     pub cancelled: AtomicU64,
-    /// See the module doc.
+    /// Further attempts of a request, on another backend: after a connect failure or a busy
+    /// backend, and, for idempotent requests, after a reset, a per-try timeout or a
+    /// `retry_on` status (those within the pool's retry budget).
     pub retries: AtomicU64,
     /// Retries refused because the pool's retry budget was spent.
     pub retries_over_budget: AtomicU64,

@@ -15,7 +15,7 @@ pub const RATE_LIMITED: &str = "switchyard_rate_limited";
 pub const CANCELLED: &str = "switchyard_cancelled";
 /// Requests waiting for a response head.
 pub const IN_FLIGHT: &str = "switchyard_in_flight_requests";
-/// Attempts on another backend after a connection could not be established.
+/// Further attempts of a request, on another backend.
 pub const RETRIES: &str = "switchyard_retries";
 /// Retries refused by the retry budget.
 pub const RETRIES_OVER_BUDGET: &str = "switchyard_retries_over_budget";
@@ -33,6 +33,8 @@ pub const BACKEND_REQUESTS: &str = "switchyard_backend_requests";
 pub const BACKEND_RESPONSES: &str = "switchyard_backend_responses";
 /// Attempts that got no response (connect error, timeout, reset).
 pub const BACKEND_ERRORS: &str = "switchyard_backend_errors";
+/// Attempts abandoned because the client went away.
+pub const BACKEND_CANCELLED: &str = "switchyard_backend_cancelled";
 /// Failures counted by the backend's circuit breaker.
 pub const BACKEND_FAILURES: &str = "switchyard_backend_failures";
 /// Connections that could not be opened within the connect timeout.
@@ -47,10 +49,16 @@ pub const BACKEND_CONNECTIONS_REUSED: &str = "switchyard_backend_connections_reu
 pub const BACKEND_HEALTHY: &str = "switchyard_backend_healthy";
 /// 1 while ejected.
 pub const BACKEND_EJECTED: &str = "switchyard_backend_ejected";
+/// Attempts waiting for a response head.
+pub const BACKEND_IN_FLIGHT: &str = "switchyard_backend_in_flight_requests";
 /// Outstanding requests.
 pub const BACKEND_OUTSTANDING: &str = "switchyard_backend_outstanding_requests";
 /// Idle keep-alive connections.
 pub const BACKEND_IDLE_CONNECTIONS: &str = "switchyard_backend_idle_connections";
+/// Consecutive failures counted by the circuit breaker.
+pub const BACKEND_CONSECUTIVE_FAILURES: &str = "switchyard_backend_consecutive_failures";
+/// Peak-EWMA latency of response heads.
+pub const BACKEND_LATENCY_EWMA: &str = "switchyard_backend_latency_ewma_seconds";
 /// Circuit state: 0 closed, 1 half-open, 2 open.
 pub const BACKEND_CIRCUIT: &str = "switchyard_backend_circuit_state";
 /// Configuration reloads, by result.

@@ -1,8 +1,9 @@
 //! The Prometheus renderings of a [`Snapshot`]: OpenMetrics text, produced by
 //! `prometheus-client`, and the classic Prometheus text format (0.0.4) made from it.
 //!
-//! Families are named `switchyard_...`; counters get the `_total` suffix, per-backend families
-//! the labels `pool` and `backend`.
+//! Every number of the JSON document has a family here (a unit test checks it), named
+//! `switchyard_...`; counters get the `_total` suffix, per-backend families the labels `pool`
+//! and `backend`.
 
 use std::fmt::{self, Write};
 
@@ -86,6 +87,11 @@ fn proxy_counters(s: &Snapshot, encoder: &mut DescriptorEncoder) -> fmt::Result 
             s.responses,
         ),
         (
+            names::LOCAL,
+            "Requests answered by a route's redirect or fixed response.",
+            s.local,
+        ),
+        (
             names::ERRORS,
             "Requests answered with an error by switchyard.",
             s.errors,
@@ -102,8 +108,30 @@ fn proxy_counters(s: &Snapshot, encoder: &mut DescriptorEncoder) -> fmt::Result 
         ),
         (
             names::RETRIES,
-            "Attempts on another backend after a connect failure.",
+            "Further attempts on another backend: after a connect failure or a busy backend, and, \
+             for idempotent requests, after a reset, a per-try timeout or a retry_on status \
+             (those within the retry budget).",
             s.retries,
+        ),
+        (
+            names::RETRIES_OVER_BUDGET,
+            "Retries not made because the pool's retry budget was spent.",
+            s.retries_over_budget,
+        ),
+        (
+            names::UNAVAILABLE,
+            "Requests answered 503 because no backend of the pool was available.",
+            s.unavailable,
+        ),
+        (
+            names::TRY_TIMEOUTS,
+            "Attempts that timed out waiting for a response head (per-try timeout).",
+            s.try_timeouts,
+        ),
+        (
+            names::REQUEST_TIMEOUTS,
+            "Requests that ran out of their whole-request timeout.",
+            s.request_timeouts,
         ),
     ];
     for (name, help, value) in counters {
@@ -129,7 +157,7 @@ fn proxy_gauges(s: &Snapshot, encoder: &mut DescriptorEncoder) -> fmt::Result {
 
 fn backend_counters(backends: &[BackendSnapshot], encoder: &mut DescriptorEncoder) -> fmt::Result {
     type Field = fn(&BackendSnapshot) -> u64;
-    let counters: [(&str, &str, Field); 8] = [
+    let counters: [(&str, &str, Field); 9] = [
         (
             names::BACKEND_REQUESTS,
             "Attempts sent to the backend.",
@@ -144,6 +172,11 @@ fn backend_counters(backends: &[BackendSnapshot], encoder: &mut DescriptorEncode
             names::BACKEND_ERRORS,
             "Attempts that got no response.",
             |b| b.errors,
+        ),
+        (
+            names::BACKEND_CANCELLED,
+            "Attempts abandoned because the client went away.",
+            |b| b.cancelled,
         ),
         (
             names::BACKEND_FAILURES,
@@ -181,7 +214,7 @@ fn backend_counters(backends: &[BackendSnapshot], encoder: &mut DescriptorEncode
 
 fn backend_gauges(backends: &[BackendSnapshot], encoder: &mut DescriptorEncoder) -> fmt::Result {
     type Field = fn(&BackendSnapshot) -> i64;
-    let gauges: [(&str, &str, Field); 5] = [
+    let gauges: [(&str, &str, Field); 7] = [
         (
             names::BACKEND_HEALTHY,
             "1 if active health checks pass (or none are set).",
@@ -192,6 +225,11 @@ fn backend_gauges(backends: &[BackendSnapshot], encoder: &mut DescriptorEncoder)
             "1 while ejected for consecutive 5xx.",
             |b| i64::from(b.ejected),
         ),
+        (
+            names::BACKEND_IN_FLIGHT,
+            "Attempts waiting for a response head.",
+            |b| saturating(b.in_flight),
+        ),
         (names::BACKEND_OUTSTANDING, "Requests outstanding.", |b| {
             i64::from(b.outstanding)
         }),
@@ -199,6 +237,11 @@ fn backend_gauges(backends: &[BackendSnapshot], encoder: &mut DescriptorEncoder)
             names::BACKEND_IDLE_CONNECTIONS,
             "Idle keep-alive connections.",
             |b| saturating(b.idle_connections),
+        ),
+        (
+            names::BACKEND_CONSECUTIVE_FAILURES,
+            "Consecutive failures counted by the circuit breaker.",
+            |b| i64::from(b.consecutive_failures),
         ),
         (
             names::BACKEND_CIRCUIT,
@@ -209,7 +252,13 @@ fn backend_gauges(backends: &[BackendSnapshot], encoder: &mut DescriptorEncoder)
     for (name, help, field) in gauges {
         per_backend(encoder, name, help, backends, |b| ConstGauge::new(field(b)))?;
     }
-    Ok(())
+    per_backend(
+        encoder,
+        names::BACKEND_LATENCY_EWMA,
+        "Peak-EWMA latency of the backend's response heads.",
+        backends,
+        |b| ConstGauge::new(b.latency_ewma_ms / 1e3),
+    )
 }
 
 fn config(c: &ConfigSnapshot, encoder: &mut DescriptorEncoder) -> fmt::Result {

@@ -32,7 +32,7 @@ pub struct Snapshot {
     pub cancelled: u64,
     /// See [`crate::metrics`].
     pub in_flight: u64,
-    /// See [`crate::metrics`].
+    /// Further attempts on another backend (see [`crate::metrics::ProxyCounters::retries`]).
     pub retries: u64,
     /// Retries refused by the retry budget.
     pub retries_over_budget: u64,
