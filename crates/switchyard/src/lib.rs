@@ -10,11 +10,11 @@
 //! | [`reload`]    | SIGHUP and file-change reloads |
 //! | [`proxy`]     | `handle`: the request path, phase by phase; errors → responses |
 //! | [`routing`]   | the route table: which route a request takes |
-//! | [`admin`]     | `/health` and `/metrics` |
+//! | [`admin`]     | `/health` and `/metrics`: snapshots, JSON and Prometheus renderings |
 //! | [`ratelimit`] | the sliding-window limiter |
 //! | [`upstream`]  | backend pools, balancing, circuit breakers, upstream connections |
 //! | [`state`]     | what the request path reads, swapped atomically |
-//! | [`metrics`]   | sharded counters, JSON and Prometheus renderings |
+//! | [`metrics`]   | the sharded per-worker counters |
 //! | [`telemetry`] | logging and the access log |
 //! | [`demo`]      | `switchyard demo`: the proxy in front of two built-in backends |
 //!

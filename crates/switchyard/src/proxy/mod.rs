@@ -56,7 +56,7 @@ pub async fn handle(
         return respond_error(ctx, e, render);
     }
     if let Some(resp) = admin::route(shared, &state, &parts, render.body_unread, conn.admin_only) {
-        return resp;
+        return resp.map(ResponseBody::full);
     }
 
     let mut ctx = RequestCtx::new(&shared.metrics, conn.addr, &parts);

@@ -9,9 +9,9 @@ use http::uri::PathAndQuery;
 use http::HeaderValue;
 
 use crate::config::{BackendUrl, BreakerConfig};
-use crate::metrics::{BackendCounters, BackendSnapshot, Sharded};
+use crate::metrics::{BackendCounters, Sharded};
 
-use super::breaker::{Breaker, State};
+use super::breaker::Breaker;
 use super::health::Health;
 use super::load::Load;
 use super::outlier::Outlier;
@@ -137,32 +137,6 @@ impl Backend {
         joined
             .parse()
             .unwrap_or_else(|_| http::Uri::from_static("/"))
-    }
-
-    /// Figures for `/health` and `/metrics`.
-    pub fn snapshot(&self, pool: &str, now: tokio::time::Instant) -> BackendSnapshot {
-        let (state, failures) = self.breaker.snapshot();
-        let mut snapshot = BackendSnapshot::read(
-            pool.to_owned(),
-            self.label.to_string(),
-            state_name(state),
-            failures,
-            &self.counters,
-        );
-        snapshot.healthy = self.health.is_healthy();
-        snapshot.ejected = self.outlier.is_ejected(now);
-        snapshot.outstanding = self.load.outstanding();
-        snapshot.latency_ewma_ms = (self.load.ewma_ns() / 1e3).round() / 1e3;
-        snapshot
-    }
-}
-
-/// The name of a circuit state in `/health`, `/metrics` and logs.
-pub fn state_name(state: State) -> &'static str {
-    match state {
-        State::Closed => "closed",
-        State::Open => "open",
-        State::HalfOpen => "half_open",
     }
 }
 

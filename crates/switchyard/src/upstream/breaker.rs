@@ -25,6 +25,25 @@ pub enum State {
     HalfOpen,
 }
 
+// === impl State ===
+
+impl State {
+    /// The state's name in logs, `/health` and `/metrics`: `closed`, `open` or `half_open`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half_open",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What the breaker allows for one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Permit {

@@ -52,7 +52,6 @@ pub use error::Error;
 use pick::Picker;
 
 use crate::config::{HashKey, HealthCheckConfig, OutlierConfig, PoolConfig, RetryConfig};
-use crate::metrics::BackendSnapshot;
 
 /// A named set of interchangeable backends, how to choose among them and how to reach them.
 #[derive(Debug)]
@@ -183,15 +182,6 @@ impl Pool {
             .filter(|b| b.outlier.is_ejected(now))
             .count()
     }
-
-    /// Figures of every backend.
-    pub fn snapshot(&self) -> Vec<BackendSnapshot> {
-        let now = Instant::now();
-        self.backends
-            .iter()
-            .map(|b| b.snapshot(&self.name, now))
-            .collect()
-    }
 }
 
 /// Iterator returned by [`Pool::candidates`].
@@ -229,8 +219,9 @@ impl Iterator for Candidates<'_> {
 /// Logs a circuit state change once, where it happened.
 pub(crate) fn log_transition(backend: &Backend, transition: Option<Transition>) {
     if let Some(Transition { from, to }) = transition {
-        let (from, to) = (backend::state_name(from), backend::state_name(to));
-        if to == "open" {
+        let opened = to == breaker::State::Open;
+        let (from, to) = (from.as_str(), to.as_str());
+        if opened {
             tracing::warn!(backend = %backend.label, from, to, "circuit state changed");
         } else {
             tracing::info!(backend = %backend.label, from, to, "circuit state changed");

@@ -1,0 +1,67 @@
+//! The JSON documents: `/metrics` is the [`Snapshot`] itself; `/health` is the status, the
+//! uptime, the configuration version and each backend's availability and circuit state.
+
+use serde::Serialize;
+
+use super::snapshot::{circuit_name, BackendSnapshot, Snapshot};
+use crate::upstream::breaker;
+
+/// The `/health` document.
+#[derive(Debug, Serialize)]
+pub struct Health {
+    status: &'static str,
+    uptime: String,
+    version: Option<String>,
+    backends: Vec<BackendHealth>,
+}
+
+#[derive(Debug, Serialize)]
+struct BackendHealth {
+    pool: String,
+    url: String,
+    /// Active health checks pass (always true without checks).
+    healthy: bool,
+    /// Ejected for consecutive 5xx now.
+    ejected: bool,
+    #[serde(serialize_with = "circuit_name")]
+    circuit: breaker::State,
+    consecutive_failures: u32,
+}
+
+// === impl Health ===
+
+impl Health {
+    /// The document for a proxy up for `uptime` (Go-style, `2m5s`), running configuration
+    /// `version`, with these backends.
+    pub fn new(uptime: String, version: Option<String>, backends: Vec<BackendSnapshot>) -> Self {
+        let backends = backends
+            .into_iter()
+            .map(|b| BackendHealth {
+                pool: b.pool,
+                url: b.url,
+                healthy: b.healthy,
+                ejected: b.ejected,
+                circuit: b.circuit,
+                consecutive_failures: b.consecutive_failures,
+            })
+            .collect();
+        Health {
+            status: "UP",
+            uptime,
+            version,
+            backends,
+        }
+    }
+
+    /// The pretty-printed JSON text.
+    pub fn to_json(&self) -> String {
+        // Serialising plain numbers and strings cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// The `/metrics` JSON text.
+pub fn metrics(snapshot: &Snapshot) -> String {
+    // Serialising plain numbers and strings cannot fail.
+    serde_json::to_string_pretty(snapshot).unwrap_or_default()
+}

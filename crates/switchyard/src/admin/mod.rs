@@ -1,0 +1,151 @@
+//! The admin endpoints, served on the proxy's own port as in the seed (or, when the
+//! configuration gives `[admin] listen`, only on that listener; paths configurable):
+//!
+//! - `GET /health`: `200 {"status":"UP","uptime":"2m5s","version":...,"backends":[...]}`,
+//!   with each backend's circuit state and the configuration version in force.
+//! - `GET /metrics`: the counters as JSON (see [`crate::metrics`] for how they add up), or
+//!   in the Prometheus text format when the client asks for it with
+//!   `Accept: text/plain` / `Accept: application/openmetrics-text` or `?format=prometheus`.
+//!
+//! Admin requests are not rate limited and not counted in the request counters, so
+//! monitoring keeps working while the proxy sheds load. Other methods get `405`.
+//!
+//! - [`snapshot`]: the figures, read at one moment from the state's backends and the counters.
+//! - [`json`]: the `/health` and `/metrics` JSON documents.
+//! - [`prometheus`]: the OpenMetrics and Prometheus text renderings; [`names`]: their families.
+//!
+//! Admin answers with complete bodies (`Response<Bytes>`) and knows nothing of the proxy's
+//! body types; the proxy wraps them.
+
+pub mod json;
+pub mod names;
+pub mod prometheus;
+pub mod snapshot;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, ACCEPT, ALLOW, CONNECTION, CONTENT_TYPE};
+use http::{request, Method, Response, StatusCode};
+use tokio::time::Instant;
+
+use crate::config::duration;
+use crate::state::{Shared, State};
+use json::Health;
+use snapshot::{BackendSnapshot, Snapshot};
+
+const JSON: &str = "application/json";
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+const PLAIN_TEXT: &str = "text/plain; charset=utf-8";
+
+/// Answers the request if it is for an admin endpoint. On the admin listener
+/// (`admin_only`), every other path is `404`.
+pub fn route(
+    shared: &Shared,
+    state: &State,
+    req: &request::Parts,
+    body_unread: bool,
+    admin_only: bool,
+) -> Option<Response<Bytes>> {
+    let path = req.uri.path();
+    let (health_path, metrics_path) = (
+        state.admin.health_path.as_str(),
+        state.admin.metrics_path.as_str(),
+    );
+    let is_admin = path == health_path || path == metrics_path;
+    if !admin_only && (!is_admin || state.admin.listen.is_some()) {
+        return None;
+    }
+    if !is_admin {
+        return Some(response(StatusCode::NOT_FOUND, "Not Found\n", PLAIN_TEXT));
+    }
+    let mut resp = if req.method != Method::GET && req.method != Method::HEAD {
+        let mut resp = response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method Not Allowed\n",
+            PLAIN_TEXT,
+        );
+        resp.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        resp
+    } else if path == health_path {
+        health(shared, state)
+    } else {
+        metrics(shared, state, req)
+    };
+    if body_unread {
+        // Never read: close rather than risk the body being taken for a request.
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    Some(resp)
+}
+
+fn health(shared: &Shared, state: &State) -> Response<Bytes> {
+    let health = Health::new(
+        duration::format_go_seconds(shared.metrics.uptime()),
+        state.version().map(str::to_owned),
+        BackendSnapshot::read_all(state, Instant::now()),
+    );
+    response(StatusCode::OK, health.to_json(), JSON)
+}
+
+fn metrics(shared: &Shared, state: &State, req: &request::Parts) -> Response<Bytes> {
+    let snapshot = Snapshot::read(shared, state);
+    match wanted_format(req) {
+        Format::Json => response(StatusCode::OK, json::metrics(&snapshot), JSON),
+        Format::OpenMetrics => response(
+            StatusCode::OK,
+            prometheus::to_openmetrics(&snapshot),
+            OPENMETRICS,
+        ),
+        Format::PrometheusText => {
+            let text =
+                prometheus::openmetrics_to_prometheus_text(&prometheus::to_openmetrics(&snapshot));
+            response(StatusCode::OK, text, PROMETHEUS_TEXT)
+        }
+    }
+}
+
+/// A complete response: `status`, `Content-Type: content_type` and `body`.
+fn response(
+    status: StatusCode,
+    body: impl Into<Bytes>,
+    content_type: &'static str,
+) -> Response<Bytes> {
+    let mut resp = Response::new(body.into());
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Format {
+    Json,
+    OpenMetrics,
+    PrometheusText,
+}
+
+fn wanted_format(req: &request::Parts) -> Format {
+    let query_asks = req.uri.query().is_some_and(|q| {
+        q.split('&')
+            .any(|kv| kv == "format=prometheus" || kv == "format=openmetrics")
+    });
+    let accept = req
+        .headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    if accept.contains("application/openmetrics-text") {
+        Format::OpenMetrics
+    } else if query_asks || accept.contains("text/plain") {
+        Format::PrometheusText
+    } else {
+        Format::Json
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,71 @@
+//! Prometheus metric family names, in one place. Counter families are declared without the
+//! `_total` suffix their samples get.
+
+/// Requests received on the proxy path.
+pub const REQUESTS: &str = "switchyard_requests";
+/// Requests answered by a backend.
+pub const RESPONSES: &str = "switchyard_responses";
+/// Requests answered by a route's redirect or fixed response.
+pub const LOCAL: &str = "switchyard_local_responses";
+/// Requests answered with an error by switchyard.
+pub const ERRORS: &str = "switchyard_errors";
+/// Requests answered 429.
+pub const RATE_LIMITED: &str = "switchyard_rate_limited";
+/// Requests abandoned by their client.
+pub const CANCELLED: &str = "switchyard_cancelled";
+/// Requests waiting for a response head.
+pub const IN_FLIGHT: &str = "switchyard_in_flight_requests";
+/// Further attempts of a request, on another backend.
+pub const RETRIES: &str = "switchyard_retries";
+/// Retries refused by the retry budget.
+pub const RETRIES_OVER_BUDGET: &str = "switchyard_retries_over_budget";
+/// 503s: no backend available.
+pub const UNAVAILABLE: &str = "switchyard_unavailable";
+/// Per-try timeouts.
+pub const TRY_TIMEOUTS: &str = "switchyard_try_timeouts";
+/// Whole-request timeouts.
+pub const REQUEST_TIMEOUTS: &str = "switchyard_request_timeouts";
+/// Seconds since start.
+pub const UPTIME: &str = "switchyard_uptime_seconds";
+/// Attempts sent to a backend.
+pub const BACKEND_REQUESTS: &str = "switchyard_backend_requests";
+/// Responses received from a backend.
+pub const BACKEND_RESPONSES: &str = "switchyard_backend_responses";
+/// Attempts that got no response (connect error, timeout, reset).
+pub const BACKEND_ERRORS: &str = "switchyard_backend_errors";
+/// Attempts abandoned because the client went away.
+pub const BACKEND_CANCELLED: &str = "switchyard_backend_cancelled";
+/// Failures counted by the backend's circuit breaker.
+pub const BACKEND_FAILURES: &str = "switchyard_backend_failures";
+/// Connections that could not be opened within the connect timeout.
+pub const BACKEND_CONNECT_TIMEOUTS: &str = "switchyard_backend_connect_timeouts";
+/// Ejections for consecutive 5xx.
+pub const BACKEND_EJECTIONS: &str = "switchyard_backend_ejections";
+/// New upstream connections.
+pub const BACKEND_CONNECTIONS_OPENED: &str = "switchyard_backend_connections_opened";
+/// Requests on reused upstream connections.
+pub const BACKEND_CONNECTIONS_REUSED: &str = "switchyard_backend_connections_reused";
+/// 1 if health checks pass.
+pub const BACKEND_HEALTHY: &str = "switchyard_backend_healthy";
+/// 1 while ejected.
+pub const BACKEND_EJECTED: &str = "switchyard_backend_ejected";
+/// Attempts waiting for a response head.
+pub const BACKEND_IN_FLIGHT: &str = "switchyard_backend_in_flight_requests";
+/// Outstanding requests.
+pub const BACKEND_OUTSTANDING: &str = "switchyard_backend_outstanding_requests";
+/// Idle keep-alive connections.
+pub const BACKEND_IDLE_CONNECTIONS: &str = "switchyard_backend_idle_connections";
+/// Consecutive failures counted by the circuit breaker.
+pub const BACKEND_CONSECUTIVE_FAILURES: &str = "switchyard_backend_consecutive_failures";
+/// Peak-EWMA latency of response heads.
+pub const BACKEND_LATENCY_EWMA: &str = "switchyard_backend_latency_ewma_seconds";
+/// Circuit state: 0 closed, 1 half-open, 2 open.
+pub const BACKEND_CIRCUIT: &str = "switchyard_backend_circuit_state";
+/// Configuration reloads, by result.
+pub const RELOADS: &str = "switchyard_config_reloads";
+/// 1 if the last reload succeeded (or none was tried), 0 if it was rejected.
+pub const LAST_RELOAD_SUCCESS: &str = "switchyard_config_last_reload_success";
+/// Unix time of the last reload attempt.
+pub const LAST_RELOAD_TIME: &str = "switchyard_config_last_reload_timestamp_seconds";
+/// Always 1, labelled with the version (hash) of the configuration in force.
+pub const CONFIG_INFO: &str = "switchyard_config_info";

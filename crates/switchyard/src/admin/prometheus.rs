@@ -1,0 +1,336 @@
+//! The Prometheus renderings of a [`Snapshot`]: OpenMetrics text, produced by
+//! `prometheus-client`, and the classic Prometheus text format (0.0.4) made from it.
+//!
+//! Every number of the JSON document has a family here (a unit test checks it), named
+//! `switchyard_...`; counters get the `_total` suffix, per-backend families the labels `pool`
+//! and `backend`.
+
+use std::fmt::{self, Write};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::TypedMetric;
+
+use super::names;
+use super::snapshot::{BackendSnapshot, ConfigSnapshot, ReloadResult, Snapshot};
+use crate::upstream::breaker;
+
+/// The OpenMetrics text rendering (ends with `# EOF`).
+pub fn to_openmetrics(snapshot: &Snapshot) -> String {
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(snapshot.clone()));
+    let mut out = String::with_capacity(4096);
+    if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+        out.clear();
+        let _ = writeln!(out, "# encoding failed");
+    }
+    out
+}
+
+/// Turns OpenMetrics text into the classic Prometheus text format (0.0.4), for clients that ask
+/// for `text/plain`: a counter family `x` is declared there under its sample name `x_total`,
+/// and there is no `# EOF` line.
+pub fn openmetrics_to_prometheus_text(openmetrics: &str) -> String {
+    let counters: Vec<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 8 * counters.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let declared = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|prefix| Some((prefix, line.strip_prefix(prefix)?)));
+        match declared {
+            Some((prefix, rest)) => {
+                let name = rest.split(' ').next().unwrap_or_default();
+                let tail = &rest[name.len()..];
+                if counters.contains(&name) {
+                    let _ = writeln!(out, "{prefix}{name}_total{tail}");
+                } else {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
+            None => {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    }
+    out
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        proxy_counters(self, &mut encoder)?;
+        proxy_gauges(self, &mut encoder)?;
+        backend_counters(&self.backends, &mut encoder)?;
+        backend_gauges(&self.backends, &mut encoder)?;
+        config(&self.config, &mut encoder)
+    }
+}
+
+fn proxy_counters(s: &Snapshot, encoder: &mut DescriptorEncoder) -> fmt::Result {
+    let counters = [
+        (
+            names::REQUESTS,
+            "Requests received on the proxy path.",
+            s.requests,
+        ),
+        (
+            names::RESPONSES,
+            "Requests answered by a backend.",
+            s.responses,
+        ),
+        (
+            names::LOCAL,
+            "Requests answered by a route's redirect or fixed response.",
+            s.local,
+        ),
+        (
+            names::ERRORS,
+            "Requests answered with an error by switchyard.",
+            s.errors,
+        ),
+        (
+            names::RATE_LIMITED,
+            "Requests answered 429.",
+            s.rate_limited,
+        ),
+        (
+            names::CANCELLED,
+            "Requests abandoned by their client.",
+            s.cancelled,
+        ),
+        (
+            names::RETRIES,
+            "Further attempts on another backend: after a connect failure or a busy backend, and, \
+             for idempotent requests, after a reset, a per-try timeout or a retry_on status \
+             (those within the retry budget).",
+            s.retries,
+        ),
+        (
+            names::RETRIES_OVER_BUDGET,
+            "Retries not made because the pool's retry budget was spent.",
+            s.retries_over_budget,
+        ),
+        (
+            names::UNAVAILABLE,
+            "Requests answered 503 because no backend of the pool was available.",
+            s.unavailable,
+        ),
+        (
+            names::TRY_TIMEOUTS,
+            "Attempts that timed out waiting for a response head (per-try timeout).",
+            s.try_timeouts,
+        ),
+        (
+            names::REQUEST_TIMEOUTS,
+            "Requests that ran out of their whole-request timeout.",
+            s.request_timeouts,
+        ),
+    ];
+    for (name, help, value) in counters {
+        single(encoder, name, help, ConstCounter::new(value))?;
+    }
+    Ok(())
+}
+
+fn proxy_gauges(s: &Snapshot, encoder: &mut DescriptorEncoder) -> fmt::Result {
+    let gauges = [
+        (
+            names::IN_FLIGHT,
+            "Requests waiting for a response head.",
+            s.in_flight,
+        ),
+        (names::UPTIME, "Seconds since start.", s.uptime_seconds),
+    ];
+    for (name, help, value) in gauges {
+        single(encoder, name, help, ConstGauge::new(saturating(value)))?;
+    }
+    Ok(())
+}
+
+fn backend_counters(backends: &[BackendSnapshot], encoder: &mut DescriptorEncoder) -> fmt::Result {
+    type Field = fn(&BackendSnapshot) -> u64;
+    let counters: [(&str, &str, Field); 9] = [
+        (
+            names::BACKEND_REQUESTS,
+            "Attempts sent to the backend.",
+            |b| b.requests,
+        ),
+        (
+            names::BACKEND_RESPONSES,
+            "Responses received from the backend.",
+            |b| b.responses,
+        ),
+        (
+            names::BACKEND_ERRORS,
+            "Attempts that got no response.",
+            |b| b.errors,
+        ),
+        (
+            names::BACKEND_CANCELLED,
+            "Attempts abandoned because the client went away.",
+            |b| b.cancelled,
+        ),
+        (
+            names::BACKEND_FAILURES,
+            "Failures counted by the circuit breaker.",
+            |b| b.failures,
+        ),
+        (
+            names::BACKEND_CONNECT_TIMEOUTS,
+            "Connect attempts that timed out.",
+            |b| b.connect_timeouts,
+        ),
+        (
+            names::BACKEND_EJECTIONS,
+            "Ejections for consecutive 5xx.",
+            |b| b.ejections,
+        ),
+        (
+            names::BACKEND_CONNECTIONS_OPENED,
+            "New upstream connections opened.",
+            |b| b.connections_opened,
+        ),
+        (
+            names::BACKEND_CONNECTIONS_REUSED,
+            "Requests sent on a reused upstream connection.",
+            |b| b.connections_reused,
+        ),
+    ];
+    for (name, help, field) in counters {
+        per_backend(encoder, name, help, backends, |b| {
+            ConstCounter::new(field(b))
+        })?;
+    }
+    Ok(())
+}
+
+fn backend_gauges(backends: &[BackendSnapshot], encoder: &mut DescriptorEncoder) -> fmt::Result {
+    type Field = fn(&BackendSnapshot) -> i64;
+    let gauges: [(&str, &str, Field); 7] = [
+        (
+            names::BACKEND_HEALTHY,
+            "1 if active health checks pass (or none are set).",
+            |b| i64::from(b.healthy),
+        ),
+        (
+            names::BACKEND_EJECTED,
+            "1 while ejected for consecutive 5xx.",
+            |b| i64::from(b.ejected),
+        ),
+        (
+            names::BACKEND_IN_FLIGHT,
+            "Attempts waiting for a response head.",
+            |b| saturating(b.in_flight),
+        ),
+        (names::BACKEND_OUTSTANDING, "Requests outstanding.", |b| {
+            i64::from(b.outstanding)
+        }),
+        (
+            names::BACKEND_IDLE_CONNECTIONS,
+            "Idle keep-alive connections.",
+            |b| saturating(b.idle_connections),
+        ),
+        (
+            names::BACKEND_CONSECUTIVE_FAILURES,
+            "Consecutive failures counted by the circuit breaker.",
+            |b| i64::from(b.consecutive_failures),
+        ),
+        (
+            names::BACKEND_CIRCUIT,
+            "Circuit state: 0 closed, 1 half-open, 2 open.",
+            |b| circuit_value(b.circuit),
+        ),
+    ];
+    for (name, help, field) in gauges {
+        per_backend(encoder, name, help, backends, |b| ConstGauge::new(field(b)))?;
+    }
+    per_backend(
+        encoder,
+        names::BACKEND_LATENCY_EWMA,
+        "Peak-EWMA latency of the backend's response heads.",
+        backends,
+        |b| ConstGauge::new(b.latency_ewma_ms / 1e3),
+    )
+}
+
+fn config(c: &ConfigSnapshot, encoder: &mut DescriptorEncoder) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(
+        names::RELOADS,
+        "Configuration reloads, by result.",
+        None,
+        ConstCounter::<u64>::TYPE,
+    )?;
+    for (result, n) in [("ok", c.reloads), ("error", c.reload_failures)] {
+        ConstCounter::new(n).encode(family.encode_family(&[("result", result)])?)?;
+    }
+    let success = c.last_reload_result != Some(ReloadResult::Error);
+    single(
+        encoder,
+        names::LAST_RELOAD_SUCCESS,
+        "1 if the last reload succeeded (or none was tried), 0 if it was rejected.",
+        ConstGauge::new(i64::from(success)),
+    )?;
+    if let Some(t) = c.last_reload_time {
+        single(
+            encoder,
+            names::LAST_RELOAD_TIME,
+            "Unix time of the last reload attempt.",
+            ConstGauge::new(saturating(t)),
+        )?;
+    }
+    let mut family = encoder.encode_descriptor(
+        names::CONFIG_INFO,
+        "The version (hash) of the configuration in force.",
+        None,
+        ConstGauge::<i64>::TYPE,
+    )?;
+    let version = c.version.as_deref().unwrap_or("flags");
+    ConstGauge::new(1).encode(family.encode_family(&[("version", version)])?)
+}
+
+/// A family with one unlabelled sample.
+fn single<M: EncodeMetric + TypedMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> fmt::Result {
+    metric.encode(encoder.encode_descriptor(name, help, None, M::TYPE)?)
+}
+
+/// A family with one sample per backend, labelled `pool` and `backend`.
+fn per_backend<M: EncodeMetric + TypedMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    backends: &[BackendSnapshot],
+    metric: impl Fn(&BackendSnapshot) -> M,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, M::TYPE)?;
+    for b in backends {
+        let labels = [("pool", b.pool.as_str()), ("backend", b.url.as_str())];
+        metric(b).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// The circuit state as a gauge value.
+fn circuit_value(state: breaker::State) -> i64 {
+    match state {
+        breaker::State::Closed => 0,
+        breaker::State::HalfOpen => 1,
+        breaker::State::Open => 2,
+    }
+}
+
+fn saturating(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
