@@ -1,6 +1,6 @@
 //! The counters: what is counted, and how it is counted cheaply. This is the low layer that
 //! `upstream` and `proxy` write to; it depends on neither. Reading the counters into a
-//! snapshot and rendering it (JSON, Prometheus) is [`crate::admin`]'s job.
+//! snapshot and rendering it (JSON, Prometheus) is the admin module's job (`admin/`).
 //!
 //! Counting happens on every request, on every worker thread, so counters are sharded: each
 //! worker thread increments its own cache-line-aligned shard with a relaxed atomic add (no
