@@ -1,13 +1,12 @@
 //! Bodies, at the bottom of the layers: the client's request body on its way to a backend
-//! ([`RequestBody`]), the idle timer both directions use ([`IdleTimer`]), and why a body
-//! stopped early ([`BodyError`]). The response body types sit above, where they own what a
+//! ([`RequestBody`]) and why a body stopped early ([`BodyError`]). The response body types sit above, where they own what a
 //! response holds: `upstream::body` (the backend's body with its attempt) and `proxy::body`
 //! (what the client is sent, with its access-log line).
 //!
-//! Bodies stream frame by frame and are never buffered whole here. The idle timer arms only
-//! when the other side actually makes a body wait, so a body that flows costs no timer work.
+//! Bodies stream frame by frame and are never buffered whole here. Their idle timer
+//! ([`crate::clock::IdleTimer`]) arms only when the other side actually makes a body wait, so
+//! a body that flows costs no timer work.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,9 +16,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
-use crate::clock::nanos;
+use crate::clock::{nanos, IdleTimer};
 
 /// Why a body stream stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -38,60 +37,21 @@ pub enum BodyError {
     Upstream(#[source] hyper::Error),
 }
 
+/// Marks a response made while the request body is still unread to close the connection
+/// after it, so that the unread bytes can never be taken for the next request.
+pub fn close_if_unread(headers: &mut http::HeaderMap, body_unread: bool) {
+    if body_unread {
+        headers.insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+}
+
 impl BodyError {
     /// True when the client, not the backend, broke the body off.
     pub fn is_client_fault(&self) -> bool {
         matches!(self, BodyError::ClientTimeout(_) | BodyError::Client(_))
-    }
-}
-
-/// The longest pause allowed within a body: armed when a poll returns `Pending`, disarmed
-/// when data arrives. The `Sleep` is allocated on first use only.
-#[derive(Debug)]
-pub struct IdleTimer {
-    limit: Duration,
-    sleep: Option<Pin<Box<Sleep>>>,
-    /// When the current wait began; `None` while not waiting.
-    since: Option<Instant>,
-}
-
-// === impl IdleTimer ===
-
-impl IdleTimer {
-    /// A timer allowing pauses of up to `limit`.
-    pub fn new(limit: Duration) -> Self {
-        IdleTimer {
-            limit,
-            sleep: None,
-            since: None,
-        }
-    }
-
-    /// The longest pause allowed.
-    pub fn limit(&self) -> Duration {
-        self.limit
-    }
-
-    /// Call when the body being read returned `Pending`; `Ready` means the limit has passed.
-    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.since.is_none() {
-            let now = Instant::now();
-            self.since = Some(now);
-            let deadline = now + self.limit;
-            match &mut self.sleep {
-                Some(sleep) => sleep.as_mut().reset(deadline),
-                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
-            }
-        }
-        match &mut self.sleep {
-            Some(sleep) => sleep.as_mut().poll(cx),
-            None => Poll::Pending,
-        }
-    }
-
-    /// Call when data arrived; returns when the wait that just ended began, if there was one.
-    pub fn disarm(&mut self) -> Option<Instant> {
-        self.since.take()
     }
 }
 
@@ -211,13 +171,13 @@ impl Body for RequestBody {
                 Poll::Ready(frame.map(|f| f.map_err(BodyError::Client)))
             }
             Poll::Pending => {
-                let was_waiting = this.idle.since.is_some();
+                let was_waiting = this.idle.waiting_since().is_some();
                 let expired = this.idle.poll_expired(cx);
-                if let (false, Some(since)) = (was_waiting, this.idle.since) {
+                if let (false, Some(since)) = (was_waiting, this.idle.waiting_since()) {
                     wait.begin(since);
                 }
                 ready!(expired);
-                Poll::Ready(Some(Err(BodyError::ClientTimeout(this.idle.limit))))
+                Poll::Ready(Some(Err(BodyError::ClientTimeout(this.idle.limit()))))
             }
         }
     }

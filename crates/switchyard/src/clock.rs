@@ -1,10 +1,14 @@
-//! Compact timestamps for state shared between worker threads in atomics: nanoseconds since
-//! a process-wide epoch, from tokio's clock (so paused-time tests see them move).
+//! Time, for the layers above: compact timestamps for state shared between worker threads in
+//! atomics ([`nanos`], from tokio's clock, so paused-time tests see them move), and the idle
+//! timer of streams ([`IdleTimer`]).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::OnceLock;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 /// Nanoseconds since a process-wide epoch (an hour before the first call, so that instants
 /// taken a little before it still count): a compact, comparable timestamp for atomics. The
@@ -16,6 +20,61 @@ pub fn nanos(at: Instant) -> u64 {
         now.checked_sub(Duration::from_secs(3600)).unwrap_or(now)
     });
     u64::try_from(at.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The longest pause allowed within a stream (a body, a socket's writes): armed when a poll
+/// returns `Pending`, disarmed when it makes progress. The `Sleep` is allocated on first use only.
+#[derive(Debug)]
+pub struct IdleTimer {
+    limit: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// When the current wait began; `None` while not waiting.
+    since: Option<Instant>,
+}
+
+// === impl IdleTimer ===
+
+impl IdleTimer {
+    /// A timer allowing pauses of up to `limit`.
+    pub fn new(limit: Duration) -> Self {
+        IdleTimer {
+            limit,
+            sleep: None,
+            since: None,
+        }
+    }
+
+    /// The longest pause allowed.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    /// Call when the stream returned `Pending`; `Ready` means the limit has passed.
+    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.since.is_none() {
+            let now = Instant::now();
+            self.since = Some(now);
+            let deadline = now + self.limit;
+            match &mut self.sleep {
+                Some(sleep) => sleep.as_mut().reset(deadline),
+                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+        }
+        match &mut self.sleep {
+            Some(sleep) => sleep.as_mut().poll(cx),
+            None => Poll::Pending,
+        }
+    }
+
+    /// When the wait in progress began, if one is.
+    pub fn waiting_since(&self) -> Option<Instant> {
+        self.since
+    }
+
+    /// Call when the stream made progress; returns when the wait that just ended began, if there was one.
+    pub fn disarm(&mut self) -> Option<Instant> {
+        self.since.take()
+    }
 }
 
 #[cfg(test)]

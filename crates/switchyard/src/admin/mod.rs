@@ -23,7 +23,7 @@ pub mod prometheus;
 pub mod snapshot;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ACCEPT, ALLOW, CONNECTION, CONTENT_TYPE};
+use http::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
 use http::{request, Method, Response, StatusCode};
 use tokio::time::Instant;
 
@@ -72,11 +72,7 @@ pub fn route(
     } else {
         metrics(shared, state, req)
     };
-    if body_unread {
-        // Never read: close rather than risk the body being taken for a request.
-        resp.headers_mut()
-            .insert(CONNECTION, HeaderValue::from_static("close"));
-    }
+    crate::body::close_if_unread(resp.headers_mut(), body_unread);
     Some(resp)
 }
 

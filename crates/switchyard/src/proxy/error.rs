@@ -9,11 +9,12 @@
 
 use std::time::Duration;
 
-use http::header::{HeaderName, HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, Response, StatusCode};
 
 use super::body::ResponseBody;
 use super::local::local_response;
+use crate::body::close_if_unread;
 use crate::upstream;
 
 /// A request that could not be proxied.
@@ -143,19 +144,16 @@ impl ProxyError {
         } else {
             self.http_response()
         };
-        // A bad request line or head leaves the connection in an unknown state: close it.
-        let close = how.body_unread
-            || matches!(
-                self,
-                ProxyError::BadRequest(_)
-                    | ProxyError::Upstream(
-                        upstream::Error::ClientBody | upstream::Error::ClientBodyTimeout
-                    )
-            );
-        if close {
-            resp.headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("close"));
-        }
+        // A bad request line or head, or a body that broke off, leaves the connection in an
+        // unknown state: close it too.
+        let broken = matches!(
+            self,
+            ProxyError::BadRequest(_)
+                | ProxyError::Upstream(
+                    upstream::Error::ClientBody | upstream::Error::ClientBodyTimeout
+                )
+        );
+        close_if_unread(resp.headers_mut(), how.body_unread || broken);
         resp
     }
 

@@ -7,6 +7,7 @@ use http::header::{self, HeaderValue};
 use http::{request, Response, StatusCode};
 
 use super::body::ResponseBody;
+use crate::body::close_if_unread;
 
 /// A response switchyard makes itself.
 pub fn local_response(
@@ -51,7 +52,7 @@ pub fn redirect(
         }
         Err(_) => *resp.status_mut() = StatusCode::BAD_REQUEST,
     }
-    close_if_unread(&mut resp, body_unread);
+    close_if_unread(resp.headers_mut(), body_unread);
     resp
 }
 
@@ -66,14 +67,6 @@ pub fn fixed_response(
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, content_type.clone());
-    close_if_unread(&mut resp, body_unread);
+    close_if_unread(resp.headers_mut(), body_unread);
     resp
-}
-
-/// Marks `resp` to close the connection when the request body was not read.
-pub fn close_if_unread(resp: &mut Response<ResponseBody>, body_unread: bool) {
-    if body_unread {
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
 }

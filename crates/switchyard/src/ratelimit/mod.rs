@@ -5,6 +5,7 @@
 //! a shared (Redis) limiter will sit beside the local one.
 
 mod local;
+pub mod window;
 
 use std::time::Duration;
 

@@ -1,9 +1,8 @@
 //! The client connection's socket, with the write timeout: a write that cannot make progress
 //! for `--write-timeout` (the client stopped reading) fails, which closes the connection.
-//! The timer is armed only when the socket buffer is full, so a client that reads costs
-//! nothing here.
+//! The timer ([`IdleTimer`]) is armed only when the socket buffer is full, so a client that
+//! reads costs nothing here.
 
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -11,15 +10,14 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, Sleep};
+
+use crate::clock::IdleTimer;
 
 /// A client connection's stream.
 #[derive(Debug)]
 pub struct ClientIo {
     stream: TcpStream,
-    write_timeout: Duration,
-    stall: Option<Pin<Box<Sleep>>>,
-    stalled: bool,
+    stall: IdleTimer,
 }
 
 impl ClientIo {
@@ -27,9 +25,7 @@ impl ClientIo {
     pub fn new(stream: TcpStream, write_timeout: Duration) -> Self {
         ClientIo {
             stream,
-            write_timeout,
-            stall: None,
-            stalled: false,
+            stall: IdleTimer::new(write_timeout),
         }
     }
 
@@ -40,26 +36,16 @@ impl ClientIo {
     ) -> Poll<io::Result<T>> {
         match polled {
             Poll::Ready(r) => {
-                self.stalled = false;
+                self.stall.disarm();
                 Poll::Ready(r)
             }
-            Poll::Pending => {
-                if !self.stalled {
-                    self.stalled = true;
-                    let deadline = Instant::now() + self.write_timeout;
-                    match &mut self.stall {
-                        Some(sleep) => sleep.as_mut().reset(deadline),
-                        None => self.stall = Some(Box::pin(tokio::time::sleep_until(deadline))),
-                    }
-                }
-                match self.stall.as_mut().map(|s| s.as_mut().poll(cx)) {
-                    Some(Poll::Ready(())) => Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "client did not read the response within the write timeout",
-                    ))),
-                    _ => Poll::Pending,
-                }
-            }
+            Poll::Pending => match self.stall.poll_expired(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client did not read the response within the write timeout",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 }

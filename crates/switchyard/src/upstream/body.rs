@@ -15,7 +15,8 @@ use hyper::body::Incoming;
 
 use super::attempt::Attempt;
 use super::classify;
-use crate::body::{BodyError, IdleTimer};
+use crate::body::BodyError;
+use crate::clock::IdleTimer;
 
 /// A backend's response body with its attempt.
 #[derive(Debug)]

@@ -3,14 +3,12 @@
 //! The budget is linkerd's and tower's idea: retries may be at most `budget_percent` of the
 //! requests of the last second, plus a small floor per second, so that a failing pool never
 //! multiplies its load (with 20%, a pool answering only errors sees at most 1.2 × the
-//! requests, plus the floor). Counting is lock-free: each counter is one atomic word holding
-//! this second's and last second's counts, and the last second is weighted by how much of it
-//! still overlaps the sliding second, as the rate limiter does.
+//! requests, plus the floor). Counting is lock-free, on the rate limiter's sliding-window
+//! counter ([`crate::ratelimit::window`]) over one-second windows.
 //!
 //! Connect failures are retried without drawing on the budget: such a request never reached
 //! a backend, so retrying it adds no load to one.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -18,46 +16,25 @@ use tokio::time::Instant;
 use super::pick;
 use crate::clock::nanos;
 use crate::config::RetryConfig;
+use crate::ratelimit::window::{self, WindowCounter};
 
-const SECOND: u64 = 1_000_000_000;
-const COUNT_BITS: u32 = 20;
-const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+const SECOND: Duration = Duration::from_secs(1);
 
 /// Events counted over a sliding second.
 #[derive(Debug, Default)]
-struct WindowCounter {
-    /// second number (24 bits) | previous count (20) | current count (20)
-    state: AtomicU64,
-}
+struct PerSecond(WindowCounter);
 
-impl WindowCounter {
-    fn unpack(v: u64, second: u64) -> (u64, u64) {
-        let stored = v >> (2 * COUNT_BITS);
-        let (prev, cur) = ((v >> COUNT_BITS) & COUNT_MASK, v & COUNT_MASK);
-        match second.wrapping_sub(stored) & 0xff_ffff {
-            0 => (prev, cur),
-            1 => (cur, 0),
-            _ => (0, 0),
-        }
-    }
-
+impl PerSecond {
     fn add(&self, now_ns: u64) {
-        let second = now_ns / SECOND;
-        let _ = self
-            .state
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                let (prev, cur) = Self::unpack(v, second);
-                let cur = (cur + 1).min(COUNT_MASK);
-                Some(((second & 0xff_ffff) << (2 * COUNT_BITS)) | (prev << COUNT_BITS) | cur)
-            });
+        let (second, _) = window::position(Duration::from_nanos(now_ns), SECOND);
+        self.0.add(second);
     }
 
     /// Events in the sliding second ending now.
     fn estimate(&self, now_ns: u64) -> f64 {
-        let second = now_ns / SECOND;
-        let (prev, cur) = Self::unpack(self.state.load(Ordering::Relaxed), second);
-        let into = (now_ns % SECOND) as f64 / SECOND as f64;
-        prev as f64 * (1.0 - into) + cur as f64
+        let (second, into) = window::position(Duration::from_nanos(now_ns), SECOND);
+        let (previous, current) = self.0.counts(second);
+        window::weighted(previous, current, into, SECOND)
     }
 }
 
@@ -66,8 +43,8 @@ impl WindowCounter {
 pub struct Budget {
     percent: u32,
     min_per_second: u32,
-    requests: WindowCounter,
-    retries: WindowCounter,
+    requests: PerSecond,
+    retries: PerSecond,
 }
 
 impl Budget {
@@ -76,8 +53,8 @@ impl Budget {
         Budget {
             percent: config.budget_percent,
             min_per_second: config.budget_min_per_second,
-            requests: WindowCounter::default(),
-            retries: WindowCounter::default(),
+            requests: PerSecond::default(),
+            retries: PerSecond::default(),
         }
     }
 
