@@ -6,6 +6,7 @@
 pub mod backends;
 pub mod metrics;
 pub mod process;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::time::Duration;
