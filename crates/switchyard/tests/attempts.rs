@@ -715,7 +715,7 @@ async fn breaker_and_ejection_count_500s_alike_and_a_success_resets_both() {
     let before = unwell.requests();
     let next = support::get(&proxy.url("/")).await;
     println!(
-        "threshold 3 for breaker and ejection, backend answering 500/200: {steps:#?}; next GET \
+        "threshold 3 for breaker and ejection, backend answering 500/200: {steps:?}; next GET \
          -> {} (backend hit {} times)",
         next.status,
         unwell.requests() - before
@@ -785,7 +785,7 @@ async fn body_breaking_off_counts_for_breaker_and_ejection_alike() {
         }
     }
     let entry = entry_when(&proxy, &url, |e| e["ejected"] == true).await;
-    println!("threshold 3 for breaker and ejection, three broken bodies: {steps:#?}");
+    println!("threshold 3 for breaker and ejection, three broken bodies: {steps:?}");
     assert_eq!(entry["circuit"], "open", "{entry:#}");
     assert_eq!(entry["ejected"], true, "{entry:#}");
     assert_eq!(entry["ejections"], 1, "{entry:#}");
