@@ -1,10 +1,9 @@
 //! `/health` and `/metrics`, served on the proxy's own port as in the seed.
 
-// `support::config` trips clippy::field_reassign_with_default, and support/mod.rs is not ours
-// to edit, so the lint is allowed for the module here.
 mod support;
 
 use serde_json::Value;
+use support::metrics::backend_entry;
 use support::{backend, config, url_for, Client, TestProxy};
 
 fn header<'a>(resp: &'a support::Resp, name: &str) -> &'a str {
@@ -13,15 +12,6 @@ fn header<'a>(resp: &'a support::Resp, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name} header"))
         .to_str()
         .expect("ASCII header")
-}
-
-fn backend_entry<'a>(doc: &'a Value, url: &str) -> &'a Value {
-    doc["backends"]
-        .as_array()
-        .expect("backends array")
-        .iter()
-        .find(|b| b["url"] == url)
-        .unwrap_or_else(|| panic!("no backend {url} in {doc:#}"))
 }
 
 fn counts(doc: &Value, keys: &[&str]) -> Vec<u64> {

@@ -8,79 +8,24 @@ mod support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde_json::Value;
+use support::backends::{pool_config, port, served_by};
+use support::metrics::backend_entry;
 use support::{backend, Client, Resp, TestProxy};
 use switchyard::config::{BreakerConfig, HashKey, Policy};
 use switchyard::upstream::pick::{hash_bytes, Picker};
 use switchyard::upstream::Backend;
-use switchyard::Config;
 use test_server::TestServer;
 use tokio::time::Instant;
 
 // === helpers ===
 
-/// A configuration with one pool `p` over `backends` (server, weight). `pool_keys` are
-/// extra `key = value` lines of `[pools.p]`, `tables` its sub-tables (health check, outlier
-/// detection), written after it.
-fn pool_config(
-    workers: usize,
-    backends: &[(&TestServer, u32)],
-    pool_keys: &str,
-    tables: &str,
-) -> Config {
-    let list: Vec<String> = backends
-        .iter()
-        .map(|(s, w)| format!("{{ url = \"{}\", weight = {w} }}", s.url()))
-        .collect();
-    let text = format!(
-        "workers = {workers}\n\
-         shutdown_timeout = \"5s\"\n\
-         [[listeners]]\n\
-         address = \"127.0.0.1:0\"\n\
-         [rate_limit]\n\
-         requests = 0\n\
-         [pools.p]\n\
-         backends = [{}]\n\
-         {pool_keys}\n\
-         {tables}\n",
-        list.join(", ")
-    );
-    switchyard::config::validate::from_text(Path::new("t.toml"), &text)
-        .unwrap_or_else(|e| panic!("config:\n{text}\n{e}"))
-}
-
-/// The `x-served-by` port of a response (0 when absent: the proxy answered itself).
-fn served_by(resp: &Resp) -> u16 {
-    resp.headers
-        .get("x-served-by")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn port(s: &TestServer) -> u16 {
-    s.addr().port()
-}
-
-/// The entry of `/metrics`' `backends` for `server`.
-fn entry<'a>(metrics: &'a Value, server: &TestServer) -> &'a Value {
-    let url = support::url_for(server).to_string();
-    metrics["backends"]
-        .as_array()
-        .expect("backends array")
-        .iter()
-        .find(|b| b["url"] == url.as_str())
-        .unwrap_or_else(|| panic!("no backend {url} in {metrics:#}"))
-}
-
 async fn backend_flag(proxy: &TestProxy, server: &TestServer, field: &str) -> bool {
-    entry(&proxy.metrics().await, server)[field]
+    backend_entry(&proxy.metrics().await, server)[field]
         .as_bool()
         .unwrap_or_else(|| panic!("{field} is not a bool"))
 }
@@ -346,7 +291,7 @@ async fn peak_ewma_keeps_traffic_away_from_a_slow_backend() {
     let (first, second) = ports.split_at(ports.len() / 2);
     let slow_share = share(&ports, port(&slow));
     let metrics = proxy.metrics().await;
-    let ewma = |s: &TestServer| entry(&metrics, s)["latency_ewma_ms"].clone();
+    let ewma = |s: &TestServer| backend_entry(&metrics, s)["latency_ewma_ms"].clone();
     println!(
         "[peak_ewma] 30 clients x 20 requests, slow backend +50ms, in {elapsed:?}: {}; \
          slow share first half {:.1}%, second half {:.1}%; latency_ewma_ms a={} b={} slow={}",
@@ -839,7 +784,7 @@ async fn outlier_ejection_after_three_consecutive_500s() {
         }
     }
     let metrics = proxy.metrics().await;
-    let bad_entry = entry(&metrics, bad);
+    let bad_entry = backend_entry(&metrics, bad);
     let bad_requests = bad.requests();
     let mut later = Vec::new();
     for _ in 0..100 {
@@ -858,7 +803,7 @@ async fn outlier_ejection_after_three_consecutive_500s() {
     assert_eq!(bad_entry["ejected"], true, "{metrics:#}");
     assert_eq!(bad_entry["ejections"], 1, "{metrics:#}");
     for s in servers.iter().filter(|s| port(s) != port(bad)) {
-        assert_eq!(entry(&metrics, s)["ejected"], false);
+        assert_eq!(backend_entry(&metrics, s)["ejected"], false);
     }
     assert_eq!(bad.requests(), bad_requests, "no more traffic once ejected");
     assert!(later.iter().all(|(s, p)| *s == 200 && *p != port(bad)));
@@ -885,11 +830,15 @@ async fn outlier_ejection_is_capped_by_max_ejection_percent() {
     let metrics = proxy.metrics().await;
     let ejected: Vec<bool> = servers
         .iter()
-        .map(|s| entry(&metrics, s)["ejected"] == true)
+        .map(|s| backend_entry(&metrics, s)["ejected"] == true)
         .collect();
     let ejections: u64 = servers
         .iter()
-        .map(|s| entry(&metrics, s)["ejections"].as_u64().expect("ejections"))
+        .map(|s| {
+            backend_entry(&metrics, s)["ejections"]
+                .as_u64()
+                .expect("ejections")
+        })
         .sum();
     println!(
         "[outlier cap] 4 backends, 3 answering 500, max_ejection_percent 50, 80 requests: \

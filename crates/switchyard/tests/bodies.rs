@@ -1,8 +1,6 @@
 //! Bodies through the proxy: large uploads and downloads are streamed both ways, byte for
 //! byte, without being buffered whole, and bodies of unknown length arrive intact.
 
-// `support::config` trips clippy::field_reassign_with_default; support/mod.rs is not ours to
-// edit, so the lint is allowed for the module here.
 mod support;
 
 use std::convert::Infallible;

@@ -2,57 +2,24 @@
 //! (retries), circuits open after five failures, go half-open after the open duration, close
 //! again when the backend is back, and 502/503/504 are answered as the seed would.
 
-// `support::config` trips clippy::field_reassign_with_default, and support/mod.rs is not ours
-// to edit, so the lint is allowed for the module here.
 mod support;
 
 use std::time::Duration;
 
-use serde_json::Value;
+use support::backends::restart_on;
+use support::metrics::backend_entry;
 use support::{backend, config, url_for, TestProxy};
 use switchyard::config::BackendUrl;
-use test_server::TestServer;
 use tokio::time::Instant;
 
 const BAD_GATEWAY_BODY: &str = "Error forwarding request";
 
-/// The entry of `backends` (in `/metrics` or `/health`) whose url is `url`.
-fn backend_entry<'a>(doc: &'a Value, url: &BackendUrl) -> &'a Value {
-    let url = url.to_string();
-    doc["backends"]
-        .as_array()
-        .expect("backends array")
-        .iter()
-        .find(|b| b["url"] == url.as_str())
-        .unwrap_or_else(|| panic!("no backend {url} in {doc:#}"))
-}
-
-async fn health(proxy: &TestProxy) -> Value {
-    let resp = support::get(&proxy.url("/health")).await;
-    assert_eq!(resp.status, 200);
-    resp.json()
-}
-
 async fn circuit(proxy: &TestProxy, url: &BackendUrl) -> String {
-    let health = health(proxy).await;
+    let health = proxy.health().await;
     backend_entry(&health, url)["circuit"]
         .as_str()
         .expect("circuit string")
         .to_owned()
-}
-
-/// Starts a test backend on `port` again, as restarting a stopped backend process would.
-async fn restart_on(port: u16, message: &str) -> TestServer {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .expect("rebind the stopped backend's port");
-    test_server::spawn(
-        listener,
-        test_server::Options {
-            message: message.to_owned(),
-        },
-    )
-    .expect("spawn backend")
 }
 
 #[tokio::test]
@@ -175,7 +142,7 @@ async fn circuit_goes_half_open_and_closes_when_the_backend_is_back() {
         "the trial request came before the open duration had passed"
     );
     assert_eq!(circuit(&proxy, &two_url).await, "closed");
-    let health = health(&proxy).await;
+    let health = proxy.health().await;
     assert_eq!(backend_entry(&health, &two_url)["consecutive_failures"], 0);
 
     // Closed again: round robin includes it as before.

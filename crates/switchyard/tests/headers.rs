@@ -2,8 +2,6 @@
 //! their hop, X-Forwarded-* are added, framing is redone per hop, and messages without a
 //! body (HEAD, 204, 304) and `Expect: 100-continue` keep the connection in step.
 
-// `support::config` trips clippy::field_reassign_with_default; support/mod.rs is not ours to
-// edit, so the lint is allowed for the module here.
 mod support;
 
 use std::convert::Infallible;

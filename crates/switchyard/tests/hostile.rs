@@ -3,8 +3,6 @@
 //! The proxy must answer 4xx (never 5xx) or close, never pass a smuggled request on, and
 //! keep serving well-formed clients.
 
-// `support::config` trips clippy::field_reassign_with_default; support/mod.rs is not ours to
-// edit, so the lint is allowed for the module here.
 mod support;
 
 use std::convert::Infallible;

@@ -2,8 +2,6 @@
 //! backend closed is not an error for the next request, and many concurrent clients are
 //! served.
 
-// `support::config` trips clippy::field_reassign_with_default; support/mod.rs is not ours to
-// edit, so the lint is allowed for the module here.
 mod support;
 
 use std::net::SocketAddr;
@@ -11,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use support::backends::restart_on;
 use support::{backend, config, url_for, Client, TestProxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -252,16 +251,7 @@ async fn backend_restarted_on_the_same_port_is_reached_through_the_pool() {
     // The proxy now holds an idle connection to `first`; stopping closes it.
     first.stop().await;
 
-    let listener = TcpListener::bind(("127.0.0.1", port))
-        .await
-        .expect("rebind the backend's port");
-    let second = test_server::spawn(
-        listener,
-        test_server::Options {
-            message: "second".into(),
-        },
-    )
-    .expect("restart backend");
+    let second = restart_on(port, "second").await;
 
     for i in 0..5 {
         let resp = client.get("/").await;

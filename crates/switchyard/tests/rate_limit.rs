@@ -1,8 +1,6 @@
 //! The seed's rate limiting scenario: over the limit, `429 Too Many Requests` with
 //! `Retry-After`, and the backend never sees the refused requests.
 
-// `support::config` trips clippy::field_reassign_with_default, and support/mod.rs is not ours
-// to edit, so the lint is allowed for the module here.
 mod support;
 
 use std::time::Duration;

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::Value;
-use support::{backend, Client, Resp, TestProxy};
+use support::backends::port;
+use support::metrics::pool_backend_entry;
+use support::{backend, Client, TestProxy};
 use switchyard::cli::Cli;
 use switchyard::config::{validate, version_of};
 use switchyard::{reload, Config};
@@ -191,34 +193,6 @@ impl Toml {
 
 // === responses and admin documents ===
 
-/// The port of the backend that answered (`x-served-by`).
-fn served_by(resp: &Resp) -> Option<u16> {
-    resp.headers.get("x-served-by")?.to_str().ok()?.parse().ok()
-}
-
-fn port(server: &TestServer) -> u16 {
-    server.addr().port()
-}
-
-async fn metrics(proxy: &TestProxy) -> Value {
-    proxy.metrics().await
-}
-
-async fn health(proxy: &TestProxy) -> Value {
-    let resp = support::get(&proxy.url("/health")).await;
-    assert_eq!(resp.status, 200, "{}", resp.text());
-    resp.json()
-}
-
-/// The `backends` entry (of `/metrics` or `/health`) for `url` in `pool`.
-fn backend_entry<'a>(doc: &'a Value, pool: &str, url: &str) -> Option<&'a Value> {
-    doc["backends"]
-        .as_array()
-        .expect("backends array")
-        .iter()
-        .find(|b| b["pool"] == pool && b["url"] == url)
-}
-
 /// `GET path` on a fresh connection; `None` when the proxy cannot be reached. Returns the
 /// status and the answering backend's port.
 async fn try_get(addr: SocketAddr, path: &str) -> Option<(u16, Option<u16>)> {
@@ -298,7 +272,7 @@ async fn client_loop(
         let result = client.send(req).await;
         let end = Instant::now();
         let outcome = match result {
-            Ok(resp) => Ok((resp.status, served_by(&resp))),
+            Ok(resp) => Ok((resp.status, resp.served_by())),
             Err(e) => Err(e.to_string()),
         };
         let failed = outcome.is_err();
@@ -569,7 +543,7 @@ async fn reloads_under_load_lose_no_request_and_route_by_the_config_in_force() {
         assert!(b.requests() > 0, "backend {} never served", b.url());
     }
 
-    let m = metrics(&proxy).await;
+    let m = proxy.metrics().await;
     let config = &m["config"];
     assert_eq!(config["reloads"], valid, "{config:#}");
     assert_eq!(config["reload_failures"], invalid, "{config:#}");
@@ -580,7 +554,7 @@ async fn reloads_under_load_lose_no_request_and_route_by_the_config_in_force() {
     );
     assert!(config["last_reload_time"].is_u64(), "{config:#}");
     assert_eq!(config["version"], version_of(&last_valid), "{config:#}");
-    let h = health(&proxy).await;
+    let h = proxy.health().await;
     assert_eq!(h["version"], version_of(&last_valid), "{h:#}");
     drop(taken);
 }
@@ -628,7 +602,7 @@ async fn file_changes_are_reloaded_under_load_and_an_invalid_file_is_rejected() 
                         return false;
                     }
                     let resp = support::get(&url).await;
-                    resp.status == 200 && served_by(&resp).is_some_and(|p| web.contains(&p))
+                    resp.status == 200 && resp.served_by().is_some_and(|p| web.contains(&p))
                 }
             })
             .await;
@@ -656,7 +630,7 @@ async fn file_changes_are_reloaded_under_load_and_an_invalid_file_is_rejected() 
                     "the invalid file was never rejected"
                 );
                 rejected += 1;
-                let m = metrics(&proxy).await;
+                let m = proxy.metrics().await;
                 let config = &m["config"];
                 assert_eq!(config["last_reload_result"], "error", "{config:#}");
                 let error = config["last_reload_error"].as_str().unwrap_or_default();
@@ -669,7 +643,7 @@ async fn file_changes_are_reloaded_under_load_and_an_invalid_file_is_rejected() 
                 for _ in 0..10 {
                     let resp = support::get(&url).await;
                     assert_eq!(resp.status, 200);
-                    let p = served_by(&resp).expect("x-served-by");
+                    let p = resp.served_by().expect("x-served-by");
                     assert!(web.contains(&p), "after the invalid file, served by {p}");
                 }
             }
@@ -695,7 +669,7 @@ async fn file_changes_are_reloaded_under_load_and_an_invalid_file_is_rejected() 
         verdict.by_port
     );
     assert_verdict(&verdict, "file watch under load");
-    let m = metrics(&proxy).await;
+    let m = proxy.metrics().await;
     let config = &m["config"];
     assert_eq!(config["reloads"], valid, "{config:#}");
     assert_eq!(config["reload_failures"], rejected, "{config:#}");
@@ -731,14 +705,14 @@ async fn open_circuit_and_its_counters_survive_a_reload_and_a_re_added_backend_s
         async move {
             let resp = support::get(&url).await;
             assert_eq!(resp.status, 200, "retried on the live backend");
-            let m = metrics(proxy).await;
-            backend_entry(&m, "web", &dead).expect("dead backend listed")["circuit"] == "open"
+            let m = proxy.metrics().await;
+            pool_backend_entry(&m, "web", &dead).expect("dead backend listed")["circuit"] == "open"
         }
     })
     .await;
     assert!(opened, "the dead backend's circuit never opened");
-    let m = metrics(&proxy).await;
-    let before = backend_entry(&m, "web", &dead).expect("dead").clone();
+    let m = proxy.metrics().await;
+    let before = pool_backend_entry(&m, "web", &dead).expect("dead").clone();
     assert_eq!(before["failures"], 2, "{before:#}");
 
     // A reload that changes something else: another pool and a route to it.
@@ -750,8 +724,8 @@ async fn open_circuit_and_its_counters_survive_a_reload_and_a_re_added_backend_s
             .render(),
     );
     reload::reload(&proxy.server, &path, &cli, "test").expect("reload");
-    let m = metrics(&proxy).await;
-    let after = backend_entry(&m, "web", &dead).expect("dead");
+    let m = proxy.metrics().await;
+    let after = pool_backend_entry(&m, "web", &dead).expect("dead");
     assert_eq!(after["circuit"], "open", "{after:#}");
     for field in ["failures", "consecutive_failures", "requests", "errors"] {
         assert_eq!(
@@ -763,16 +737,16 @@ async fn open_circuit_and_its_counters_survive_a_reload_and_a_re_added_backend_s
     for _ in 0..10 {
         let resp = support::get(&url).await;
         assert_eq!(resp.status, 200);
-        assert_eq!(served_by(&resp), Some(port(&live)));
+        assert_eq!(resp.served_by(), Some(port(&live)));
     }
     let resp = support::get(&proxy.url("/other/x")).await;
-    assert_eq!(served_by(&resp), Some(port(&other)), "the new route works");
-    let m = metrics(&proxy).await;
-    let still = backend_entry(&m, "web", &dead).expect("dead");
+    assert_eq!(resp.served_by(), Some(port(&other)), "the new route works");
+    let m = proxy.metrics().await;
+    let still = pool_backend_entry(&m, "web", &dead).expect("dead");
     assert_eq!(still["circuit"], "open", "{still:#}");
     assert_eq!(still["requests"], before["requests"], "{still:#}");
     assert_eq!(
-        health(&proxy).await["backends"]
+        proxy.health().await["backends"]
             .as_array()
             .expect("backends")
             .iter()
@@ -784,12 +758,12 @@ async fn open_circuit_and_its_counters_survive_a_reload_and_a_re_added_backend_s
     // Removed, then listed again: a new backend, circuit closed, counters at zero.
     write_atomic(&path, &web("removed", vec![live.url()]).render());
     reload::reload(&proxy.server, &path, &cli, "test").expect("reload");
-    let m = metrics(&proxy).await;
-    assert!(backend_entry(&m, "web", &dead).is_none(), "{m:#}");
+    let m = proxy.metrics().await;
+    assert!(pool_backend_entry(&m, "web", &dead).is_none(), "{m:#}");
     write_atomic(&path, &web("re-added", both).render());
     reload::reload(&proxy.server, &path, &cli, "test").expect("reload");
-    let m = metrics(&proxy).await;
-    let fresh = backend_entry(&m, "web", &dead).expect("dead re-added");
+    let m = proxy.metrics().await;
+    let fresh = pool_backend_entry(&m, "web", &dead).expect("dead re-added");
     assert_eq!(fresh["circuit"], "closed", "{fresh:#}");
     for field in ["failures", "consecutive_failures", "requests", "errors"] {
         assert_eq!(fresh[field], 0, "{field}: {fresh:#}");
@@ -812,7 +786,7 @@ async fn a_backend_kept_by_a_reload_keeps_its_pooled_upstream_connections() {
     let mut client = Client::connect(proxy.addr).await;
     for _ in 0..5 {
         let resp = client.get("/").await;
-        assert_eq!(served_by(&resp), Some(port(&a)));
+        assert_eq!(resp.served_by(), Some(port(&a)));
     }
     let connections = a.connections();
     assert_eq!(
@@ -832,7 +806,7 @@ async fn a_backend_kept_by_a_reload_keeps_its_pooled_upstream_connections() {
     reload::reload(&proxy.server, &path, &cli, "test").expect("reload");
     for _ in 0..5 {
         let resp = client.get("/").await;
-        assert_eq!(served_by(&resp), Some(port(&a)));
+        assert_eq!(resp.served_by(), Some(port(&a)));
     }
     assert_eq!(a.requests(), 10);
     assert_eq!(
@@ -841,7 +815,7 @@ async fn a_backend_kept_by_a_reload_keeps_its_pooled_upstream_connections() {
         "the reload made the proxy open a new connection to a backend it kept"
     );
     let resp = client.get("/other").await;
-    assert_eq!(served_by(&resp), Some(port(&b)));
+    assert_eq!(resp.served_by(), Some(port(&b)));
 }
 
 #[tokio::test]
@@ -910,7 +884,7 @@ async fn keep_alive_client_connections_survive_reloads_and_take_new_routes() {
     let proxy = TestProxy::start(load_config(&path, &text0));
 
     let mut client = Client::connect(proxy.addr).await;
-    assert_eq!(served_by(&client.get("/new").await), Some(port(&a)));
+    assert_eq!(client.get("/new").await.served_by(), Some(port(&a)));
 
     write_atomic(
         &path,
@@ -924,17 +898,17 @@ async fn keep_alive_client_connections_survive_reloads_and_take_new_routes() {
     let resp = client.get("/new").await;
     assert_eq!(resp.status, 200);
     assert_eq!(
-        served_by(&resp),
+        resp.served_by(),
         Some(port(&b)),
         "the old connection takes the new route"
     );
-    assert_eq!(served_by(&client.get("/").await), Some(port(&a)));
+    assert_eq!(client.get("/").await.served_by(), Some(port(&a)));
 
     write_atomic(&path, &base("without /new").render());
     reload::reload(&proxy.server, &path, &cli, "test").expect("reload");
     assert!(!client.is_closed(), "the reload closed a client connection");
     assert_eq!(
-        served_by(&client.get("/new").await),
+        client.get("/new").await.served_by(),
         Some(port(&a)),
         "the removed route is gone for the old connection too"
     );

@@ -18,6 +18,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
+use support::backends::{restart_on, served_by};
+use support::metrics::{backend_entry, num};
 use support::{backend, config, url_for, url_for_port, Client, Resp, TestProxy};
 use switchyard::config::BackendUrl;
 use switchyard::Config;
@@ -41,29 +43,6 @@ fn retry_config(backends: Vec<BackendUrl>) -> Config {
     pool.retry.backoff = Duration::ZERO;
     pool.retry.backoff_max = Duration::ZERO;
     cfg
-}
-
-/// The `/metrics` entry of the backend listening on `port`.
-fn backend_entry(doc: &Value, port: u16) -> &Value {
-    let suffix = format!(":{port}");
-    doc["backends"]
-        .as_array()
-        .expect("backends array")
-        .iter()
-        .find(|b| b["url"].as_str().is_some_and(|u| u.ends_with(&suffix)))
-        .unwrap_or_else(|| panic!("no backend on port {port} in {doc:#}"))
-}
-
-fn num(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
-
-fn served_by(resp: &Resp) -> u16 {
-    resp.headers
-        .get("x-served-by")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -1058,16 +1037,7 @@ async fn stale_pooled_connection_after_a_backend_restart_is_not_a_failure() {
 
     // Stop (closing its connections as a killed process would) and start again on the port.
     b.stop().await;
-    let listener = TcpListener::bind(("127.0.0.1", port))
-        .await
-        .expect("rebind the stopped backend's port");
-    let b = test_server::spawn(
-        listener,
-        test_server::Options {
-            message: "second life".to_owned(),
-        },
-    )
-    .expect("spawn backend");
+    let b = restart_on(port, "second life").await;
 
     let resp = client.get("/").await;
     assert_eq!(resp.status, 200, "{}", resp.text());

@@ -1,8 +1,6 @@
 //! Graceful shutdown: in-flight requests finish, idle connections close at once, the drain
 //! timeout bounds the wait, and the binary exits 0 on SIGTERM.
 
-// `support::config` trips clippy::field_reassign_with_default, and support/mod.rs is not ours
-// to edit, so the lint is allowed for the module here.
 mod support;
 
 use support::process::start_proxy;

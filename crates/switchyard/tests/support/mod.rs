@@ -3,7 +3,10 @@
 //! `eventually` for waiting on conditions instead of sleeping.
 #![allow(dead_code, missing_docs)]
 
+pub mod backends;
+pub mod metrics;
 pub mod process;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -48,6 +51,13 @@ impl TestProxy {
         let resp = get(&self.url("/metrics")).await;
         assert_eq!(resp.status, 200);
         serde_json::from_slice(&resp.body).expect("metrics JSON")
+    }
+
+    /// `/health` as JSON.
+    pub async fn health(&self) -> serde_json::Value {
+        let resp = get(&self.url("/health")).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        resp.json()
     }
 }
 
@@ -123,6 +133,11 @@ impl Resp {
 
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("JSON body")
+    }
+
+    /// The port of the test backend that answered (`x-served-by`), if one did.
+    pub fn served_by(&self) -> Option<u16> {
+        self.headers.get("x-served-by")?.to_str().ok()?.parse().ok()
     }
 }
 
