@@ -26,7 +26,9 @@ use args::{parse_duration, parse_hash_key, parse_header_limit, parse_positive_du
 /// switchyard: an HTTP reverse proxy and load balancer.
 ///
 /// Round robin over --backends, a sliding-window rate limit, a circuit breaker per backend,
-/// retries on backends that cannot be reached, and /health and /metrics on the same port.
+/// retries on another backend (after a connect failure; for idempotent requests also after a
+/// reset, a timeout or a --retry-on status, within a retry budget), and /health and /metrics
+/// on the same port.
 /// With --config, a TOML file describes listeners, pools and routes, and is reloaded on
 /// SIGHUP or when it changes.
 #[derive(Parser, Debug, Clone)]
@@ -67,8 +69,10 @@ pub struct Cli {
     #[arg(long, global = true, default_value = defaults::BACKENDS, value_delimiter = ',', value_name = "URLS")]
     pub backends: Vec<BackendUrl>,
 
-    /// Further backends to try when a connection to one cannot be established (the request
-    /// never reached it, so trying another is always safe). 0 gives the seed's behaviour.
+    /// Further backends to try: after a connect failure (any method: the request never
+    /// reached the backend), and for idempotent requests also after a connection reset, a
+    /// per-try timeout (--upstream-timeout) or a --retry-on status, within the retry budget.
+    /// 0 gives the seed's behaviour.
     #[arg(long, global = true, default_value_t = defaults::RETRIES, value_name = "N")]
     pub retries: u32,
 
@@ -133,7 +137,8 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: Option<u32>,
 
-    /// Statuses that make an idempotent request be retried on another backend.
+    /// Statuses that make an idempotent request be retried on another backend (within the
+    /// retry budget and --retries).
     #[arg(long, global = true, default_value = "502,503,504", value_delimiter = ',', value_name = "CODES",
           value_parser = clap::value_parser!(u16).range(429..=599))]
     pub retry_on: Vec<u16>,

@@ -44,7 +44,8 @@ pub mod defaults {
     pub const RATE_WINDOW: Duration = Duration::from_secs(1);
     /// `--backends`.
     pub const BACKENDS: &str = "http://localhost:8080";
-    /// `--retries`: further backends tried when a connection cannot be established.
+    /// `--retries`: further backends tried after a connect failure, and for idempotent
+    /// requests after a reset, a per-try timeout or a `retry_on` status (within the budget).
     pub const RETRIES: u32 = 2;
     /// `--connect-timeout`.
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -151,7 +152,9 @@ pub struct PoolConfig {
     pub name: String,
     /// Backends, in round-robin order.
     pub backends: Vec<BackendConfig>,
-    /// Other backends tried when a connection could not be established.
+    /// Other backends tried for one request: after a connect failure (any method), and for
+    /// idempotent requests whose body can be replayed also after a connection reset, a
+    /// per-try timeout or a [`RetryConfig::retry_on`] status, within the retry budget.
     pub retries: u32,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
@@ -167,7 +170,7 @@ pub struct PoolConfig {
     pub health_check: Option<HealthCheckConfig>,
     /// Passive outlier ejection.
     pub outlier: OutlierConfig,
-    /// Retries beyond connect failures, and their budget.
+    /// Which answers are retried beyond connect failures, the retry budget and backoff.
     pub retry: RetryConfig,
     /// Limit on a whole request, all attempts included (`None`: only the per-try timeout).
     pub request_timeout: Option<Duration>,
