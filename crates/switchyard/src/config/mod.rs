@@ -8,6 +8,7 @@
 //! - [`validate`]: file → [`Config`], with every problem found located in the file;
 //! - [`error`]: errors that name the file, line, column and key;
 //! - [`route`]: route matching and rewriting settings;
+//! - [`upstream`]: a pool's balancing policy, health checks, outlier ejection and retries;
 //! - [`addr`], [`duration`]: listen addresses, backend URLs, Go durations.
 
 pub mod addr;
