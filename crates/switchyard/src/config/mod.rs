@@ -4,7 +4,7 @@
 //! constants in [`defaults`]). Without `--config`, the flags alone describe one listener, one
 //! pool (`default`) and one route taking every request to it, exactly as the seed did.
 //!
-//! - [`file`]: the TOML as written (serde types), read section by section;
+//! - [`file`](mod@file): the TOML as written (serde types), read section by section;
 //! - [`validate`]: file → [`Config`], with every problem found located in the file;
 //! - [`error`]: errors that name the file, line, column and key;
 //! - [`route`]: route matching and rewriting settings;
