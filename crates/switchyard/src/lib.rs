@@ -4,10 +4,11 @@
 //!
 //! | module        | owns |
 //! |---------------|------|
-//! | [`cli`]       | command-line flags; flags > file > defaults |
-//! | [`config`]    | the configuration file, its validation, and the resulting [`config::Config`] |
+//! | [`run`](mod@run) | what the binary runs: [`run()`](fn@run) (signals, start, reloads, drain), [`supervise`], [`check`] |
+//! | [`cli`]       | command-line flags, Go-style forms; flags over a configuration (flags > file > defaults) |
+//! | [`config`]    | the configuration file read section by section, its validation, and the resulting [`config::Config`] |
 //! | [`server`]    | listeners, worker threads, client connections, timeouts, reload, shutdown |
-//! | [`reload`]    | SIGHUP and file-change reloads |
+//! | [`reload`]    | reloading the `--config` file: on request, and when it changes |
 //! | [`proxy`]     | `handle`: the request path, phase by phase; errors → responses |
 //! | [`routing`]   | the route table: which route a request takes |
 //! | [`admin`]     | `/health` and `/metrics`: snapshots, JSON and Prometheus renderings |
@@ -32,10 +33,12 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod reload;
 pub mod routing;
+pub mod run;
 pub mod server;
 pub mod state;
 pub mod telemetry;
 pub mod upstream;
 
 pub use config::Config;
+pub use run::{check, run, supervise, CheckError, Control, RunError};
 pub use server::{start, start_with_listener, Server, ShutdownReport, StartError};

@@ -1,7 +1,7 @@
 //! Configuration reloads: under continuous load (in process and by file change), what a reload
 //! keeps (open circuits and their counters, pooled upstream connections, rate limit counts,
-//! client keep-alive connections), listeners added and removed by a reload, and the real
-//! binary reloading on SIGHUP.
+//! client keep-alive connections), listeners added and removed by a reload, `supervise`
+//! driven in-process by controls, and the real binary reloading on SIGHUP.
 
 mod support;
 
@@ -21,10 +21,10 @@ use support::metrics::pool_backend_entry;
 use support::{backend, Client, TestProxy};
 use switchyard::cli::Cli;
 use switchyard::config::{validate, version_of};
-use switchyard::{reload, Config};
+use switchyard::{reload, Config, Control};
 use test_server::TestServer;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
@@ -1044,6 +1044,99 @@ async fn reload_keeps_two_port_zero_listeners_started_with() {
         try_get(before[1], "/").await,
         Some((200, Some(port(&a)))),
         "the second listener stopped serving after a reload that did not change it"
+    );
+}
+
+// === supervise ===
+
+#[tokio::test]
+async fn supervise_reloads_on_a_control_and_drains_on_shutdown() {
+    let a = backend("A").await;
+    let b = backend("B").await;
+    let dir = TempDir::new("supervise");
+    let path = dir.file("switchyard.toml");
+    let cli = cli_for(&path);
+    let text0 = Toml::new("to A")
+        .pool("web", &[&a])
+        .route("all", "web", None)
+        .render();
+    write_atomic(&path, &text0);
+    let mut config = load_config(&path, &text0);
+    // Only the controls reload: the file is not watched.
+    if let Some(source) = config.source.as_mut() {
+        source.watch_interval = None;
+    }
+    let proxy = TestProxy::start(config);
+    let addr = proxy.addr;
+    assert_eq!(try_get(addr, "/").await, Some((200, Some(port(&a)))));
+    assert_eq!(health(&proxy).await["version"], version_of(&text0));
+
+    let (controls, receiver) = mpsc::channel(4);
+    let supervisor = tokio::spawn(async move {
+        let report = switchyard::supervise(proxy.server, &cli, receiver).await;
+        (report, cli)
+    });
+
+    // A new file: pool `web` moves to B and a route to a new pool appears.
+    let text1 = Toml::new("to B, with /new")
+        .pool("web", &[&b])
+        .pool("new", &[&a])
+        .route("all", "web", None)
+        .route("new", "new", Some("/new"))
+        .render();
+    write_atomic(&path, &text1);
+    controls
+        .send(Control::Reload { reason: "test" })
+        .await
+        .expect("supervise is running");
+    let version = version_of(&text1);
+    assert_eventually!(
+        WAIT,
+        || {
+            let version = version.clone();
+            async move {
+                let resp = support::get(&format!("http://{addr}/health")).await;
+                resp.status == 200 && resp.json()["version"] == version.as_str()
+            }
+        },
+        "the reloaded file is not in force"
+    );
+    assert_eq!(try_get(addr, "/").await, Some((200, Some(port(&b)))));
+    assert_eq!(try_get(addr, "/new/x").await, Some((200, Some(port(&a)))));
+    let m = support::get(&format!("http://{addr}/metrics")).await.json();
+    assert_eq!(m["config"]["reloads"], 1, "{:#}", m["config"]);
+
+    // An invalid file: rejected, the configuration in force stays.
+    write_atomic(
+        &path,
+        &text1.replace("[pools.web]\n", "[pools.web]\nretires = 2\n"),
+    );
+    controls
+        .send(Control::Reload { reason: "test" })
+        .await
+        .expect("supervise is running");
+    assert_eventually!(
+        WAIT,
+        || async move {
+            let m = support::get(&format!("http://{addr}/metrics")).await.json();
+            m["config"]["reload_failures"] == 1
+        },
+        "the invalid file was not rejected"
+    );
+    assert_eq!(try_get(addr, "/").await, Some((200, Some(port(&b)))));
+
+    controls
+        .send(Control::Shutdown { signal: "test" })
+        .await
+        .expect("supervise is running");
+    let (report, _cli) = tokio::time::timeout(WAIT, supervisor)
+        .await
+        .expect("supervise did not return after Control::Shutdown")
+        .expect("supervise panicked");
+    assert!(report.drained, "{report:?}");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listener still accepts connections after the drain"
     );
 }
 

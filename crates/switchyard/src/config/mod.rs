@@ -4,10 +4,11 @@
 //! constants in [`defaults`]). Without `--config`, the flags alone describe one listener, one
 //! pool (`default`) and one route taking every request to it, exactly as the seed did.
 //!
-//! - [`file`]: the TOML as written (serde types), read section by section;
+//! - [`file`](mod@file): the TOML as written (serde types), read section by section;
 //! - [`validate`]: file → [`Config`], with every problem found located in the file;
 //! - [`error`]: errors that name the file, line, column and key;
 //! - [`route`]: route matching and rewriting settings;
+//! - [`upstream`]: a pool's balancing policy, health checks, outlier ejection and retries;
 //! - [`addr`], [`duration`]: listen addresses, backend URLs, Go durations.
 
 pub mod addr;
@@ -44,7 +45,8 @@ pub mod defaults {
     pub const RATE_WINDOW: Duration = Duration::from_secs(1);
     /// `--backends`.
     pub const BACKENDS: &str = "http://localhost:8080";
-    /// `--retries`: further backends tried when a connection cannot be established.
+    /// `--retries`: further backends tried after a connect failure, and for idempotent
+    /// requests after a reset, a per-try timeout or a `retry_on` status (within the budget).
     pub const RETRIES: u32 = 2;
     /// `--connect-timeout`.
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -151,7 +153,9 @@ pub struct PoolConfig {
     pub name: String,
     /// Backends, in round-robin order.
     pub backends: Vec<BackendConfig>,
-    /// Other backends tried when a connection could not be established.
+    /// Other backends tried for one request: after a connect failure (any method), and for
+    /// idempotent requests whose body can be replayed also after a connection reset, a
+    /// per-try timeout or a [`RetryConfig::retry_on`] status, within the retry budget.
     pub retries: u32,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
@@ -167,7 +171,7 @@ pub struct PoolConfig {
     pub health_check: Option<HealthCheckConfig>,
     /// Passive outlier ejection.
     pub outlier: OutlierConfig,
-    /// Retries beyond connect failures, and their budget.
+    /// Which answers are retried beyond connect failures, the retry budget and backoff.
     pub retry: RetryConfig,
     /// Limit on a whole request, all attempts included (`None`: only the per-try timeout).
     pub request_timeout: Option<Duration>,

@@ -63,7 +63,9 @@ pub struct OutlierConfig {
     pub max_ejection_percent: u8,
 }
 
-/// Retries beyond connect failures.
+/// Retries beyond connect failures (which are always retried, without the budget): for
+/// idempotent requests whose body can be replayed, after a connection reset, a per-try
+/// timeout or a `retry_on` status, each drawing on the budget and waiting a backoff.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryConfig {
     /// Statuses that make an idempotent request be retried on another backend.

@@ -1,0 +1,199 @@
+//! Flags over a configuration (flags > file > defaults): [`Cli::apply`], one part per
+//! concern (listeners, rate limit, backends, upstream connections, breaker, balancing,
+//! health checks, retries, top-level settings).
+
+use super::Cli;
+use crate::config::{
+    BackendConfig, Config, HealthCheckConfig, ListenerConfig, Policy, PoolConfig, RateLimitConfig,
+};
+
+impl Cli {
+    /// Applies the flags to `config`: all of them (`only_given == false`, no file) or only
+    /// those given on the command line. `--listen` sets the first listener; the timeouts and
+    /// header limit every listener; `--backends` the pool's backends (only when there is one
+    /// pool); the other upstream flags every pool; the rest the globals. Fails when a flag
+    /// cannot be applied (`--backends` over several pools, `--policy` without the hash key it
+    /// needs).
+    pub fn apply(&self, config: &mut Config, only_given: bool) -> Result<(), String> {
+        let flags = Flags {
+            cli: self,
+            only_given,
+        };
+        flags.listeners(&mut config.listeners);
+        flags.rate_limit(&mut config.rate_limit);
+        flags.backends(&mut config.pools)?;
+        for pool in &mut config.pools {
+            flags.upstream_connections(pool);
+            flags.breaker(pool);
+            flags.balancing(pool)?;
+            flags.health_check(pool);
+            flags.retries(pool);
+        }
+        flags.globals(config);
+        Ok(())
+    }
+}
+
+/// The flags to apply: all of them, or only those given on the command line.
+#[derive(Clone, Copy)]
+struct Flags<'a> {
+    cli: &'a Cli,
+    only_given: bool,
+}
+
+// === impl Flags ===
+
+impl Flags<'_> {
+    /// True when the flag `id` is to be applied.
+    fn set(self, id: &str) -> bool {
+        !self.only_given || self.cli.given(id)
+    }
+
+    /// `--listen` (the first listener), `--read-timeout`, `--write-timeout` and
+    /// `--max-header-bytes` (every listener).
+    fn listeners(self, listeners: &mut [ListenerConfig]) {
+        let cli = self.cli;
+        if self.set("listen") {
+            if let Some(first) = listeners.first_mut() {
+                first.addr = cli.listen;
+            }
+        }
+        for l in listeners {
+            if self.set("read_timeout") {
+                l.read_timeout = cli.read_timeout;
+            }
+            if self.set("write_timeout") {
+                l.write_timeout = cli.write_timeout;
+            }
+            if self.set("max_header_bytes") {
+                l.max_header_bytes = cli.max_header_bytes;
+            }
+        }
+    }
+
+    /// `--rate-limit` and `--rate-window`.
+    fn rate_limit(self, rate_limit: &mut RateLimitConfig) {
+        if self.set("rate_limit") {
+            rate_limit.requests = self.cli.rate_limit;
+        }
+        if self.set("rate_window") {
+            rate_limit.window = self.cli.rate_window;
+        }
+    }
+
+    /// `--backends`: the backends of the only pool; an error when there are several.
+    fn backends(self, pools: &mut [PoolConfig]) -> Result<(), String> {
+        if !self.set("backends") {
+            return Ok(());
+        }
+        match pools {
+            [only] => {
+                only.backends = self
+                    .cli
+                    .backends
+                    .iter()
+                    .map(|url| BackendConfig {
+                        url: url.clone(),
+                        weight: 1,
+                    })
+                    .collect();
+                Ok(())
+            }
+            pools => Err(format!(
+                "--backends cannot be used with a configuration of {} pools: set the backends in the file",
+                pools.len()
+            )),
+        }
+    }
+
+    /// `--connect-timeout`, `--upstream-timeout` (default: `--write-timeout`),
+    /// `--pool-max-idle`, `--pool-idle-timeout` and `--max-connections`.
+    fn upstream_connections(self, pool: &mut PoolConfig) {
+        let cli = self.cli;
+        if self.set("connect_timeout") {
+            pool.connect_timeout = cli.connect_timeout;
+        }
+        // --upstream-timeout defaults to --write-timeout.
+        if !self.only_given || cli.given("upstream_timeout") || cli.given("write_timeout") {
+            pool.timeout = cli.upstream_timeout.unwrap_or(cli.write_timeout);
+        }
+        if self.set("pool_max_idle") {
+            pool.keepalive.max_idle = cli.pool_max_idle;
+        }
+        if self.set("pool_idle_timeout") {
+            pool.keepalive.idle_timeout = cli.pool_idle_timeout;
+        }
+        if let Some(n) = cli.max_connections {
+            pool.max_connections = Some(n);
+        }
+    }
+
+    /// `--circuit-failures` and `--circuit-open`.
+    fn breaker(self, pool: &mut PoolConfig) {
+        if self.set("circuit_failures") {
+            pool.breaker.failure_threshold = self.cli.circuit_failures;
+        }
+        if self.set("circuit_open") {
+            pool.breaker.open_duration = self.cli.circuit_open;
+        }
+    }
+
+    /// `--policy` and `--hash-key` (either one given sets the policy from both, `--policy`
+    /// at its default when only `--hash-key` is given), and `--slow-start`.
+    fn balancing(self, pool: &mut PoolConfig) -> Result<(), String> {
+        let cli = self.cli;
+        if self.set("policy") || cli.given("hash_key") {
+            pool.policy = Policy::from_name(&cli.policy, cli.hash_key.clone())
+                .map_err(|e| format!("--policy: {e} (give it with --hash-key)"))?;
+        }
+        if self.set("slow_start") {
+            pool.slow_start = cli.slow_start;
+        }
+        Ok(())
+    }
+
+    /// `--health-check` (turns active checks on) and `--health-interval` (when they are on).
+    fn health_check(self, pool: &mut PoolConfig) {
+        if let Some(path) = &self.cli.health_check {
+            let check = pool
+                .health_check
+                .get_or_insert_with(HealthCheckConfig::default);
+            check.path = path.clone();
+        }
+        if let Some(check) = &mut pool.health_check {
+            if self.set("health_interval") {
+                check.interval = self.cli.health_interval;
+            }
+        }
+    }
+
+    /// `--retries`, `--retry-on` and `--request-timeout`.
+    fn retries(self, pool: &mut PoolConfig) {
+        if self.set("retries") {
+            pool.retries = self.cli.retries;
+        }
+        if self.set("retry_on") {
+            pool.retry.retry_on = self.cli.retry_on.clone();
+        }
+        if let Some(t) = self.cli.request_timeout {
+            pool.request_timeout = Some(t);
+        }
+    }
+
+    /// `--workers`, `--runtime`, `--shutdown-timeout` and `--log-format`.
+    fn globals(self, config: &mut Config) {
+        let cli = self.cli;
+        if let Some(w) = cli.workers {
+            config.workers = usize::from(w);
+        }
+        if self.set("runtime") {
+            config.runtime = cli.runtime;
+        }
+        if self.set("shutdown_timeout") {
+            config.shutdown_timeout = cli.shutdown_timeout;
+        }
+        if self.set("log_format") {
+            config.log.format = cli.log_format;
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Command-line flags: the seed's five (same names, same defaults) plus the knobs of the
+//! features the seed did not have. Go-style single-dash forms (`-rate-limit=20`) are accepted.
+//!
+//! Without `--config`, the flags describe the whole proxy. With it, the file does, and only
+//! the flags given on the command line override it (flags > file > defaults); see
+//! [`Cli::apply`] for what each flag overrides.
+
+mod apply;
+mod args;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::config::upstream::POLICIES;
+use crate::config::{
+    defaults, validate, BackendUrl, Config, ConfigError, HashKey, ListenAddr, LogFormat,
+    RuntimeModel,
+};
+pub use args::one_line_error;
+use args::{parse_duration, parse_hash_key, parse_header_limit, parse_positive_duration};
+
+/// switchyard: an HTTP reverse proxy and load balancer.
+///
+/// Round robin over --backends, a sliding-window rate limit, a circuit breaker per backend,
+/// retries on another backend (after a connect failure; for idempotent requests also after a
+/// reset, a timeout or a --retry-on status, within a retry budget), and /health and /metrics
+/// on the same port.
+/// With --config, a TOML file describes listeners, pools and routes, and is reloaded on
+/// SIGHUP or when it changes.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "switchyard", version, max_term_width = 100)]
+pub struct Cli {
+    /// What to run; without one, the proxy.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Configuration file (TOML). Flags given on the command line override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on: `:PORT` (every interface), `IP:PORT` or `[IPv6]:PORT`.
+    #[arg(long, global = true, default_value = defaults::LISTEN, value_name = "ADDR")]
+    pub listen: ListenAddr,
+
+    /// Time a client has to send a request head; also the keep-alive idle timeout and the
+    /// longest pause allowed within a request body.
+    #[arg(long, global = true, default_value = "5s", value_parser = parse_positive_duration, value_name = "DUR")]
+    pub read_timeout: Duration,
+
+    /// Longest a response may stall while being written (client not reading, or backend not
+    /// sending); also the default --upstream-timeout.
+    #[arg(long, global = true, default_value = "10s", value_parser = parse_positive_duration, value_name = "DUR")]
+    pub write_timeout: Duration,
+
+    /// Requests allowed per --rate-window over all proxied requests; 0 disables the limit.
+    #[arg(long, global = true, default_value_t = defaults::RATE_LIMIT, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(defaults::RATE_LIMIT_MAX)))]
+    pub rate_limit: u32,
+
+    /// Length of the rate limit's sliding window.
+    #[arg(long, global = true, default_value = "1s", value_parser = parse_positive_duration, value_name = "DUR")]
+    pub rate_window: Duration,
+
+    /// Comma-separated backend URLs, balanced round robin.
+    #[arg(long, global = true, default_value = defaults::BACKENDS, value_delimiter = ',', value_name = "URLS")]
+    pub backends: Vec<BackendUrl>,
+
+    /// Further backends to try: after a connect failure (any method: the request never
+    /// reached the backend), and for idempotent requests also after a connection reset, a
+    /// per-try timeout (--upstream-timeout) or a --retry-on status, within the retry budget.
+    /// 0 gives the seed's behaviour.
+    #[arg(long, global = true, default_value_t = defaults::RETRIES, value_name = "N")]
+    pub retries: u32,
+
+    /// Time a backend has to start its response before the client gets 504
+    /// [default: --write-timeout].
+    #[arg(long, global = true, value_parser = parse_positive_duration, value_name = "DUR")]
+    pub upstream_timeout: Option<Duration>,
+
+    /// Time allowed to open a TCP connection to a backend.
+    #[arg(long, global = true, default_value = "5s", value_parser = parse_positive_duration, value_name = "DUR")]
+    pub connect_timeout: Duration,
+
+    /// Consecutive failures (connect errors, timeouts, 502/503/504) that open a backend's
+    /// circuit.
+    #[arg(long, global = true, default_value_t = defaults::CIRCUIT_FAILURES, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub circuit_failures: u32,
+
+    /// How long an open circuit keeps traffic away before one trial request is let through.
+    #[arg(long, global = true, default_value = "10s", value_parser = parse_duration, value_name = "DUR")]
+    pub circuit_open: Duration,
+
+    /// How long SIGTERM/SIGINT waits for in-flight requests before exiting.
+    #[arg(long, global = true, default_value = "30s", value_parser = parse_duration, value_name = "DUR")]
+    pub shutdown_timeout: Duration,
+
+    /// Largest request head (request line and headers) accepted; larger gets 431.
+    #[arg(long, global = true, default_value_t = defaults::MAX_HEADER_BYTES, value_name = "BYTES",
+          value_parser = parse_header_limit)]
+    pub max_header_bytes: usize,
+
+    /// Idle keep-alive connections kept per backend and worker thread.
+    #[arg(long, global = true, default_value_t = defaults::POOL_MAX_IDLE, value_name = "N")]
+    pub pool_max_idle: usize,
+
+    /// Idle upstream connections older than this are closed instead of reused.
+    #[arg(long, global = true, default_value = "90s", value_parser = parse_positive_duration, value_name = "DUR")]
+    pub pool_idle_timeout: Duration,
+
+    /// Balancing policy: round_robin, random, least_request, peak_ewma or consistent_hash.
+    #[arg(long, global = true, default_value = "round_robin", value_name = "POLICY",
+          value_parser = clap::builder::PossibleValuesParser::new(POLICIES))]
+    pub policy: String,
+
+    /// What consistent_hash hashes: client_ip, path, header:NAME or cookie:NAME.
+    #[arg(long, global = true, value_name = "KEY", value_parser = parse_hash_key)]
+    pub hash_key: Option<HashKey>,
+
+    /// Path of active health checks (GET every --health-interval); none when not given.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub health_check: Option<String>,
+
+    /// Time between active health checks of a backend.
+    #[arg(long, global = true, default_value = "5s", value_parser = parse_positive_duration, value_name = "DUR")]
+    pub health_interval: Duration,
+
+    /// Limit on a whole request, all retries included (none by default).
+    #[arg(long, global = true, value_parser = parse_positive_duration, value_name = "DUR")]
+    pub request_timeout: Option<Duration>,
+
+    /// Concurrent requests per backend; more wait up to 1s, then 503 (no limit by default).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+
+    /// Statuses that make an idempotent request be retried on another backend (within the
+    /// retry budget and --retries).
+    #[arg(long, global = true, default_value = "502,503,504", value_delimiter = ',', value_name = "CODES",
+          value_parser = clap::value_parser!(u16).range(429..=599))]
+    pub retry_on: Vec<u16>,
+
+    /// Ramp-up time of a backend that comes back (0s: none).
+    #[arg(long, global = true, default_value = "0s", value_parser = parse_duration, value_name = "DUR")]
+    pub slow_start: Duration,
+
+    /// Worker threads [default: $TOKIO_WORKER_THREADS, else one per CPU].
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+
+    /// Event loop model: `per-core` (default) or `multi-thread` (kept for benchmarking).
+    #[arg(long, global = true, value_enum, default_value_t = RuntimeModel::PerCore, hide = true)]
+    pub runtime: RuntimeModel,
+
+    /// Log line format. The level comes from $RUST_LOG (default: info, which logs every
+    /// request; warn turns request logging off).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+
+    /// The flags given on the command line (not defaulted), by id.
+    #[arg(skip)]
+    pub explicit: Vec<String>,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Start two built-in test backends and the proxy in front of them, and print the curl
+    /// commands to try (the proxy listens on --listen, :3000 by default).
+    Demo,
+    /// Check the --config file (and the flags given with it) without starting; exits 1 and
+    /// prints every problem found when it is invalid.
+    Check,
+}
+
+// === impl Cli ===
+
+impl Cli {
+    /// Parses `args` (with the program name first), accepting Go-style flags.
+    pub fn try_parse_args(args: impl IntoIterator<Item = String>) -> Result<Self, clap::Error> {
+        let matches = Cli::command().try_get_matches_from(args::normalise(args))?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.explicit = args::explicit_ids(&matches);
+        Ok(cli)
+    }
+
+    /// True when `--flag` (by its id, e.g. `rate_limit`) was given on the command line.
+    pub fn given(&self, id: &str) -> bool {
+        self.explicit.iter().any(|e| e == id)
+    }
+
+    /// The configuration to run: the `--config` file with the flags given on the command
+    /// line applied over it, or the flags alone.
+    pub fn load_config(&self) -> Result<Config, LoadError> {
+        match &self.config {
+            Some(path) => {
+                let mut config = Config::load(path)?;
+                self.apply(&mut config, true).map_err(LoadError::Flags)?;
+                Ok(config)
+            }
+            None => {
+                let mut config = Config::single_pool(Vec::new());
+                config.workers = validate::default_workers();
+                self.apply(&mut config, false)?;
+                Ok(config)
+            }
+        }
+    }
+}
+
+/// Why no configuration could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file is invalid.
+    #[error(transparent)]
+    File(#[from] ConfigError),
+    /// A flag cannot be applied to it.
+    #[error("{0}")]
+    Flags(String),
+}
+
+impl From<String> for LoadError {
+    fn from(s: String) -> Self {
+        LoadError::Flags(s)
+    }
+}

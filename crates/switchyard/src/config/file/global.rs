@@ -1,0 +1,56 @@
+//! The top level of the file: its scalar keys, `[admin]`, `[[listeners]]` and `[rate_limit]`
+//! (also the shape of a route's `rate_limit`).
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Dur, PositiveDur, Str};
+
+/// Top-level scalar settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalFile {
+    /// Worker threads.
+    pub workers: Option<u16>,
+    /// Drain time on SIGTERM.
+    pub shutdown_timeout: Option<Dur>,
+    /// `text` or `json`.
+    pub log_format: Option<Spanned<Str>>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    /// A separate listener for the admin endpoints; without it they are served on every
+    /// proxy listener.
+    pub listen: Option<Spanned<Str>>,
+    /// Path of the health endpoint.
+    pub health_path: Option<Spanned<Str>>,
+    /// Path of the metrics endpoint.
+    pub metrics_path: Option<Spanned<Str>>,
+}
+
+/// One `[[listeners]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerFile {
+    /// `:3000`, `127.0.0.1:3000`, `[::1]:3000`.
+    pub address: Spanned<Str>,
+    /// See `--read-timeout`.
+    pub read_timeout: Option<PositiveDur>,
+    /// See `--write-timeout`.
+    pub write_timeout: Option<PositiveDur>,
+    /// See `--max-header-bytes`.
+    pub max_header_bytes: Option<Spanned<usize>>,
+}
+
+/// A rate limit (`[rate_limit]`, or a route's `rate_limit`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitFile {
+    /// Requests per window; 0 disables.
+    pub requests: Spanned<u32>,
+    /// Window length, default 1s.
+    pub window: Option<PositiveDur>,
+}

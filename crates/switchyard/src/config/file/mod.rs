@@ -1,0 +1,160 @@
+//! The configuration file as written: serde types mirroring the TOML, with unknown keys
+//! rejected, durations in Go syntax and `${VAR}` interpolated from the environment.
+//!
+//! Reading is done section by section (each listener, pool and route on its own) so that one
+//! mistake does not hide the others; within a section, a key that fails is set aside and the
+//! section read again (`section.rs`), so every bad key is reported, each with its span in the
+//! file. `validate/` then turns these types into a [`super::Config`].
+//!
+//! The types, by section: `global.rs` (top-level keys, `[admin]`, `[[listeners]]`,
+//! `[rate_limit]`), `pool.rs` (`[pools.NAME]`), `route.rs` (`[[routes]]`); `values.rs` holds
+//! the strings and durations they are made of.
+
+mod global;
+mod pool;
+mod route;
+mod section;
+mod values;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::error::{suggest, Problem};
+use section::{array_items, section, section_keeping};
+
+pub use global::{AdminFile, GlobalFile, ListenerFile, RateLimitFile};
+pub use pool::{BackendFile, BreakerFile, HealthCheckFile, OutlierFile, PoolFile, RetryFile};
+pub use route::{HeadersFile, MatchFile, RedirectFile, RespondFile, RouteFile};
+pub use values::{interpolate, Dur, PositiveDur, Str};
+
+/// The whole file, read section by section.
+#[derive(Debug, Default)]
+pub struct Document {
+    /// Top-level scalars.
+    pub global: GlobalFile,
+    /// `[admin]`.
+    pub admin: Option<AdminFile>,
+    /// `[[listeners]]`, with the span of each entry.
+    pub listeners: Vec<Spanned<ListenerFile>>,
+    /// `[rate_limit]`.
+    pub rate_limit: Option<RateLimitFile>,
+    /// `[pools.NAME]`, with the name's span.
+    pub pools: Vec<(Spanned<String>, PoolFile)>,
+    /// Names of pools that are in the file but could not be read (already reported).
+    pub broken_pools: Vec<String>,
+    /// `[[routes]]`, with the span of each entry.
+    pub routes: Vec<Spanned<RouteFile>>,
+    /// For each route, the keys set aside because they were wrong (already reported).
+    pub routes_set_aside: Vec<Vec<String>>,
+    /// The text is not valid TOML: nothing was read.
+    pub unparsed: bool,
+}
+
+const TOP_LEVEL_TABLES: &[&str] = &["admin", "listeners", "rate_limit", "pools", "routes"];
+const TOP_LEVEL_SCALARS: &[&str] = &["workers", "shutdown_timeout", "log_format"];
+
+/// Reads `text`. Every problem found is pushed to `problems`; what could be read is returned.
+pub fn read(text: &str, problems: &mut Vec<Problem>) -> Document {
+    let (root, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        // What the parser recovered around a syntax error is guesswork, and later syntax
+        // errors are often echoes of the first: report the first one alone.
+        if let Some(err) = syntax.into_iter().next() {
+            problems.push(Problem::new(
+                err.span().unwrap_or(0..0),
+                None,
+                err.message().to_owned(),
+            ));
+        }
+        return Document {
+            unparsed: true,
+            ..Document::default()
+        };
+    }
+    let root_span = root.span();
+    let root = root.into_inner();
+    let mut doc = Document::default();
+    let mut scalars = DeTable::new();
+    for (key, value) in root {
+        let name = key.get_ref().to_string();
+        match name.as_str() {
+            "admin" => doc.admin = section(&name, value, problems),
+            "rate_limit" => doc.rate_limit = section(&name, value, problems),
+            "listeners" => read_listeners(value, &mut doc, problems),
+            "routes" => read_routes(value, &mut doc, problems),
+            "pools" => read_pools(value, &mut doc, problems),
+            _ if TOP_LEVEL_SCALARS.contains(&name.as_str()) => {
+                scalars.insert(key, value);
+            }
+            _ => unknown_key(&key, problems),
+        }
+    }
+    let scalars = Spanned::new(root_span, DeValue::Table(scalars));
+    doc.global = section("", scalars, problems).unwrap_or_default();
+    doc
+}
+
+/// `[[listeners]]`, each entry on its own.
+fn read_listeners(value: Spanned<DeValue<'_>>, doc: &mut Document, problems: &mut Vec<Problem>) {
+    for (i, item) in array_items("listeners", value, problems) {
+        let span = item.span();
+        let path = format!("listeners[{i}]");
+        if let Some(l) = section::<ListenerFile>(&path, item, problems) {
+            doc.listeners.push(Spanned::new(span, l));
+        }
+    }
+}
+
+/// `[[routes]]`, each entry on its own, with the keys set aside in each.
+fn read_routes(value: Spanned<DeValue<'_>>, doc: &mut Document, problems: &mut Vec<Problem>) {
+    for (i, item) in array_items("routes", value, problems) {
+        let span = item.span();
+        let path = format!("routes[{i}]");
+        let mut set_aside = Vec::new();
+        if let Some(r) = section_keeping::<RouteFile>(&path, item, problems, &mut set_aside) {
+            doc.routes.push(Spanned::new(span, r));
+            doc.routes_set_aside.push(set_aside);
+        }
+    }
+}
+
+/// `[pools.NAME]`, each pool on its own; those that cannot be read are named in
+/// [`Document::broken_pools`].
+fn read_pools(value: Spanned<DeValue<'_>>, doc: &mut Document, problems: &mut Vec<Problem>) {
+    let span = value.span();
+    let DeValue::Table(pools) = value.into_inner() else {
+        problems.push(Problem::new(
+            span,
+            Some("pools".into()),
+            "expected a table of pools: [pools.NAME]".into(),
+        ));
+        return;
+    };
+    for (pool_name, pool) in pools {
+        let pool_span = pool_name.span();
+        let pool_name = pool_name.get_ref().to_string();
+        let path = format!("pools.{pool_name}");
+        match section::<PoolFile>(&path, pool, problems) {
+            Some(p) => doc.pools.push((Spanned::new(pool_span, pool_name), p)),
+            None => doc.broken_pools.push(pool_name),
+        }
+    }
+}
+
+/// A top-level key that is neither a known table nor a known scalar.
+fn unknown_key(key: &Spanned<std::borrow::Cow<'_, str>>, problems: &mut Vec<Problem>) {
+    let name = key.get_ref().to_string();
+    let known: Vec<&str> = TOP_LEVEL_TABLES
+        .iter()
+        .chain(TOP_LEVEL_SCALARS)
+        .copied()
+        .collect();
+    problems.push(
+        Problem::new(
+            key.span(),
+            Some(name.clone()),
+            format!("unknown key `{name}`"),
+        )
+        .with_suggestion(suggest(&name, &known)),
+    );
+}

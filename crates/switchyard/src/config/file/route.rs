@@ -1,0 +1,91 @@
+//! `[[routes]]`: the `match` table, the actions (`pool`, `redirect`, `respond`) and the header
+//! edits.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{PositiveDur, RateLimitFile, Str};
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    /// Name for logs, metrics and errors (default `routes[N]`).
+    pub name: Option<Str>,
+    /// What requests the route takes; without it, every request.
+    #[serde(rename = "match")]
+    pub matcher: Option<MatchFile>,
+    /// The pool requests go to.
+    pub pool: Option<Spanned<Str>>,
+    /// Answer with a redirect instead.
+    pub redirect: Option<Spanned<RedirectFile>>,
+    /// Answer with a fixed response instead.
+    pub respond: Option<Spanned<RespondFile>>,
+    /// Removed from the front of the path before forwarding.
+    pub strip_prefix: Option<Spanned<Str>>,
+    /// Replaces the matched `path_prefix` before forwarding.
+    pub rewrite_prefix: Option<Spanned<Str>>,
+    /// Upstream timeout for this route.
+    pub timeout: Option<PositiveDur>,
+    /// Rate limit for this route, on top of the global one.
+    pub rate_limit: Option<RateLimitFile>,
+    /// Changes to the request headers.
+    pub request_headers: Option<HeadersFile>,
+    /// Changes to the response headers.
+    pub response_headers: Option<HeadersFile>,
+}
+
+/// `[routes.match]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchFile {
+    /// `api.example.com` or `*.example.com`.
+    pub host: Option<Spanned<Str>>,
+    /// Exact path.
+    pub path: Option<Spanned<Str>>,
+    /// Path prefix, matched on segment boundaries.
+    pub path_prefix: Option<Spanned<Str>>,
+    /// Methods; any when absent.
+    pub methods: Option<Vec<Spanned<Str>>>,
+    /// Headers that must be present with these values.
+    pub headers: Option<BTreeMap<Spanned<String>, Spanned<Str>>>,
+}
+
+/// `request_headers` / `response_headers`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadersFile {
+    /// Set (replace) these headers.
+    #[serde(default)]
+    pub set: BTreeMap<Spanned<String>, Spanned<Str>>,
+    /// Add these headers (keeping existing values).
+    #[serde(default)]
+    pub add: BTreeMap<Spanned<String>, Spanned<Str>>,
+    /// Remove these headers.
+    #[serde(default)]
+    pub remove: Vec<Spanned<String>>,
+}
+
+/// `redirect = { to = "...", status = 301 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectFile {
+    /// Target; `{host}`, `{uri}`, `{path}` and `{query}` are replaced from the request.
+    pub to: Str,
+    /// 301, 302, 303, 307 or 308 (default 301).
+    pub status: Option<u16>,
+}
+
+/// `respond = { status = 503, body = "..." }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RespondFile {
+    /// Status code.
+    pub status: u16,
+    /// Body (default empty).
+    pub body: Option<Str>,
+    /// Content type (default `text/plain; charset=utf-8`).
+    pub content_type: Option<Str>,
+}

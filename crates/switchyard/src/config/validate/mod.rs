@@ -1,0 +1,167 @@
+//! File → [`Config`]: defaults filled in, values checked, references resolved, routes put in
+//! precedence order. Every problem is collected (never only the first) with its place in the
+//! file; nothing here panics on any input.
+//!
+//! This module is the entry ([`from_text`]) and the merge of the sections into one
+//! [`Config`]; each section is checked by its own module:
+//!
+//! - `listener.rs`: `[[listeners]]`, and which addresses overlap;
+//! - `admin.rs`: `[admin]`;
+//! - `pool.rs`: `[pools.NAME]`: backends, policy, timeouts, breaker, health checks, outlier
+//!   ejection, retries, limits;
+//! - `route.rs`: `[[routes]]`: actions, path rewrites, precedence and unreachable routes;
+//!   `route_match.rs` their `match` tables and `headers.rs` their header edits.
+
+mod admin;
+mod headers;
+mod listener;
+mod pool;
+mod route;
+mod route_match;
+
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use super::error::{suggest, Problem};
+use super::file::{self, Document, GlobalFile};
+use super::{defaults, Config, ConfigError, LogFormat, RateLimitConfig, Source};
+
+pub use super::upstream::POLICIES;
+
+/// Parses and validates the text of the file at `path`.
+pub fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let mut problems = Vec::new();
+    let doc = file::read(text, &mut problems);
+    if doc.unparsed {
+        return Err(ConfigError::new(path, text, problems));
+    }
+    let mut config = build(doc, &mut problems);
+    if !problems.is_empty() {
+        return Err(ConfigError::new(path, text, problems));
+    }
+    config.source = Some(Source {
+        path: path.to_owned(),
+        version: super::version_of(text),
+        watch_interval: Some(defaults::WATCH_INTERVAL),
+    });
+    Ok(config)
+}
+
+/// Worker threads when nothing says: `$TOKIO_WORKER_THREADS`, else one per CPU.
+pub fn default_workers() -> usize {
+    std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+/// Checks a duration is not zero where zero has no meaning (used by the flags too).
+pub fn positive(d: Duration) -> Result<Duration, String> {
+    if d.is_zero() {
+        Err("must be greater than 0".to_owned())
+    } else {
+        Ok(d)
+    }
+}
+
+/// Where the problems found are collected.
+struct Checker<'a> {
+    problems: &'a mut Vec<Problem>,
+}
+
+// === impl Checker ===
+
+impl Checker<'_> {
+    fn error(&mut self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) {
+        self.problems
+            .push(Problem::new(span, Some(key.into()), message.into()));
+    }
+
+    fn error_suggest(
+        &mut self,
+        span: Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+        word: &str,
+        candidates: &[&str],
+    ) {
+        self.problems.push(
+            Problem::new(span, Some(key.into()), message.into())
+                .with_suggestion(suggest(word, candidates)),
+        );
+    }
+}
+
+/// The sections of `doc`, checked one by one, merged over the defaults.
+fn build(doc: Document, problems: &mut Vec<Problem>) -> Config {
+    let mut c = Checker { problems };
+    let mut config = Config {
+        workers: default_workers(),
+        ..Config::default()
+    };
+    global(&doc.global, &mut config, &mut c);
+    config.listeners = listener::listeners(&doc.listeners, &mut c);
+    config.admin = admin::admin(doc.admin.as_ref(), &config.listeners, &mut c);
+    if let Some(rl) = &doc.rate_limit {
+        config.rate_limit = rate_limit(rl, "rate_limit", &mut c);
+    }
+    config.pools = doc
+        .pools
+        .iter()
+        .map(|(name, p)| pool::pool(name, p, &mut c))
+        .collect();
+    config.routes = route::routes(
+        &doc.routes,
+        &doc.routes_set_aside,
+        &config.pools,
+        &doc.broken_pools,
+        &mut c,
+    );
+    config
+}
+
+/// The top-level scalars: `workers`, `shutdown_timeout`, `log_format`.
+fn global(file: &GlobalFile, config: &mut Config, c: &mut Checker<'_>) {
+    if let Some(w) = file.workers {
+        config.workers = usize::from(w.max(1));
+    }
+    if let Some(d) = file.shutdown_timeout {
+        config.shutdown_timeout = d.0;
+    }
+    if let Some(format) = &file.log_format {
+        match format.get_ref().0.as_str() {
+            "text" => config.log.format = LogFormat::Text,
+            "json" => config.log.format = LogFormat::Json,
+            other => c.error_suggest(
+                format.span(),
+                "log_format",
+                format!("unknown log format {other:?} (use \"text\" or \"json\")"),
+                other,
+                &["text", "json"],
+            ),
+        }
+    }
+}
+
+/// `[rate_limit]`, or a route's `rate_limit` (`key` says which).
+fn rate_limit(file: &file::RateLimitFile, key: &str, c: &mut Checker<'_>) -> RateLimitConfig {
+    let requests = *file.requests.get_ref();
+    if requests > defaults::RATE_LIMIT_MAX {
+        c.error(
+            file.requests.span(),
+            format!("{key}.requests"),
+            format!("must be at most {}", defaults::RATE_LIMIT_MAX),
+        );
+    }
+    RateLimitConfig {
+        requests: requests.min(defaults::RATE_LIMIT_MAX),
+        window: file.window.map_or(defaults::RATE_WINDOW, |w| w.0),
+    }
+}
+
+/// A path as a route or health check takes it: from `/`, without query, fragment or space.
+fn valid_path(p: &str) -> bool {
+    p.starts_with('/') && !p.contains(['?', '#', ' '])
+}
