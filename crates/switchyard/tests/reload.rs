@@ -1069,7 +1069,7 @@ async fn supervise_reloads_on_a_control_and_drains_on_shutdown() {
     let proxy = TestProxy::start(config);
     let addr = proxy.addr;
     assert_eq!(try_get(addr, "/").await, Some((200, Some(port(&a)))));
-    assert_eq!(health(&proxy).await["version"], version_of(&text0));
+    assert_eq!(proxy.health().await["version"], version_of(&text0));
 
     let (controls, receiver) = mpsc::channel(4);
     let supervisor = tokio::spawn(async move {
