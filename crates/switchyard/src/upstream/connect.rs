@@ -24,6 +24,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use super::io::UpstreamIo;
 use super::{idle, Backend};
 use crate::body::RequestBody;
 use crate::config::KeepAliveConfig;
@@ -131,7 +132,7 @@ impl Connector {
                         .with_time(Duration::from_secs(60))
                         .with_interval(Duration::from_secs(10));
                     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-                    return self.handshake(stream).await;
+                    return self.handshake(UpstreamIo::new(stream)).await;
                 }
                 Ok(Err(e)) => last_err = ConnectError::Io(e),
                 Err(_) => {

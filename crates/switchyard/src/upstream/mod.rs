@@ -15,7 +15,8 @@
 //! - [`classify`]: an attempt's outcome, decided once, when its response has ended.
 //! - [`body`]: a backend's response body, carrying its attempt to the end.
 //! - [`connect`]: upstream connections (HTTP/1.1 now; the enum HTTP/2 joins) and opening them;
-//!   [`idle`]: the per-worker pool of idle keep-alive connections.
+//!   [`idle`]: the per-worker pool of idle keep-alive connections; [`io`]: the socket under
+//!   them, which keeps an early answer from being lost to a failed body write.
 //!
 //! A backend is *available* when its active checks pass and it is not ejected; a request is
 //! offered only available backends whose circuit lets it through. When none is available
@@ -32,6 +33,7 @@ pub mod error;
 pub mod exchange;
 pub mod health;
 pub mod idle;
+pub mod io;
 pub mod load;
 pub mod outlier;
 pub mod pick;
