@@ -12,28 +12,24 @@
 //! removes one starts or stops only that listener's accept loops. Connections already
 //! accepted are never touched by a reload.
 
+pub mod conn;
 pub mod io;
 pub mod listeners;
 pub mod shutdown;
+mod worker;
 
-use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{Config, ConfigError, ListenAddr, ListenerConfig, RuntimeModel};
-use crate::metrics::{self, Metrics};
-use crate::proxy;
-use crate::proxy::context::{ConnInfo, Transport};
+use crate::config::{Config, ConfigError, ListenAddr, RuntimeModel};
+use crate::metrics::Metrics;
 use crate::state::{Shared, State};
 use crate::upstream::backend::ResolveError;
 use crate::upstream::health;
-use listeners::{ListenerEntry, ListenerSet};
+use listeners::ListenerSet;
+use worker::Worker;
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -225,201 +221,4 @@ impl Server {
         }
         ShutdownReport { drained }
     }
-}
-
-/// One worker thread: its own event loop, accepting from every listener of the set.
-struct Worker {
-    index: usize,
-    shared: Arc<Shared>,
-    drain_timeout: Duration,
-    shutdown: watch::Receiver<bool>,
-    listeners: watch::Receiver<Arc<ListenerSet>>,
-    done: mpsc::Sender<bool>,
-}
-
-impl Worker {
-    fn run(self, model: RuntimeModel, threads: usize) {
-        metrics::set_thread_shard(self.index);
-        let runtime = match model {
-            RuntimeModel::PerCore => tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build(),
-            RuntimeModel::MultiThread => {
-                let next = std::sync::atomic::AtomicUsize::new(0);
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(threads)
-                    .on_thread_start(move || {
-                        metrics::set_thread_shard(
-                            next.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-                        )
-                    })
-                    .enable_all()
-                    .build()
-            }
-        };
-        let runtime = match runtime {
-            Ok(runtime) => runtime,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start worker runtime");
-                return;
-            }
-        };
-        let done = self.done.clone();
-        let drained = runtime.block_on(self.serve());
-        // The runtime is dropped here, cancelling connections that did not drain in time.
-        drop(runtime);
-        let _ = done.try_send(drained);
-    }
-
-    /// Keeps one accept loop running per listener of the current set until shutdown, then
-    /// waits for this worker's connections to finish.
-    async fn serve(mut self) -> bool {
-        // Every connection task holds a receiver; `closed()` resolves when all are gone.
-        let (connections, _) = watch::channel(());
-        let connections = Arc::new(connections);
-        let mut running: HashMap<u64, watch::Sender<bool>> = HashMap::new();
-        let mut shutdown = self.shutdown.clone();
-        loop {
-            let set = self.listeners.borrow_and_update().clone();
-            running.retain(|id, stop| {
-                let keep = set.entries.iter().any(|e| e.id == *id);
-                if !keep {
-                    let _ = stop.send(true);
-                }
-                keep
-            });
-            for entry in &set.entries {
-                if running.contains_key(&entry.id) {
-                    continue;
-                }
-                let (stop, stopped_rx) = watch::channel(false);
-                running.insert(entry.id, stop);
-                tokio::spawn(accept_loop(
-                    entry.clone(),
-                    self.shared.clone(),
-                    connections.clone(),
-                    stopped_rx,
-                    self.shutdown.clone(),
-                ));
-            }
-            tokio::select! {
-                biased;
-                _ = stopped(&mut shutdown) => break,
-                changed = self.listeners.changed() => if changed.is_err() { break },
-            }
-        }
-        for stop in running.values() {
-            let _ = stop.send(true);
-        }
-        tokio::time::timeout(self.drain_timeout, connections.closed())
-            .await
-            .is_ok()
-    }
-}
-
-/// Accepts connections on one listener until told to stop (listener removed, or shutdown).
-async fn accept_loop(
-    entry: ListenerEntry,
-    shared: Arc<Shared>,
-    connections: Arc<watch::Sender<()>>,
-    mut stop: watch::Receiver<bool>,
-    shutdown: watch::Receiver<bool>,
-) {
-    let listener = match entry
-        .socket
-        .try_clone()
-        .and_then(tokio::net::TcpListener::from_std)
-    {
-        Ok(listener) => listener,
-        Err(e) => {
-            tracing::error!(listen = %entry.local_addr, error = %e, "cannot register listener");
-            return;
-        }
-    };
-    let http = http_builder(&entry.settings);
-    let mut global_stop = shutdown.clone();
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            _ = stopped(&mut stop) => break,
-            _ = stopped(&mut global_stop) => break,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, addr)) => {
-                let conn = ConnInfo::new(
-                    addr,
-                    &entry.settings,
-                    entry.admin_only,
-                    Transport::PLAIN_HTTP1,
-                );
-                let served = serve_connection(
-                    http.clone(),
-                    shared.clone(),
-                    stream,
-                    conn,
-                    entry.settings.write_timeout,
-                    shutdown.clone(),
-                );
-                let guard = connections.subscribe();
-                tokio::spawn(async move {
-                    served.await;
-                    drop(guard);
-                });
-            }
-            Err(e) => {
-                // Typically out of file descriptors: keep the connections we have, and try
-                // again shortly.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-fn http_builder(settings: &ListenerConfig) -> http1::Builder {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        // Request head deadline (no slowloris), also the keep-alive idle limit.
-        .header_read_timeout(settings.read_timeout)
-        // Larger heads get 431.
-        .max_header_size(settings.max_header_bytes)
-        .keep_alive(true);
-    http
-}
-
-async fn serve_connection(
-    http: http1::Builder,
-    shared: Arc<Shared>,
-    stream: tokio::net::TcpStream,
-    conn: ConnInfo,
-    write_timeout: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
-    let io = TokioIo::new(io::ClientIo::new(stream, write_timeout));
-    let service = hyper::service::service_fn(|req| {
-        let shared = shared.clone();
-        let conn = conn.clone();
-        async move { Ok::<_, Infallible>(proxy::handle(&shared, &conn, req).await) }
-    });
-    let served = http.serve_connection(io, service);
-    tokio::pin!(served);
-    let result = tokio::select! {
-        result = served.as_mut() => result,
-        _ = stopped(&mut shutdown) => {
-            // Finish the request in flight (if any), then close.
-            served.as_mut().graceful_shutdown();
-            served.await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(client = %conn.addr, error = %e, "client connection ended with an error");
-    }
-}
-
-/// Resolves once `flag` is set.
-async fn stopped(flag: &mut watch::Receiver<bool>) {
-    // An error means the sender is gone, which only happens once the server is dropped.
-    let _ = flag.wait_for(|stop| *stop).await;
 }

@@ -5,6 +5,7 @@
 //! that arrives the moment the port accepts is a graceful shutdown too, never a kill.
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::watch;
 
 /// Installed signal handlers.
 #[derive(Debug)]
@@ -41,4 +42,10 @@ impl Signals {
             _ = self.hup.recv() => Request::Reload,
         }
     }
+}
+
+/// Resolves once `flag` is set.
+pub async fn stopped(flag: &mut watch::Receiver<bool>) {
+    // An error means the sender is gone, which only happens once the server is dropped.
+    let _ = flag.wait_for(|stop| *stop).await;
 }

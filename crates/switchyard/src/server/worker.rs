@@ -1,0 +1,171 @@
+//! The worker threads: each runs its own single-threaded event loop and keeps one accept
+//! loop per listener of the set in force, until shutdown; then it waits (within the drain
+//! timeout) for its connections to finish.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::conn;
+use super::listeners::{ListenerEntry, ListenerSet};
+use super::shutdown::stopped;
+use crate::config::RuntimeModel;
+use crate::metrics;
+use crate::proxy::context::{ConnInfo, Transport};
+use crate::state::Shared;
+
+/// One worker thread: its own event loop, accepting from every listener of the set.
+pub(super) struct Worker {
+    /// Its counter shard.
+    pub index: usize,
+    pub shared: Arc<Shared>,
+    /// How long its connections may take to finish at shutdown.
+    pub drain_timeout: Duration,
+    pub shutdown: watch::Receiver<bool>,
+    /// The listeners in force.
+    pub listeners: watch::Receiver<Arc<ListenerSet>>,
+    /// Told whether every connection drained in time.
+    pub done: mpsc::Sender<bool>,
+}
+
+impl Worker {
+    pub(super) fn run(self, model: RuntimeModel, threads: usize) {
+        metrics::set_thread_shard(self.index);
+        let runtime = match model {
+            RuntimeModel::PerCore => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build(),
+            RuntimeModel::MultiThread => {
+                let next = std::sync::atomic::AtomicUsize::new(0);
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(threads)
+                    .on_thread_start(move || {
+                        metrics::set_thread_shard(
+                            next.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                        )
+                    })
+                    .enable_all()
+                    .build()
+            }
+        };
+        let runtime = match runtime {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start worker runtime");
+                return;
+            }
+        };
+        let done = self.done.clone();
+        let drained = runtime.block_on(self.serve());
+        // The runtime is dropped here, cancelling connections that did not drain in time.
+        drop(runtime);
+        let _ = done.try_send(drained);
+    }
+
+    /// Keeps one accept loop running per listener of the current set until shutdown, then
+    /// waits for this worker's connections to finish.
+    async fn serve(mut self) -> bool {
+        // Every connection task holds a receiver; `closed()` resolves when all are gone.
+        let (connections, _) = watch::channel(());
+        let connections = Arc::new(connections);
+        let mut running: HashMap<u64, watch::Sender<bool>> = HashMap::new();
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let set = self.listeners.borrow_and_update().clone();
+            running.retain(|id, stop| {
+                let keep = set.entries.iter().any(|e| e.id == *id);
+                if !keep {
+                    let _ = stop.send(true);
+                }
+                keep
+            });
+            for entry in &set.entries {
+                if running.contains_key(&entry.id) {
+                    continue;
+                }
+                let (stop, stopped_rx) = watch::channel(false);
+                running.insert(entry.id, stop);
+                tokio::spawn(accept_loop(
+                    entry.clone(),
+                    self.shared.clone(),
+                    connections.clone(),
+                    stopped_rx,
+                    self.shutdown.clone(),
+                ));
+            }
+            tokio::select! {
+                biased;
+                _ = stopped(&mut shutdown) => break,
+                changed = self.listeners.changed() => if changed.is_err() { break },
+            }
+        }
+        for stop in running.values() {
+            let _ = stop.send(true);
+        }
+        tokio::time::timeout(self.drain_timeout, connections.closed())
+            .await
+            .is_ok()
+    }
+}
+
+/// Accepts connections on one listener until told to stop (listener removed, or shutdown).
+async fn accept_loop(
+    entry: ListenerEntry,
+    shared: Arc<Shared>,
+    connections: Arc<watch::Sender<()>>,
+    mut stop: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let listener = match entry
+        .socket
+        .try_clone()
+        .and_then(tokio::net::TcpListener::from_std)
+    {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(listen = %entry.local_addr, error = %e, "cannot register listener");
+            return;
+        }
+    };
+    let http = conn::http_builder(&entry.settings);
+    let mut global_stop = shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = stopped(&mut stop) => break,
+            _ = stopped(&mut global_stop) => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, addr)) => {
+                let conn = ConnInfo::new(
+                    addr,
+                    &entry.settings,
+                    entry.admin_only,
+                    Transport::PLAIN_HTTP1,
+                );
+                let served = conn::serve_connection(
+                    http.clone(),
+                    shared.clone(),
+                    stream,
+                    conn,
+                    entry.settings.write_timeout,
+                    shutdown.clone(),
+                );
+                let guard = connections.subscribe();
+                tokio::spawn(async move {
+                    served.await;
+                    drop(guard);
+                });
+            }
+            Err(e) => {
+                // Typically out of file descriptors: keep the connections we have, and try
+                // again shortly.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
