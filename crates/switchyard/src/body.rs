@@ -69,11 +69,13 @@ pub struct ClientWait {
 // === impl ClientWait ===
 
 impl ClientWait {
-    fn begin(&self, at: Instant) {
+    /// A wait on the client began `at`.
+    pub(crate) fn begin(&self, at: Instant) {
         self.since.store(nanos(at).max(1), Ordering::Relaxed);
     }
 
-    fn end(&self, now: Instant) {
+    /// The wait in progress ended `now`.
+    pub(crate) fn end(&self, now: Instant) {
         let since = self.since.swap(0, Ordering::Relaxed);
         if since != 0 {
             let waited = nanos(now).saturating_sub(since);

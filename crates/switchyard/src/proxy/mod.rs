@@ -60,7 +60,7 @@ pub async fn handle(
     }
 
     let mut ctx = RequestCtx::new(&shared.metrics, conn.addr, &parts);
-    match handle_inner(&state, conn, &mut ctx, parts, body).await {
+    match handle_inner(&state, conn, &mut ctx, parts, body, render.grpc).await {
         Ok((mut resp, outcome)) => {
             let log = ctx.finish(outcome, resp.status().as_u16(), None);
             resp.body_mut().set_log(log);
@@ -94,6 +94,7 @@ async fn handle_inner(
     ctx: &mut RequestCtx<'_>,
     mut parts: http::request::Parts,
     body: Incoming,
+    grpc: bool,
 ) -> Result<(Response<ResponseBody>, Outcome), ProxyError> {
     // Phase 3: the global rate limit.
     let now = Instant::now();
@@ -135,7 +136,7 @@ async fn handle_inner(
         .hash_key()
         .and_then(|key| rewrite::request_hash(key, &parts, &conn.ip_header));
     let has_host = parts.headers.contains_key(http::header::HOST);
-    rewrite::rewrite_request(&mut parts, conn, route);
+    let te_trailers = rewrite::rewrite_request(&mut parts, conn, route);
 
     // Phases 6 to 9: the upstream client.
     let exchange = Exchange {
@@ -143,6 +144,8 @@ async fn handle_inner(
         try_timeout: route.config.timeout.unwrap_or(pool.timeout),
         hash,
         has_host,
+        te_trailers,
+        grpc,
         read_timeout: conn.read_timeout,
         write_timeout: conn.write_timeout,
         metrics: ctx.metrics,

@@ -32,8 +32,9 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 
 /// Rewrites the request head for the backend: hop-by-hop headers out, `X-Forwarded-*` in
 /// (the scheme from the client connection's transport), the route's path rewrite and header
-/// edits. The `Host` header stays the client's unless the route sets it.
-pub fn rewrite_request(parts: &mut request::Parts, conn: &ConnInfo, route: &Route) {
+/// edits. The `Host` header stays the client's unless the route sets it. Returns true when
+/// the request keeps a `TE: trailers` (for HTTP/2 backends; an HTTP/1.1 one gets no `TE`).
+pub fn rewrite_request(parts: &mut request::Parts, conn: &ConnInfo, route: &Route) -> bool {
     if let Some(path) = route.config.rewrite.apply(parts.uri.path()) {
         let target = match parts.uri.query() {
             Some(q) => format!("{path}?{q}"),
@@ -44,7 +45,7 @@ pub fn rewrite_request(parts: &mut request::Parts, conn: &ConnInfo, route: &Rout
             parts.uri = uri;
         }
     }
-    strip_hop_by_hop(&mut parts.headers, true);
+    let te_trailers = strip_hop_by_hop(&mut parts.headers, true);
     let headers = &mut parts.headers;
     headers.remove(header::CONTENT_LENGTH);
     // hyper already answered `100 Continue` when it started reading the body for us.
@@ -55,6 +56,7 @@ pub fn rewrite_request(parts: &mut request::Parts, conn: &ConnInfo, route: &Rout
         headers.insert(X_FORWARDED_HOST, host);
     }
     route.config.request_headers.apply(headers);
+    te_trailers
 }
 
 /// Rewrites the backend's response head for the client.
@@ -64,12 +66,12 @@ pub fn rewrite_response(parts: &mut http::response::Parts) {
 }
 
 /// Removes the hop-by-hop headers; `keep_te_trailers`: a `TE` that lists `trailers` becomes
-/// `TE: trailers`.
-fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
+/// `TE: trailers`, and the result says whether it did.
+fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) -> bool {
     // Most messages carry none of these: one pass over the names finds out, instead of a
     // hash lookup per listed header.
     if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
-        return;
+        return false;
     }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
@@ -99,6 +101,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
+    te_trailers
 }
 
 fn append_forwarded_for(headers: &mut HeaderMap, client_ip: &HeaderValue) {

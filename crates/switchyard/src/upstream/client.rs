@@ -22,8 +22,9 @@ use tokio::time::Instant;
 use super::attempt::Attempt;
 use super::body::UpstreamBody;
 use super::classify::{self, Outcome};
+use super::deadline::RequestTime;
 use super::error::Error;
-use super::exchange::{Target, TryError};
+use super::exchange::{Target, TryError, TryResult};
 use super::{replay, retry, Pool};
 use crate::body::BodyError;
 use crate::errors::{self, Chain};
@@ -40,6 +41,10 @@ pub struct Exchange<'a> {
     pub hash: Option<u64>,
     /// The client sent a `Host` header.
     pub has_host: bool,
+    /// The request carries `TE: trailers` (sent to HTTP/2 backends only).
+    pub te_trailers: bool,
+    /// The request is a gRPC call: its outcome may be in `grpc-status`.
+    pub grpc: bool,
     /// Longest pause allowed within the client's request body.
     pub read_timeout: Duration,
     /// Longest pause allowed within the backend's response body.
@@ -58,16 +63,14 @@ pub async fn send(
     parts: request::Parts,
     body: Incoming,
 ) -> Result<Response<UpstreamBody>, Error> {
-    let run = send_with_retries(ex, attempts, parts, body);
+    // Two arms rather than one optional timer: the request's future is moved once less
+    // when there is no limit (the common case).
     match ex.pool.request_timeout {
-        Some(limit) => match tokio::time::timeout(limit, run).await {
-            Ok(result) => result,
-            Err(_) => {
-                metrics::inc(&ex.metrics.local().request_timeouts);
-                Err(Error::RequestTimeout { after: limit })
-            }
-        },
-        None => run.await,
+        None => send_with_retries(ex, attempts, parts, body).await,
+        Some(limit) => {
+            let run = send_with_retries(ex, attempts, parts, body);
+            RequestTime::new(Some(limit), ex.metrics, run).await
+        }
     }
 }
 
@@ -77,7 +80,7 @@ enum Tried {
     /// A response head.
     Answer(Response<UpstreamBody>),
     /// Nothing was sent: another backend may be tried at no cost.
-    Unsent(Error, http::Request<crate::body::RequestBody>),
+    Unsent(Error, Box<http::Request<crate::body::RequestBody>>),
     /// Sent, and no answer: another backend may be tried if the request can be replayed.
     Failed(Error),
     /// The client's own body failed: nothing to hold against the backend, nothing to retry.
@@ -125,8 +128,10 @@ async fn send_with_retries(
             backend: attempt.backend(),
             path_and_query: path_and_query.as_ref(),
             has_host: ex.has_host,
+            te_trailers: ex.te_trailers,
         };
-        let tried = try_once(ex, target, req, replay.as_ref()).await;
+        let sent = target.send(&pool.connector, req, replay.as_ref(), ex.try_timeout);
+        let tried = sent.await.unwrap_or(Err(TryError::Timeout));
         match answer(ex, attempt, tried) {
             Tried::Answer(resp) => {
                 let status = resp.status().as_u16();
@@ -145,7 +150,7 @@ async fn send_with_retries(
             }
             Tried::Unsent(err, unsent) => {
                 last_error = err;
-                req = unsent;
+                req = *unsent;
                 turns.costs = false;
             }
             Tried::Failed(err) => {
@@ -168,18 +173,6 @@ async fn send_with_retries(
     Err(last_error)
 }
 
-type TryResult = Result<(Response<Incoming>, super::connect::Connection), TryError>;
-
-async fn try_once(
-    ex: Exchange<'_>,
-    target: Target<'_>,
-    req: http::Request<crate::body::RequestBody>,
-    replay: Option<&replay::Replay>,
-) -> TryResult {
-    let connector = &ex.pool.connector;
-    target.send(connector, req, replay, ex.try_timeout).await
-}
-
 /// Settles what a try that got no head tells about the backend, or wraps the head with its
 /// attempt, to be settled when the body ends.
 fn answer(ex: Exchange<'_>, mut attempt: Attempt, tried: TryResult) -> Tried {
@@ -189,7 +182,12 @@ fn answer(ex: Exchange<'_>, mut attempt: Attempt, tried: TryResult) -> Tried {
             attempt.answered(conn);
             let (parts, body) = resp.into_parts();
             let status = parts.status;
-            let grpc = classify::grpc_status(&parts.headers);
+            // A trailers-only gRPC answer carries its status in the head.
+            let grpc = if ex.grpc {
+                classify::grpc_status(&parts.headers)
+            } else {
+                None
+            };
             let body = UpstreamBody::new(body, attempt, status, grpc, ex.write_timeout);
             Tried::Answer(Response::from_parts(parts, body))
         }

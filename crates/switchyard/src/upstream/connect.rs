@@ -71,18 +71,21 @@ impl Connection {
         }
     }
 
-    /// Sends `req` in this connection's HTTP version. When the connection turns out unable
-    /// to take it, hyper hands the request back unsent inside the error.
+    /// Sends `req` in this connection's HTTP version; `te_trailers`: it carries a
+    /// `TE: trailers`, kept for HTTP/2 (gRPC needs it) while HTTP/1.1 backends get no `TE`, a
+    /// hop-by-hop header. When the connection turns out unable to take the request, hyper
+    /// hands it back unsent inside the error.
     pub fn try_send(
         &mut self,
         mut req: Request<RequestBody>,
+        te_trailers: bool,
     ) -> impl Future<Output = Result<Response<Incoming>, TrySendError<Request<RequestBody>>>> {
         match self {
             Connection::H1(sender) => {
                 *req.version_mut() = Version::HTTP_11;
-                // `TE: trailers` is kept for HTTP/2 (gRPC needs it); HTTP/1.1 backends get no
-                // `TE`, a hop-by-hop header.
-                req.headers_mut().remove(header::TE);
+                if te_trailers {
+                    req.headers_mut().remove(header::TE);
+                }
                 sender.try_send_request(req)
             }
         }
@@ -114,7 +117,9 @@ impl Connector {
                 return Ok((conn, true));
             }
         }
-        self.connect(backend).await.map(|conn| (conn, false))
+        // Boxed: once per new connection, and kept out of the size of every request's future.
+        let connect = Box::pin(self.connect(backend));
+        connect.await.map(|conn| (conn, false))
     }
 
     /// Opens a new connection, trying each of the backend's addresses.

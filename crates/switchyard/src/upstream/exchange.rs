@@ -1,6 +1,6 @@
 //! One try of a request on one backend: take an idle connection or open one, send, and wait
-//! for the response head under the per-try timeout. A pooled connection that turns out
-//! closed is replaced once, transparently.
+//! for the response head under the per-try timeout ([`BackendTime`]). A pooled connection
+//! that turns out closed is replaced once, transparently.
 
 use std::future::Future;
 use std::time::Duration;
@@ -11,9 +11,10 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::connect::{ConnectError, Connection, Connector};
+use super::deadline::BackendTime;
 use super::replay::Replay;
 use super::Backend;
-use crate::body::{ClientWait, RequestBody};
+use crate::body::RequestBody;
 use crate::errors;
 
 /// Where one try goes: the backend, and how the request is addressed to it.
@@ -25,21 +26,24 @@ pub struct Target<'a> {
     pub path_and_query: Option<&'a PathAndQuery>,
     /// The client sent a `Host` (an HTTP/1.0 client may not: the backend's goes instead).
     pub has_host: bool,
+    /// The request carries `TE: trailers`.
+    pub te_trailers: bool,
 }
 
 /// How a try ended without a response head.
-// The unsent request is handed back by value: it is moved, not copied, and boxing it would
-// cost an allocation for nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum TryError {
-    /// No connection could be had; the request comes back unsent.
-    Connect(ConnectError, Request<RequestBody>),
+    /// No connection could be had; the request comes back unsent (boxed: a rare path, kept
+    /// out of the size of every try's result).
+    Connect(ConnectError, Box<Request<RequestBody>>),
     /// The request was (at least partly) sent and the exchange failed.
     Request(hyper::Error),
     /// No response head within the per-try timeout.
     Timeout,
 }
+
+/// How a try went: a response head and the connection it came on, or why not.
+pub type TryResult = Result<(Response<Incoming>, Connection), TryError>;
 
 // === impl Target ===
 
@@ -55,27 +59,32 @@ impl Target<'_> {
     }
 
     /// Sends `req` and waits for the response head, for at most `timeout` of the backend's
-    /// own time: while the request body waits on the client, the clock stops, so a slow
-    /// upload is never taken for a slow backend.
-    pub async fn send(
-        &self,
-        connector: &Connector,
+    /// own time (see [`BackendTime`]): `None` when the timeout passed.
+    pub fn send<'s>(
+        &'s self,
+        connector: &'s Connector,
         mut req: Request<RequestBody>,
-        replay: Option<&Replay>,
+        replay: Option<&'s Replay>,
         timeout: Duration,
-    ) -> Result<(Response<Incoming>, Connection), TryError> {
+    ) -> BackendTime<impl Future<Output = TryResult> + 's> {
         self.address(&mut req);
         let wait = req.body().client_wait();
-        let sent = async {
-            let (conn, reused) = match connector.checkout(self.backend).await {
-                Ok(conn) => conn,
-                Err(e) => return Err(TryError::Connect(e, req)),
-            };
-            self.send_on(connector, conn, reused, req, replay).await
-        };
-        match within_backend_time(timeout, wait.as_deref(), sent).await {
-            Some(result) => result,
-            None => Err(TryError::Timeout),
+        // Built in place (a struct, not a constructor taking the future): the future is not
+        // moved once more.
+        let start = Instant::now();
+        BackendTime {
+            fut: async move {
+                let (conn, reused) = match connector.checkout(self.backend).await {
+                    Ok(conn) => conn,
+                    Err(e) => return Err(TryError::Connect(e, Box::new(req))),
+                };
+                self.send_on(connector, conn, reused, req, replay).await
+            },
+            sleep: tokio::time::sleep_until(start + timeout),
+            start,
+            limit: timeout,
+            waited_before: wait.as_ref().map_or(Duration::ZERO, |w| w.waited(start)),
+            wait,
         }
     }
 
@@ -91,9 +100,9 @@ impl Target<'_> {
         mut reused: bool,
         mut req: Request<RequestBody>,
         replay: Option<&Replay>,
-    ) -> Result<(Response<Incoming>, Connection), TryError> {
+    ) -> TryResult {
         loop {
-            match conn.try_send(req).await {
+            match conn.try_send(req, self.te_trailers).await {
                 Ok(resp) => return Ok((resp, conn)),
                 Err(mut err) => {
                     let unsent = match (err.take_message(), replay) {
@@ -107,46 +116,17 @@ impl Target<'_> {
                     };
                     if !reused {
                         let closed = ConnectError::Closed(err.into_error());
-                        return Err(TryError::Connect(closed, unsent));
+                        return Err(TryError::Connect(closed, Box::new(unsent)));
                     }
                     tracing::debug!(backend = %self.backend.label, "pooled connection was closed; reconnecting");
                     req = unsent;
                     reused = false;
-                    conn = match connector.connect(self.backend).await {
+                    // Boxed: a rare path, kept out of the size of every request's future.
+                    conn = match Box::pin(connector.connect(self.backend)).await {
                         Ok(conn) => conn,
-                        Err(e) => return Err(TryError::Connect(e, req)),
+                        Err(e) => return Err(TryError::Connect(e, Box::new(req))),
                     };
                 }
-            }
-        }
-    }
-}
-
-/// Runs `fut` for at most `limit` of the backend's time: time the request body spends
-/// waiting on the client (`wait`) does not count. `None`: the limit passed.
-async fn within_backend_time<F: Future>(
-    limit: Duration,
-    wait: Option<&ClientWait>,
-    fut: F,
-) -> Option<F::Output> {
-    let Some(wait) = wait else {
-        return tokio::time::timeout(limit, fut).await.ok();
-    };
-    let start = Instant::now();
-    let waited_before = wait.waited(start);
-    let sleep = tokio::time::sleep_until(start + limit);
-    tokio::pin!(fut, sleep);
-    loop {
-        tokio::select! {
-            biased;
-            out = &mut fut => return Some(out),
-            () = &mut sleep => {
-                let now = Instant::now();
-                let deadline = start + limit + wait.waited(now).saturating_sub(waited_before);
-                if deadline <= now {
-                    return None;
-                }
-                sleep.as_mut().reset(deadline);
             }
         }
     }

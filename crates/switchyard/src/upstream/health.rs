@@ -196,7 +196,7 @@ async fn check_once(
             header::HeaderValue::from_static("switchyard-health-check"),
         );
         let resp = conn
-            .try_send(req)
+            .try_send(req, false)
             .await
             .map_err(|e| format!("request: {}", e.into_error()))?;
         let status = resp.status().as_u16();

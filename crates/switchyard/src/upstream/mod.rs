@@ -10,7 +10,8 @@
 //! - [`load`]: outstanding requests, latency, `max_connections`.
 //! - [`retry`]: the retry budget and backoff.
 //! - [`client`]: the upstream client: pick, admit, connect or reuse, send, retry
-//!   ([`exchange`]: one try; [`replay`]: what may be sent twice; [`error`]: why it failed).
+//!   ([`exchange`]: one try; [`deadline`]: its two clocks; [`replay`]: what may be sent
+//!   twice; [`error`]: why it failed).
 //! - [`attempt`]: the guard of one try: breaker permit, load slot, connection.
 //! - [`classify`]: an attempt's outcome, decided once, when its response has ended.
 //! - [`body`]: a backend's response body, carrying its attempt to the end.
@@ -29,6 +30,7 @@ pub mod breaker;
 pub mod classify;
 pub mod client;
 pub mod connect;
+pub mod deadline;
 pub mod error;
 pub mod exchange;
 pub mod health;
