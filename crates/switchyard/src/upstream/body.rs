@@ -89,10 +89,11 @@ impl Body for UpstreamBody {
         match Pin::new(&mut this.body).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.idle.disarm();
+                // Trailers come last: the body is over, whether or not it is polled again.
                 if let Some(trailers) = frame.trailers_ref() {
                     this.grpc = classify::grpc_status(trailers).or(this.grpc);
-                }
-                if this.body.is_end_stream() {
+                    this.end(true);
+                } else if this.body.is_end_stream() {
                     this.end(true);
                 }
                 Poll::Ready(Some(Ok(frame)))
