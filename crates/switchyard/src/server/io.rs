@@ -1,8 +1,15 @@
-//! The client connection's socket, with the write timeout: a write that cannot make progress
-//! for `--write-timeout` (the client stopped reading) fails, which closes the connection.
-//! The timer ([`IdleTimer`]) is armed only when the socket buffer is full, so a client that
-//! reads costs nothing here.
+//! The client connection's socket, with the write timeout and a lingering close.
+//!
+//! - Write timeout: a write that cannot make progress for `--write-timeout` (the client
+//!   stopped reading) fails, which closes the connection. The timer ([`IdleTimer`]) is armed
+//!   only when the socket buffer is full, so a client that reads costs nothing here.
+//! - Lingering close (nginx's `lingering_close`): closing a socket that still has unread
+//!   request bytes makes the kernel reset the connection, and a client still uploading may
+//!   then lose the answer it was sent (a `413`, an error) before reading it. So when the
+//!   connection is shut down while the client is still sending, switchyard sends its FIN and
+//!   reads and discards what keeps coming, until the client closes too or [`LINGER`] passes.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -10,14 +17,27 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 use crate::clock::IdleTimer;
+
+/// Longest a connection shut down while its client is still sending keeps reading.
+pub const LINGER: Duration = Duration::from_secs(2);
 
 /// A client connection's stream.
 #[derive(Debug)]
 pub struct ClientIo {
     stream: TcpStream,
     stall: IdleTimer,
+    /// Set once our FIN is sent; while the client's bytes are still being drained, the
+    /// deadline and the scratch buffer.
+    closing: Option<Option<Box<Linger>>>,
+}
+
+#[derive(Debug)]
+struct Linger {
+    deadline: Pin<Box<Sleep>>,
+    scratch: [u8; 4096],
 }
 
 impl ClientIo {
@@ -26,7 +46,14 @@ impl ClientIo {
         ClientIo {
             stream,
             stall: IdleTimer::new(write_timeout),
+            closing: None,
         }
+    }
+
+    /// True when request bytes are waiting unread (asked of the socket itself).
+    fn client_still_sending(&self) -> bool {
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        matches!(socket2::SockRef::from(&self.stream).peek(&mut byte), Ok(n) if n > 0)
     }
 
     fn on_write<T>(
@@ -88,6 +115,32 @@ impl AsyncWrite for ClientIo {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        let this = &mut *self;
+        if this.closing.is_none() {
+            std::task::ready!(Pin::new(&mut this.stream).poll_shutdown(cx))?;
+            let linger = this.client_still_sending().then(|| {
+                Box::new(Linger {
+                    deadline: Box::pin(tokio::time::sleep(LINGER)),
+                    scratch: [0; 4096],
+                })
+            });
+            this.closing = Some(linger);
+        }
+        if let Some(Some(linger)) = &mut this.closing {
+            loop {
+                if linger.deadline.as_mut().poll(cx).is_ready() {
+                    break;
+                }
+                let mut buf = ReadBuf::new(&mut linger.scratch);
+                match Pin::new(&mut this.stream).poll_read(cx, &mut buf) {
+                    Poll::Ready(Ok(())) if buf.filled().is_empty() => break,
+                    Poll::Ready(Ok(())) => continue,
+                    Poll::Ready(Err(_)) => break,
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            this.closing = Some(None);
+        }
+        Poll::Ready(Ok(()))
     }
 }
