@@ -21,8 +21,10 @@
 //!
 //! Per backend: `requests = responses + errors + cancelled + in_flight`, where `requests`
 //! counts attempts sent to that backend (a retried request counts once per backend tried),
-//! and `failures` counts what its circuit breaker counted as failures (errors, plus 502/503/504
-//! responses).
+//! `cancelled` counts attempts given up before an answer without holding it against the
+//! backend (the client went away, a timeout fired, the client's own body failed, or the
+//! backend stayed at `max_connections`), and `failures` counts what its circuit breaker
+//! counted as failures (every outcome but success, as `upstream::classify` decides).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,11 +121,12 @@ pub struct BackendCounters {
     pub responses: AtomicU64,
     /// Attempts without a response.
     pub errors: AtomicU64,
-    /// Attempts abandoned because the client went away.
+    /// Attempts given up before an answer, nothing held against the backend (see the
+    /// module doc).
     pub cancelled: AtomicU64,
     /// Breaker failures.
     pub failures: AtomicU64,
-    /// Times the backend was ejected for consecutive 5xx.
+    /// Times the backend was ejected for consecutive failed answers.
     pub ejections: AtomicU64,
     /// Connect attempts that timed out.
     pub connect_timeouts: AtomicU64,

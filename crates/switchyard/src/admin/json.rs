@@ -21,7 +21,7 @@ struct BackendHealth {
     url: String,
     /// Active health checks pass (always true without checks).
     healthy: bool,
-    /// Ejected for consecutive 5xx now.
+    /// Ejected for consecutive failed answers now.
     ejected: bool,
     #[serde(serialize_with = "circuit_name")]
     circuit: breaker::State,

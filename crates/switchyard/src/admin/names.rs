@@ -39,7 +39,7 @@ pub const BACKEND_CANCELLED: &str = "switchyard_backend_cancelled";
 pub const BACKEND_FAILURES: &str = "switchyard_backend_failures";
 /// Connections that could not be opened within the connect timeout.
 pub const BACKEND_CONNECT_TIMEOUTS: &str = "switchyard_backend_connect_timeouts";
-/// Ejections for consecutive 5xx.
+/// Ejections for consecutive failed answers.
 pub const BACKEND_EJECTIONS: &str = "switchyard_backend_ejections";
 /// New upstream connections.
 pub const BACKEND_CONNECTIONS_OPENED: &str = "switchyard_backend_connections_opened";

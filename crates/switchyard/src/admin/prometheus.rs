@@ -190,7 +190,7 @@ fn backend_counters(backends: &[BackendSnapshot], encoder: &mut DescriptorEncode
         ),
         (
             names::BACKEND_EJECTIONS,
-            "Ejections for consecutive 5xx.",
+            "Ejections for consecutive failed answers (5xx but 501/505, broken bodies, gRPC server errors).",
             |b| b.ejections,
         ),
         (
@@ -222,7 +222,7 @@ fn backend_gauges(backends: &[BackendSnapshot], encoder: &mut DescriptorEncoder)
         ),
         (
             names::BACKEND_EJECTED,
-            "1 while ejected for consecutive 5xx.",
+            "1 while ejected for consecutive failed answers.",
             |b| i64::from(b.ejected),
         ),
         (

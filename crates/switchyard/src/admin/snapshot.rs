@@ -78,7 +78,7 @@ pub struct BackendSnapshot {
     pub failures: u64,
     /// Active health checks pass (or none are configured).
     pub healthy: bool,
-    /// Ejected for consecutive 5xx now.
+    /// Ejected for consecutive failed answers now.
     pub ejected: bool,
     /// Times ejected.
     pub ejections: u64,

@@ -85,8 +85,8 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "5s", value_parser = parse_positive_duration, value_name = "DUR")]
     pub connect_timeout: Duration,
 
-    /// Consecutive failures (connect errors, timeouts, 502/503/504) that open a backend's
-    /// circuit.
+    /// Consecutive failures (no answer: connect errors, resets, timeouts; or a failed answer:
+    /// 5xx but 501/505, a body that broke off) that open a backend's circuit.
     #[arg(long, global = true, default_value_t = defaults::CIRCUIT_FAILURES, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub circuit_failures: u32,

@@ -52,10 +52,11 @@ pub struct HealthCheckConfig {
     pub unhealthy_threshold: u32,
 }
 
-/// Passive outlier ejection on consecutive 5xx answers.
+/// Passive outlier ejection on consecutive failed answers (as `upstream::classify` decides).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutlierConfig {
-    /// Consecutive 5xx responses that eject a backend; 0 disables.
+    /// Consecutive failed answers that eject a backend (the key keeps its Envoy name); 0
+    /// disables.
     pub consecutive_5xx: u32,
     /// How long an ejected backend is kept out.
     pub ejection_time: Duration,

@@ -12,9 +12,9 @@ use crate::config::ListenerConfig;
 use crate::metrics::{self, Metrics};
 use crate::telemetry::AccessLog;
 
-/// How a client connection is carried. It sets `X-Forwarded-Proto` and how local responses
-/// are rendered; TLS termination will add the server name and the client's verified
-/// identity here.
+/// How a client connection is carried. It sets `X-Forwarded-Proto`; TLS termination will add
+/// the server name and the client's verified identity here. (How a local error response is
+/// rendered depends on the request: see `proxy::error::Render`.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Transport {
     /// Plain TCP or TLS.

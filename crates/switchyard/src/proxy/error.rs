@@ -1,4 +1,5 @@
-//! Every way the request path can fail, and the only place failures become responses.
+//! Every way the request path can fail, and the only place its failures become responses
+//! (admin answers its own paths; a route's redirect and fixed response are in `local`).
 //!
 //! Each variant says whose fault it is: the client's (4xx), the proxy's own policy (429),
 //! or the upstream's (502/503/504, from [`upstream::Error`]). Responses come from

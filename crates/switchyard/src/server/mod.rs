@@ -4,7 +4,7 @@
 //! Runtime model: one thread per worker, each running its own single-threaded tokio
 //! runtime, all accepting from the same listening sockets. A connection lives on the worker
 //! that accepted it, together with the upstream connections it uses (see
-//! [`crate::upstream::connect`]), so the request path never hands work between cores and
+//! [`crate::upstream::idle`]), so the request path never hands work between cores and
 //! never takes a lock. Measured against tokio's multi-thread runtime on the same request
 //! path, this costs less CPU per request (figures in `docs/performance.md`).
 //!

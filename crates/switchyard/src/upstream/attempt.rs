@@ -149,8 +149,9 @@ impl Drop for Attempt {
     fn drop(&mut self) {
         let backend = &self.pool.backends[self.index];
         if let Some(permit) = self.permit.take() {
-            // Never settled: the client went away, a timeout fired, or the client's own body
-            // failed. Nothing is held against the backend; a half-open trial slot goes back.
+            // Never settled: the client went away, a timeout fired, the client's own body
+            // failed, or the backend stayed at `max_connections`. Nothing is held against the
+            // backend; a half-open trial slot goes back.
             if !self.answered {
                 metrics::inc(&backend.counters.local().cancelled);
             }

@@ -155,7 +155,8 @@ async fn send_with_retries(
             }
             Tried::Failed(err) => {
                 let Some(again) = can_replay else {
-                    return Err(err);
+                    // The last try: an answer kept from an earlier one is still better.
+                    return fallback.ok_or(err);
                 };
                 last_error = err;
                 req = again.request();

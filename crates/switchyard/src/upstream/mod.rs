@@ -6,7 +6,7 @@
 //! - [`pick`]: balancing algorithms.
 //! - [`breaker`]: the circuit breaker state machine.
 //! - [`health`]: active health checks.
-//! - [`outlier`]: passive ejection on consecutive 5xx.
+//! - [`outlier`]: passive ejection on consecutive failed answers.
 //! - [`load`]: outstanding requests, latency, `max_connections`.
 //! - [`retry`]: the retry budget and backoff.
 //! - [`client`]: the upstream client: pick, admit, connect or reuse, send, retry

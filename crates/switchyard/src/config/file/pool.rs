@@ -71,7 +71,7 @@ pub struct HealthCheckFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutlierFile {
-    /// Consecutive 5xx that eject (default 5; 0 disables).
+    /// Consecutive failed answers that eject (default 5; 0 disables).
     pub consecutive_5xx: Option<u32>,
     /// Ejection length (default 30s).
     pub ejection_time: Option<PositiveDur>,
