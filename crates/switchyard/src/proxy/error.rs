@@ -94,18 +94,19 @@ impl ProxyError {
     }
 
     /// The `grpc-status` a gRPC client gets: gRPC's mapping of the HTTP status, but
-    /// DEADLINE_EXCEEDED for timeouts.
+    /// DEADLINE_EXCEEDED for timeouts and RESOURCE_EXHAUSTED for the rate limit.
     pub fn grpc_status(&self) -> u32 {
         use upstream::Error as U;
         match self {
             ProxyError::Upstream(U::TryTimeout { .. } | U::RequestTimeout { .. }) => 4,
             ProxyError::Upstream(U::ClientBodyTimeout) => 4,
+            // RESOURCE_EXHAUSTED: the client should slow down.
+            ProxyError::RateLimited { .. } => 8,
             _ => match self.status() {
                 StatusCode::BAD_REQUEST => 13,
                 StatusCode::NOT_FOUND => 12,
                 StatusCode::METHOD_NOT_ALLOWED => 12,
-                StatusCode::TOO_MANY_REQUESTS
-                | StatusCode::BAD_GATEWAY
+                StatusCode::BAD_GATEWAY
                 | StatusCode::SERVICE_UNAVAILABLE
                 | StatusCode::GATEWAY_TIMEOUT => 14,
                 _ => 2,
@@ -266,6 +267,10 @@ mod tests {
             after: Duration::from_secs(1),
         });
         assert_eq!(timeout.grpc_status(), 4);
+        let limited = ProxyError::RateLimited {
+            retry_after: Duration::from_secs(1),
+        };
+        assert_eq!(limited.grpc_status(), 8, "RESOURCE_EXHAUSTED");
         assert_eq!(percent_encode("a%b\n"), "a%25b%0A");
     }
 

@@ -131,6 +131,13 @@ async fn handle_inner(
         }
     };
 
+    // A gRPC client's own deadline bounds the whole request.
+    let deadline = if grpc {
+        parts.headers.get(GRPC_TIMEOUT).and_then(grpc_timeout)
+    } else {
+        None
+    };
+
     // Phase 5: rewrite for the backend.
     let hash = pool
         .hash_key()
@@ -150,6 +157,7 @@ async fn handle_inner(
         write_timeout: conn.write_timeout,
         metrics: ctx.metrics,
         now,
+        deadline,
     };
     let resp = upstream::client::send(exchange, &mut ctx.attempts, parts, body).await?;
 
@@ -159,4 +167,47 @@ async fn handle_inner(
     route.config.response_headers.apply(&mut parts.headers);
     let resp = Response::from_parts(parts, ResponseBody::upstream(body));
     Ok((resp, Outcome::Response))
+}
+
+/// gRPC's request deadline header.
+const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
+
+/// A `grpc-timeout` value (`TimeoutValue TimeoutUnit`: at most 8 digits, then one of
+/// `H M S m u n`), or `None` when it is not one.
+fn grpc_timeout(value: &http::HeaderValue) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let text = value.to_str().ok()?;
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn grpc_timeout_values() {
+        let t = |s: &'static str| grpc_timeout(&http::HeaderValue::from_static(s));
+        assert_eq!(t("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(t("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(t("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(t("250u"), Some(Duration::from_micros(250)));
+        assert_eq!(t("123456789S"), None, "more than 8 digits");
+        assert_eq!(t("10x"), None);
+        assert_eq!(t("m"), None);
+        assert_eq!(t(""), None);
+    }
 }

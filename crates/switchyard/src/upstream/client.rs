@@ -53,6 +53,9 @@ pub struct Exchange<'a> {
     pub metrics: &'a Metrics,
     /// When the request arrived.
     pub now: Instant,
+    /// A deadline the client set for the whole request (gRPC's `grpc-timeout`), applied
+    /// with the pool's `request_timeout`, the shorter winning.
+    pub deadline: Option<Duration>,
 }
 
 /// Sends the request (`parts`, `body`) to the pool, within the pool's whole-request timeout
@@ -65,7 +68,11 @@ pub async fn send(
 ) -> Result<Response<UpstreamBody>, Error> {
     // Two arms rather than one optional timer: the request's future is moved once less
     // when there is no limit (the common case).
-    match ex.pool.request_timeout {
+    let limit = match (ex.pool.request_timeout, ex.deadline) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    match limit {
         None => send_with_retries(ex, attempts, parts, body).await,
         Some(limit) => {
             let run = send_with_retries(ex, attempts, parts, body);
