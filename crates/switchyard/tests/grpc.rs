@@ -147,3 +147,37 @@ async fn a_grpc_client_gets_a_grpc_error_and_an_http_client_a_text_one() {
     assert_eq!(plain.text(), "Error forwarding request\n");
     proxy.stop().await;
 }
+
+#[tokio::test]
+async fn grpc_timeout_is_the_request_deadline() {
+    let slow = support::backend("slow").await;
+    let mut cfg = config(vec![support::url_for(&slow)]);
+    cfg.pools[0].retries = 0;
+    let proxy = TestProxy::start(cfg);
+    let call = |timeout: &'static str| {
+        http::Request::post("/delay/600")
+            .header("content-type", "application/grpc")
+            .header("grpc-timeout", timeout)
+            .body(Bytes::new())
+            .expect("request")
+    };
+    let mut client = Client::connect(proxy.addr).await;
+    let started = tokio::time::Instant::now();
+    let late = client.send(call("100m")).await.expect("response");
+    let took = started.elapsed();
+    let mut client = Client::connect(proxy.addr).await;
+    let in_time = client.send(call("5S")).await.expect("response");
+    println!(
+        "backend taking 600 ms: grpc-timeout 100m -> {} grpc-status {:?} after {took:?}; \
+         grpc-timeout 5S -> {}",
+        late.status,
+        late.headers.get("grpc-status"),
+        in_time.status
+    );
+    assert_eq!(late.status, 200);
+    assert_eq!(late.headers["grpc-status"], "4", "DEADLINE_EXCEEDED");
+    assert!(took < Duration::from_millis(500), "{took:?}");
+    assert_eq!(in_time.status, 200);
+    assert!(!in_time.headers.contains_key("grpc-status"));
+    proxy.stop().await;
+}
