@@ -101,3 +101,73 @@ fn hosts_are_names(p: &PoolFile, pool_key: &str, c: &mut Checker<'_>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use crate::config::validate::from_text;
+
+    /// (line, key, message) of each problem of `pool` (the lines of `[pools.p]`).
+    fn problems(pool: &str) -> Vec<(usize, String, String)> {
+        let text = format!("[pools.p]\n{pool}\n");
+        match from_text(Path::new("t.toml"), &text) {
+            Ok(_) => Vec::new(),
+            Err(e) => e
+                .errors
+                .iter()
+                .map(|l| {
+                    let key = l.problem.key.clone().unwrap_or_default();
+                    (l.line, key, l.problem.message.clone())
+                })
+                .collect(),
+        }
+    }
+
+    fn temp(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("switchyard-pool-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn tls_keys_are_checked_where_they_are() {
+        let got = problems("backends = [\"http://127.0.0.1:80\"]\ntls = { server_name = \"a b\" }");
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!((got[0].0, got[0].1.as_str()), (3, "pools.p.tls"));
+        assert!(got[0].2.contains("no https:// backend"), "{got:?}");
+        assert_eq!(got[1].1, "pools.p.tls.server_name");
+
+        let got = problems("backends = [\"https://api.internal\"]\ntls = { cert = \"c.pem\" }");
+        let keys: Vec<&str> = got.iter().map(|p| p.1.as_str()).collect();
+        assert_eq!(keys, ["pools.p.tls.cert"], "{got:?}");
+        assert!(got[0].2.contains("tls.key is missing"), "{got:?}");
+
+        assert_eq!(
+            problems("backends = [\"https://127.0.0.1\", \"https://localhost:8443\"]"),
+            []
+        );
+    }
+
+    #[test]
+    fn an_expired_client_certificate_is_refused() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["client".to_owned()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        let cert = params.self_signed(&key).unwrap();
+        let cert_path = temp("expired.pem", &cert.pem());
+        let key_path = temp("expired.key", &key.serialize_pem());
+        let pool = format!(
+            "backends = [\"https://127.0.0.1\"]\ntls = {{ cert = {:?}, key = {:?} }}",
+            cert_path.display().to_string(),
+            key_path.display().to_string()
+        );
+        let got = problems(&pool);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].1, "pools.p.tls.cert");
+        assert!(got[0].2.contains("expired on"), "{got:?}");
+    }
+}
