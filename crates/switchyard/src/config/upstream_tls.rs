@@ -9,8 +9,9 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 use rustls::RootCertStore;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -65,13 +66,13 @@ pub enum ClientCertError {
     Key(String),
 }
 
-// === impl UpstreamTlsConfig ===
-
-impl UpstreamTlsConfig {
-    /// The name `server_name` gives, as written (for logs and docs).
-    pub fn server_name_str(&self) -> Option<String> {
-        self.server_name.as_ref().map(|n| n.to_str().into_owned())
-    }
+/// The crypto provider of every TLS connection to backends (and of the client key checked
+/// here): ring.
+pub fn provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .clone()
 }
 
 /// `name` as a TLS server name: a DNS name or an IP address.
@@ -129,7 +130,7 @@ impl ClientCert {
         let chain = pem::read_certs(cert_path).map_err(|e| ClientCertError::Cert(e.to_string()))?;
         not_expired(&chain[0], cert_path).map_err(ClientCertError::Cert)?;
         let key = pem::read_key(key_path).map_err(|e| ClientCertError::Key(e.to_string()))?;
-        let provider = crate::upstream::tls::provider();
+        let provider = provider();
         let key = CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
             ClientCertError::Key(match e {
                 rustls::Error::InconsistentKeys(_) => format!(

@@ -26,6 +26,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::Backend;
+use crate::config::upstream_tls::provider;
 use crate::config::UpstreamTlsConfig;
 
 /// The HTTP versions a pool's TLS client offers in ALPN.
@@ -77,14 +78,6 @@ pub enum TlsError {
     /// The pool has no TLS client (its connector was built without one).
     #[error("no TLS settings for this pool")]
     NotConfigured,
-}
-
-/// The crypto provider of every TLS connection to backends: ring.
-pub fn provider() -> Arc<CryptoProvider> {
-    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    PROVIDER
-        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
-        .clone()
 }
 
 /// The system's trusted roots, loaded on first use and kept for the process. Problems
