@@ -199,7 +199,8 @@ impl Pool {
 }
 
 /// The TLS client of a pool with `https://` backends: `previous`'s when built from the same
-/// settings (its session cache lets new connections resume), else a new one.
+/// settings (its session cache lets new connections resume), else a new one. A new client
+/// that verifies nothing (`tls.insecure_skip_verify`) is logged once, as a warning.
 fn tls_client(config: &PoolConfig, previous: Option<&Pool>) -> Option<Arc<tls::TlsClient>> {
     if !config.backends.iter().any(|b| b.url.scheme.is_tls()) {
         return None;
@@ -209,7 +210,16 @@ fn tls_client(config: &PoolConfig, previous: Option<&Pool>) -> Option<Arc<tls::T
     let kept = previous
         .and_then(|p| p.connector.tls.clone())
         .filter(|t| t.is(&config.tls, alpn));
-    Some(kept.unwrap_or_else(|| Arc::new(tls::TlsClient::new(&config.tls, alpn))))
+    if let Some(kept) = kept {
+        return Some(kept);
+    }
+    if config.tls.insecure_skip_verify {
+        tracing::warn!(
+            pool = %config.name,
+            "tls.insecure_skip_verify is on: the certificates of this pool's https:// backends are not verified"
+        );
+    }
+    Some(Arc::new(tls::TlsClient::new(&config.tls, alpn)))
 }
 
 /// Iterator returned by [`Pool::candidates`].

@@ -174,12 +174,16 @@ async fn a_backend_signed_by_another_ca_is_a_502_with_one_log_line_naming_it() {
     println!("wrong CA: 502, log: {}", lines[0].trim());
     proxy.stop().await;
 
-    // insecure_skip_verify takes any certificate.
+    // insecure_skip_verify takes any certificate, and says so once, when the proxy starts.
     let tls = format!("{}insecure_skip_verify = true\n", s.ca_key());
+    let before = logs::lines_with(&["insecure_skip_verify is on"]).len();
     let proxy = TestProxy::start(config(&file_text(&[url], "", &tls)));
     let resp = support::get(&proxy.url("/x")).await;
     assert_eq!(resp.status, 200, "{}", resp.text());
-    println!("wrong CA with insecure_skip_verify: 200");
+    let warned = logs::lines_with(&["insecure_skip_verify is on"]);
+    assert_eq!(warned.len(), before + 1, "one warning: {warned:#?}");
+    assert!(warned[before].contains("WARN"), "{}", warned[before]);
+    println!("wrong CA with insecure_skip_verify: 200, one warning");
     proxy.stop().await;
 }
 
