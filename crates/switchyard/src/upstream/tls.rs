@@ -195,7 +195,8 @@ impl TlsError {
     }
 }
 
-/// A certificate error in words an operator reads.
+/// A certificate error in words an operator reads, with the setting that fixes it. rustls
+/// reports most errors with their context (the names presented, the dates), which is kept.
 fn reason(e: &CertificateError) -> String {
     match e {
         CertificateError::UnknownIssuer => {
@@ -204,6 +205,7 @@ fn reason(e: &CertificateError) -> String {
         CertificateError::NotValidForName => {
             "the certificate is not valid for the name verified (see tls.server_name)".to_owned()
         }
+        CertificateError::NotValidForNameContext { .. } => format!("{e} (see tls.server_name)"),
         CertificateError::Expired => "the certificate has expired".to_owned(),
         CertificateError::NotValidYet => "the certificate is not valid yet".to_owned(),
         CertificateError::BadSignature => "bad certificate signature".to_owned(),
@@ -276,5 +278,26 @@ impl ServerCertVerifier for AnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::pki_types::ServerName;
+    use rustls::CertificateError;
+
+    use super::reason;
+
+    #[test]
+    fn a_name_mismatch_keeps_rustls_context_and_points_at_server_name() {
+        let e = CertificateError::NotValidForNameContext {
+            expected: ServerName::try_from("127.0.0.1").expect("an IP address"),
+            presented: vec!["DnsName(\"api.internal\")".to_owned()],
+        };
+        let text = reason(&e);
+        assert!(text.contains("\"127.0.0.1\""), "{text}");
+        assert!(text.contains("api.internal"), "{text}");
+        assert!(text.ends_with("(see tls.server_name)"), "{text}");
+        assert!(reason(&CertificateError::UnknownIssuer).contains("(see tls.ca)"));
     }
 }

@@ -224,6 +224,7 @@ async fn a_name_mismatch_is_a_502_and_server_name_makes_it_pass() {
     let lines = logs::lines_with(&[&format!("backend={url}"), "certificate verify failed"]);
     assert_eq!(lines.len(), 1, "{lines:#?}");
     assert!(lines[0].contains("not valid for name"), "{}", lines[0]);
+    assert!(lines[0].contains("see tls.server_name"), "{}", lines[0]);
     println!("name mismatch: 502, log: {}", lines[0].trim());
     proxy.stop().await;
 
