@@ -75,9 +75,14 @@ impl State {
         let mut pools = Vec::with_capacity(config.pools.len());
         for pool in &config.pools {
             let old = previous.and_then(|p| p.pool(&pool.name));
+            // Connections to `https://` backends made under other TLS settings must not be
+            // reused: those backends start anew (new ids, so none of their idle connections).
+            let tls_same = old.is_some_and(|p| p.tls_settings() == Some(&pool.tls));
             let mut backends = Vec::with_capacity(pool.backends.len());
             for b in &pool.backends {
-                let kept = old.and_then(|p| p.backends().iter().find(|ob| ob.url == b.url));
+                let kept = old
+                    .filter(|_| tls_same || !b.url.scheme.is_tls())
+                    .and_then(|p| p.backends().iter().find(|ob| ob.url == b.url));
                 let backend = match kept {
                     Some(kept) => {
                         kept.breaker.set_config(pool.breaker);
@@ -87,12 +92,11 @@ impl State {
                 };
                 backends.push(backend);
             }
-            let budget = old.map(|p| p.budget.clone());
             pools.push(Arc::new(Pool::new(
                 pool,
                 backends,
                 max_header_bytes,
-                budget,
+                old.map(|p| &**p),
             )));
         }
         let limiter = match previous {

@@ -1,8 +1,9 @@
 //! Flags over a configuration (flags > file > defaults): [`Cli::apply`], one part per
-//! concern (listeners, rate limit, backends, upstream connections, breaker, balancing,
-//! health checks, retries, top-level settings).
+//! concern (listeners, rate limit, backends, the upstream CA, upstream connections, breaker,
+//! balancing, health checks, retries, top-level settings).
 
 use super::Cli;
+use crate::config::upstream_tls::CaBundle;
 use crate::config::{
     BackendConfig, Config, HealthCheckConfig, ListenerConfig, Policy, PoolConfig, RateLimitConfig,
 };
@@ -13,7 +14,7 @@ impl Cli {
     /// header limit every listener; `--backends` the pool's backends (only when there is one
     /// pool); the other upstream flags every pool; the rest the globals. Fails when a flag
     /// cannot be applied (`--backends` over several pools, `--policy` without the hash key it
-    /// needs).
+    /// needs, an `--upstream-ca` file that cannot be read or used).
     pub fn apply(&self, config: &mut Config, only_given: bool) -> Result<(), String> {
         let flags = Flags {
             cli: self,
@@ -22,7 +23,11 @@ impl Cli {
         flags.listeners(&mut config.listeners);
         flags.rate_limit(&mut config.rate_limit);
         flags.backends(&mut config.pools)?;
+        let upstream_ca = flags.upstream_ca()?;
         for pool in &mut config.pools {
+            if let Some(ca) = &upstream_ca {
+                pool.tls.ca = Some(ca.clone());
+            }
             flags.upstream_connections(pool);
             flags.breaker(pool);
             flags.balancing(pool)?;
@@ -103,6 +108,16 @@ impl Flags<'_> {
                 "--backends cannot be used with a configuration of {} pools: set the backends in the file",
                 pools.len()
             )),
+        }
+    }
+
+    /// `--upstream-ca`, read (again at each reload, so a renewed bundle is picked up).
+    fn upstream_ca(self) -> Result<Option<CaBundle>, String> {
+        match &self.cli.upstream_ca {
+            Some(path) => CaBundle::load(path)
+                .map(Some)
+                .map_err(|e| format!("--upstream-ca: {e}")),
+            None => Ok(None),
         }
     }
 

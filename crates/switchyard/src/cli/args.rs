@@ -35,6 +35,7 @@ const GO_FLAGS: &[&str] = &[
     "max-connections",
     "retry-on",
     "slow-start",
+    "upstream-ca",
     "workers",
     "runtime",
     "log-format",

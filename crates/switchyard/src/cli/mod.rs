@@ -143,6 +143,11 @@ pub struct Cli {
           value_parser = clap::value_parser!(u16).range(429..=599))]
     pub retry_on: Vec<u16>,
 
+    /// PEM file of the CAs that https:// backends' certificates are verified against,
+    /// instead of the system's roots (every pool; overrides a pool's tls.ca).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub upstream_ca: Option<PathBuf>,
+
     /// Ramp-up time of a backend that comes back (0s: none).
     #[arg(long, global = true, default_value = "0s", value_parser = parse_duration, value_name = "DUR")]
     pub slow_start: Duration,

@@ -1,5 +1,6 @@
 //! Listen addresses (`:3000`, `127.0.0.1:3000`, `[::1]:3000`) and backend URLs
-//! (`http://localhost:8080`), parsed once when the configuration is built.
+//! (`http://localhost:8080`, `https://api.internal`), parsed once when the configuration is
+//! built.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -62,12 +63,26 @@ impl fmt::Display for ListenAddr {
     }
 }
 
+/// How a backend is spoken to, from its URL's scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Scheme {
+    /// `http://`: plain TCP.
+    #[default]
+    Http,
+    /// `https://`: TLS, verified as the pool's `tls` says (see `upstream::tls`).
+    Https,
+}
+
 /// One backend: where to connect and what to put in front of the request path.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BackendUrl {
-    /// Host name or IP address, without brackets.
+    /// The scheme: plain or TLS.
+    pub scheme: Scheme,
+    /// Host name or IP address, without brackets. For `https`, also the name its
+    /// certificate is verified against and sent as SNI (no SNI for an IP address), unless
+    /// the pool's `tls.server_name` says otherwise.
     pub host: String,
-    /// TCP port (80 when the URL gives none).
+    /// TCP port (the scheme's default, 80 or 443, when the URL gives none).
     pub port: u16,
     /// Path prefix joined in front of every request path (`""` for none), as Go's
     /// `NewSingleHostReverseProxy` does.
@@ -77,11 +92,11 @@ pub struct BackendUrl {
 /// Why a backend URL did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendUrlError {
-    /// Not `http://host[:port][/path]`.
-    #[error("is not a URL of the form http://host:port")]
+    /// Not `http(s)://host[:port][/path]`.
+    #[error("is not a URL of the form http://host:port or https://host:port")]
     Malformed,
-    /// A scheme other than http.
-    #[error("scheme {0:?} is not supported (use http://)")]
+    /// A scheme other than http and https.
+    #[error("scheme {0:?} is not supported (use http:// or https://)")]
     Scheme(String),
     /// No host.
     #[error("has no host")]
@@ -100,9 +115,8 @@ impl FromStr for BackendUrl {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         let (scheme, rest) = s.split_once("://").ok_or(BackendUrlError::Malformed)?;
-        if !scheme.eq_ignore_ascii_case("http") {
-            return Err(BackendUrlError::Scheme(scheme.to_owned()));
-        }
+        let scheme =
+            Scheme::from_name(scheme).ok_or_else(|| BackendUrlError::Scheme(scheme.to_owned()))?;
         if rest.contains(['?', '#', '@']) || rest.contains(char::is_whitespace) {
             return Err(BackendUrlError::Extra);
         }
@@ -115,13 +129,14 @@ impl FromStr for BackendUrl {
             return Err(BackendUrlError::NoHost);
         }
         let port = match port {
-            None => 80,
+            None => scheme.default_port(),
             Some(p) => match p.parse::<u16>() {
                 Ok(p) if p != 0 => p,
                 _ => return Err(BackendUrlError::BadPort(p.to_owned())),
             },
         };
         Ok(BackendUrl {
+            scheme,
             host: host.to_owned(),
             port,
             base_path: path.trim_end_matches('/').to_owned(),
@@ -146,12 +161,83 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), BackendUrlEr
     })
 }
 
+// === impl Scheme ===
+
+impl Scheme {
+    /// The scheme called `name` (any case).
+    pub fn from_name(name: &str) -> Option<Self> {
+        if name.eq_ignore_ascii_case("http") {
+            Some(Scheme::Http)
+        } else if name.eq_ignore_ascii_case("https") {
+            Some(Scheme::Https)
+        } else {
+            None
+        }
+    }
+
+    /// The scheme as written in URLs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    /// The port of a URL that gives none.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+
+    /// True when connections are made over TLS.
+    pub fn is_tls(self) -> bool {
+        match self {
+            Scheme::Http => false,
+            Scheme::Https => true,
+        }
+    }
+}
+
+// === impl BackendUrl ===
+
+impl BackendUrl {
+    /// A plain `http://host:port` backend without a base path.
+    pub fn http(host: &str, port: u16) -> Self {
+        BackendUrl {
+            scheme: Scheme::Http,
+            host: host.to_owned(),
+            port,
+            base_path: String::new(),
+        }
+    }
+
+    /// `host:port` as a `Host` header carries it (IPv6 in brackets).
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
 impl fmt::Display for BackendUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = self.scheme.as_str();
         if self.host.contains(':') {
-            write!(f, "http://[{}]:{}{}", self.host, self.port, self.base_path)
+            write!(
+                f,
+                "{scheme}://[{}]:{}{}",
+                self.host, self.port, self.base_path
+            )
         } else {
-            write!(f, "http://{}:{}{}", self.host, self.port, self.base_path)
+            write!(
+                f,
+                "{scheme}://{}:{}{}",
+                self.host, self.port, self.base_path
+            )
         }
     }
 }
@@ -201,7 +287,16 @@ mod tests {
         );
         assert_eq!(b.to_string(), "http://[::1]:81/api");
         let b: BackendUrl = "HTTP://example.com".parse().unwrap();
-        assert_eq!(b.port, 80);
+        assert_eq!((b.scheme, b.port), (Scheme::Http, 80));
+        let b: BackendUrl = "https://api.internal/v1".parse().unwrap();
+        assert_eq!((b.scheme, b.port), (Scheme::Https, 443));
+        assert_eq!(b.to_string(), "https://api.internal:443/v1");
+        assert_eq!(b.authority(), "api.internal:443");
+        let b: BackendUrl = "HTTPS://[::1]:8443".parse().unwrap();
+        assert_eq!(
+            (b.scheme, b.authority()),
+            (Scheme::Https, "[::1]:8443".into())
+        );
         assert_eq!(
             "ftp://x".parse::<BackendUrl>(),
             Err(BackendUrlError::Scheme("ftp".into()))

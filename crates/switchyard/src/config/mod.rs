@@ -9,25 +9,30 @@
 //! - [`error`]: errors that name the file, line, column and key;
 //! - [`route`]: route matching and rewriting settings;
 //! - [`upstream`]: a pool's balancing policy, health checks, outlier ejection and retries;
+//! - [`upstream_tls`]: TLS to a pool's `https://` backends (CA, server name, client
+//!   certificate), read from [`pem`] files;
 //! - [`addr`], [`duration`]: listen addresses, backend URLs, Go durations.
 
 pub mod addr;
 pub mod duration;
 pub mod error;
 pub mod file;
+pub mod pem;
 pub mod route;
 pub mod upstream;
+pub mod upstream_tls;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use addr::{BackendUrl, ListenAddr};
+pub use addr::{BackendUrl, ListenAddr, Scheme};
 pub use error::ConfigError;
 pub use route::{
     HeaderEdits, HostMatch, PathMatch, PathRewrite, RouteAction, RouteConfig, RouteMatch,
 };
 pub use upstream::{HashKey, HealthCheckConfig, OutlierConfig, Policy, RetryConfig};
+pub use upstream_tls::UpstreamTlsConfig;
 
 /// Default values, one place for all of them. The seed's defaults come first.
 pub mod defaults {
@@ -184,6 +189,8 @@ pub struct PoolConfig {
     /// When every backend is unavailable, send to all of them anyway (Envoy's panic mode)
     /// instead of answering 503.
     pub panic_mode: bool,
+    /// TLS to its `https://` backends.
+    pub tls: UpstreamTlsConfig,
 }
 
 /// One backend of a pool.
@@ -344,6 +351,7 @@ impl PoolConfig {
             queue_timeout: Duration::from_secs(1),
             slow_start: Duration::ZERO,
             panic_mode: false,
+            tls: UpstreamTlsConfig::default(),
         }
     }
 }

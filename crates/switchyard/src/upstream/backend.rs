@@ -80,9 +80,7 @@ impl Backend {
                 "no addresses",
             )));
         }
-        let authority = label.trim_start_matches("http://");
-        let authority = authority.split('/').next().unwrap_or(authority);
-        let host_header = HeaderValue::from_str(authority)
+        let host_header = HeaderValue::from_str(&url.authority())
             .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
         let identity = super::pick::hash_bytes(label.as_bytes());
         Ok(Backend {
@@ -162,6 +160,9 @@ mod tests {
         assert_eq!(b.target(Some(&pq)), "/users?id=1");
         assert_eq!(b.target(None), "/");
         assert_eq!(b.host_header, "127.0.0.1:8080");
+        let b = backend("https://127.0.0.1/api");
+        assert_eq!(b.host_header, "127.0.0.1:443");
+        assert_eq!(b.label.as_ref(), "https://127.0.0.1:443/api");
     }
 
     #[test]

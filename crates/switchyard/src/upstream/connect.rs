@@ -7,7 +7,9 @@
 //! complete), and HTTP/2, when it comes, is shared (many requests at once on a clone of its
 //! sender; it stays in the pool while in use). TLS or plain is a property of the stream
 //! under it: [`Connector::handshake`] takes any stream, so a TLS stream is handed in the
-//! same way as a TCP one.
+//! same way as a TCP one. A new connection is TCP connect → [`UpstreamIo`] → TLS for an
+//! `https://` backend ([`super::tls`], over `UpstreamIo`, so an early answer is still kept)
+//! → the HTTP handshake.
 //!
 //! Written here rather than using `hyper-util`'s pooled client because the request path
 //! needs what that client hides: a request whose connection could not be established comes
@@ -15,6 +17,7 @@
 //! pooled connection is told apart from a backend that is down.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{header, Request, Response, Version};
@@ -25,6 +28,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::io::UpstreamIo;
+use super::tls::{TlsClient, TlsError};
 use super::{idle, Backend};
 use crate::body::RequestBody;
 use crate::config::KeepAliveConfig;
@@ -52,6 +56,10 @@ pub enum ConnectError {
     /// A new connection closed before it took the request.
     #[error("connection closed before the request was sent")]
     Closed(#[source] hyper::Error),
+    /// The TLS handshake with an `https://` backend failed (its certificate was not
+    /// trusted, or the handshake itself failed).
+    #[error("TLS handshake failed")]
+    Tls(#[source] TlsError),
 }
 
 // === impl Connection ===
@@ -93,10 +101,12 @@ impl Connection {
 }
 
 /// Opens connections to backends and checks idle ones out of the current worker's pool.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Connector {
-    /// TCP connect timeout, per address tried.
+    /// TCP connect timeout, per address tried; also the time a TLS handshake may take.
     pub connect_timeout: Duration,
+    /// The pool's TLS client, when it has `https://` backends.
+    pub tls: Option<Arc<TlsClient>>,
     /// Idle pool limits.
     pub pool: KeepAliveConfig,
     /// Largest response head accepted from a backend.
@@ -137,7 +147,11 @@ impl Connector {
                         .with_time(Duration::from_secs(60))
                         .with_interval(Duration::from_secs(10));
                     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-                    return self.handshake(UpstreamIo::new(stream)).await;
+                    let io = UpstreamIo::new(stream);
+                    if backend.url.scheme.is_tls() {
+                        return self.handshake_tls(backend, io).await;
+                    }
+                    return self.handshake(io).await;
                 }
                 Ok(Err(e)) => last_err = ConnectError::Io(e),
                 Err(_) => {
@@ -149,7 +163,33 @@ impl Connector {
         Err(last_err)
     }
 
-    /// Speaks HTTP on a freshly opened stream, plain or (later) TLS.
+    /// TLS on a freshly connected stream to an `https://` backend, within the connect
+    /// timeout, then HTTP in the version ALPN chose.
+    async fn handshake_tls(
+        &self,
+        backend: &Backend,
+        io: UpstreamIo,
+    ) -> Result<Connection, ConnectError> {
+        let tls = self
+            .tls
+            .as_ref()
+            .ok_or(ConnectError::Tls(TlsError::NotConfigured))?;
+        let (stream, negotiated) =
+            match tokio::time::timeout(self.connect_timeout, tls.connect(backend, io)).await {
+                Ok(Ok(done)) => done,
+                Ok(Err(e)) => return Err(ConnectError::Tls(e)),
+                Err(_) => {
+                    metrics::inc(&backend.counters.local().connect_timeouts);
+                    return Err(ConnectError::Tls(TlsError::Timeout(self.connect_timeout)));
+                }
+            };
+        // Only `http/1.1` is offered until HTTP/2 upstream lands; then `negotiated` chooses
+        // the handshake (`Negotiated::H2` → an HTTP/2 connection).
+        let _ = negotiated;
+        self.handshake(stream).await
+    }
+
+    /// Speaks HTTP/1.1 on a freshly opened stream, plain or TLS.
     pub async fn handshake<S>(&self, stream: S) -> Result<Connection, ConnectError>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,

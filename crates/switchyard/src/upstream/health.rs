@@ -1,6 +1,7 @@
 //! Active health checks: a background task per backend sends `GET path` every interval
 //! (jittered, never on the request path) and flips the backend's `healthy` flag after
-//! enough consecutive failures or passes. Each change is logged once.
+//! enough consecutive failures or passes. Each change is logged once. Checks connect as
+//! requests do (TLS to `https://` backends, with the pool's TLS client).
 //!
 //! The checks run on a thread of their own ([`spawn`]), which follows the pools in force: a
 //! reload that adds, removes or changes a pool's checks starts and stops only those tasks.
@@ -17,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::connect::Connector;
+use super::tls::TlsClient;
 use super::{pick, Backend, Pool};
 use crate::body::RequestBody;
 use crate::clock::nanos;
@@ -97,7 +99,7 @@ pub fn spawn(pools: watch::Receiver<Pools>) -> std::io::Result<std::thread::Join
 
 /// Keeps one check task per (backend, settings) of the pools in force.
 async fn follow(mut pools: watch::Receiver<Pools>) {
-    let mut tasks: HashMap<(u64, String), JoinHandle<()>> = HashMap::new();
+    let mut tasks: HashMap<(u64, String, usize), JoinHandle<()>> = HashMap::new();
     loop {
         let current = pools.borrow_and_update().clone();
         let mut wanted = HashMap::new();
@@ -105,9 +107,13 @@ async fn follow(mut pools: watch::Receiver<Pools>) {
             let Some(config) = &pool.health_check else {
                 continue;
             };
+            // A check connects as the pool's requests do: over TLS to `https://` backends,
+            // with the pool's TLS client (a new client, after a reload, restarts the task).
+            let tls = pool.connector.tls.clone();
+            let tls_id = tls.as_ref().map_or(0, |t| Arc::as_ptr(t) as usize);
             for backend in pool.backends() {
-                let key = (backend.id, format!("{config:?}"));
-                wanted.insert(key, (backend.clone(), config.clone()));
+                let key = (backend.id, format!("{config:?}"), tls_id);
+                wanted.insert(key, (backend.clone(), config.clone(), tls.clone()));
             }
         }
         tasks.retain(|key, task| {
@@ -117,10 +123,10 @@ async fn follow(mut pools: watch::Receiver<Pools>) {
             }
             keep
         });
-        for (key, (backend, config)) in wanted {
+        for (key, (backend, config, tls)) in wanted {
             tasks
                 .entry(key)
-                .or_insert_with(|| tokio::spawn(check_loop(backend, config)));
+                .or_insert_with(|| tokio::spawn(check_loop(backend, config, tls)));
         }
         drop(current);
         if pools.changed().await.is_err() {
@@ -132,9 +138,10 @@ async fn follow(mut pools: watch::Receiver<Pools>) {
     }
 }
 
-async fn check_loop(backend: Arc<Backend>, config: HealthCheckConfig) {
+async fn check_loop(backend: Arc<Backend>, config: HealthCheckConfig, tls: Option<Arc<TlsClient>>) {
     let connector = Connector {
         connect_timeout: config.timeout,
+        tls,
         pool: KeepAliveConfig {
             max_idle: 0,
             idle_timeout: Duration::ZERO,

@@ -17,7 +17,8 @@
 //! - [`body`]: a backend's response body, carrying its attempt to the end.
 //! - [`connect`]: upstream connections (HTTP/1.1 now; the enum HTTP/2 joins) and opening them;
 //!   [`idle`]: the per-worker pool of idle keep-alive connections; [`io`]: the socket under
-//!   them, which keeps an early answer from being lost to a failed body write.
+//!   them, which keeps an early answer from being lost to a failed body write; [`tls`]: TLS
+//!   to `https://` backends, over that socket.
 //!
 //! A backend is *available* when its active checks pass and it is not ejected; a request is
 //! offered only available backends whose circuit lets it through. When none is available
@@ -41,6 +42,7 @@ pub mod outlier;
 pub mod pick;
 pub mod replay;
 pub mod retry;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,19 +94,21 @@ pub struct Pool {
 
 impl Pool {
     /// A pool as `config` describes it, over `backends` (the same order as in `config`),
-    /// keeping `budget` when a reload did not change its settings.
+    /// keeping the retry budget and the TLS client of `previous` (the pool of the same name
+    /// before a reload) when their settings did not change.
     pub fn new(
         config: &PoolConfig,
         backends: Vec<Arc<Backend>>,
         max_header_bytes: usize,
-        budget: Option<Arc<retry::Budget>>,
+        previous: Option<&Pool>,
     ) -> Self {
         let weights: Vec<u32> = config.backends.iter().map(|b| b.weight).collect();
         let identities: Vec<u64> = backends.iter().map(|b| b.identity).collect();
         for b in &backends {
             b.load.set_max(config.max_connections);
         }
-        let budget = budget
+        let budget = previous
+            .map(|p| p.budget.clone())
             .filter(|b| b.is(&config.retry))
             .unwrap_or_else(|| Arc::new(retry::Budget::new(&config.retry)));
         Pool {
@@ -113,6 +117,7 @@ impl Pool {
             picker: Picker::new(&config.policy, &weights, &identities),
             connector: Connector {
                 connect_timeout: config.connect_timeout,
+                tls: tls_client(config, previous),
                 pool: config.keepalive,
                 max_header_bytes,
             },
@@ -127,6 +132,11 @@ impl Pool {
             slow_start: config.slow_start,
             panic_mode: config.panic_mode,
         }
+    }
+
+    /// The TLS settings its client was built from, when it has `https://` backends.
+    pub fn tls_settings(&self) -> Option<&crate::config::UpstreamTlsConfig> {
+        self.connector.tls.as_deref().map(tls::TlsClient::settings)
     }
 
     /// The backends, in configuration order.
@@ -186,6 +196,30 @@ impl Pool {
             .filter(|b| b.outlier.is_ejected(now))
             .count()
     }
+}
+
+/// The TLS client of a pool with `https://` backends: `previous`'s when built from the same
+/// settings (its session cache lets new connections resume), else a new one. A new client
+/// that verifies nothing (`tls.insecure_skip_verify`) is logged once, as a warning.
+fn tls_client(config: &PoolConfig, previous: Option<&Pool>) -> Option<Arc<tls::TlsClient>> {
+    if !config.backends.iter().any(|b| b.url.scheme.is_tls()) {
+        return None;
+    }
+    // HTTP/2 upstream: `Alpn::H2AndHttp1` when the pool's protocol is `auto`.
+    let alpn = tls::Alpn::Http1;
+    let kept = previous
+        .and_then(|p| p.connector.tls.clone())
+        .filter(|t| t.is(&config.tls, alpn));
+    if let Some(kept) = kept {
+        return Some(kept);
+    }
+    if config.tls.insecure_skip_verify {
+        tracing::warn!(
+            pool = %config.name,
+            "tls.insecure_skip_verify is on: the certificates of this pool's https:// backends are not verified"
+        );
+    }
+    Some(Arc::new(tls::TlsClient::new(&config.tls, alpn)))
 }
 
 /// Iterator returned by [`Pool::candidates`].

@@ -23,7 +23,9 @@ use super::error::{suggest, Problem};
 use section::{array_items, section, section_keeping};
 
 pub use global::{AdminFile, GlobalFile, ListenerFile, RateLimitFile};
-pub use pool::{BackendFile, BreakerFile, HealthCheckFile, OutlierFile, PoolFile, RetryFile};
+pub use pool::{
+    BackendFile, BreakerFile, HealthCheckFile, OutlierFile, PoolFile, RetryFile, UpstreamTlsFile,
+};
 pub use route::{HeadersFile, MatchFile, RedirectFile, RespondFile, RouteFile};
 pub use values::{interpolate, Dur, PositiveDur, Str};
 

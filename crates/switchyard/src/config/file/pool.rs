@@ -1,5 +1,5 @@
 //! `[pools.NAME]` and its tables: backends (URL strings or tables with a weight), circuit
-//! breaker, health checks, outlier detection and retries.
+//! breaker, health checks, outlier detection, retries and TLS to `https://` backends.
 
 use std::fmt;
 
@@ -47,6 +47,25 @@ pub struct PoolFile {
     pub slow_start: Option<Dur>,
     /// Send to every backend when none is available.
     pub panic_mode: Option<bool>,
+    /// TLS to the pool's `https://` backends.
+    pub tls: Option<Spanned<UpstreamTlsFile>>,
+}
+
+/// `[pools.NAME.tls]` (or `tls = { ... }`): how `https://` backends are verified, and the
+/// client certificate shown to them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsFile {
+    /// PEM file of the CAs trusted instead of the system's roots.
+    pub ca: Option<Spanned<Str>>,
+    /// Name verified and sent as SNI instead of each backend's host.
+    pub server_name: Option<Spanned<Str>>,
+    /// PEM file of the client certificate chain (with `key`).
+    pub cert: Option<Spanned<Str>>,
+    /// PEM file of the client certificate's private key (with `cert`).
+    pub key: Option<Spanned<Str>>,
+    /// Accept any backend certificate (default false).
+    pub insecure_skip_verify: Option<Spanned<bool>>,
 }
 
 /// `[pools.NAME.health_check]`.

@@ -8,7 +8,8 @@
 //! - `listener.rs`: `[[listeners]]`, and which addresses overlap;
 //! - `admin.rs`: `[admin]`;
 //! - `pool.rs`: `[pools.NAME]`: backends, policy, timeouts, breaker, health checks, outlier
-//!   ejection, retries, limits;
+//!   ejection, retries, limits; `pool_tls.rs` its `tls` table (the files it names are read
+//!   and checked);
 //! - `route.rs`: `[[routes]]`: actions, path rewrites, precedence and unreachable routes;
 //!   `route_match.rs` their `match` tables and `headers.rs` their header edits.
 
@@ -16,6 +17,7 @@ mod admin;
 mod headers;
 mod listener;
 mod pool;
+mod pool_tls;
 mod route;
 mod route_match;
 

@@ -1,5 +1,6 @@
 //! `[pools.NAME]`: backends, balancing policy, connection timeouts and keep-alive, circuit
-//! breaker, active health checks, outlier ejection, retries and per-backend limits.
+//! breaker, active health checks, outlier ejection, retries and per-backend limits; TLS to
+//! its `https://` backends is in `pool_tls.rs`.
 
 use std::collections::HashSet;
 
@@ -33,6 +34,7 @@ pub(super) fn pool(name: &Spanned<String>, p: &PoolFile, c: &mut Checker<'_>) ->
         retry(r, &key, &mut pool.retry, c);
     }
     limits(p, &key, &mut pool, c);
+    pool.tls = super::pool_tls::tls(p, &key, c);
     pool
 }
 
