@@ -124,6 +124,13 @@ impl Connector {
 
     /// Opens a new connection, trying each of the backend's addresses.
     pub async fn connect(&self, backend: &Backend) -> Result<Connection, ConnectError> {
+        let stream = self.open(backend).await?;
+        self.handshake(stream).await
+    }
+
+    /// Opens a new stream to the backend, trying each of its addresses, without speaking
+    /// HTTP on it yet (a tunnel's connection is made from it, see `super::upgrade`).
+    pub async fn open(&self, backend: &Backend) -> Result<UpstreamIo, ConnectError> {
         let mut last_err = ConnectError::Timeout(self.connect_timeout);
         for (idx, addr) in backend.addrs() {
             match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
@@ -137,7 +144,7 @@ impl Connector {
                         .with_time(Duration::from_secs(60))
                         .with_interval(Duration::from_secs(10));
                     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-                    return self.handshake(UpstreamIo::new(stream)).await;
+                    return Ok(UpstreamIo::new(stream));
                 }
                 Ok(Err(e)) => last_err = ConnectError::Io(e),
                 Err(_) => {
