@@ -25,10 +25,16 @@
 //! backend (the client went away, a timeout fired, the client's own body failed, or the
 //! backend stayed at `max_connections`), and `failures` counts what its circuit breaker
 //! counted as failures (every outcome but success, as `upstream::classify` decides).
+//!
+//! WebSocket tunnels ([`Tunnels`]) are counted apart: `tunnels_open` is a gauge that is also
+//! the count `max_tunnels` limits and what a drain waits for; an upgrade request itself is
+//! counted like any request (a `101` relayed is a response, a refusal at the limit an error).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 thread_local! {
@@ -140,11 +146,35 @@ pub struct BackendCounters {
     pub idle_out: AtomicU64,
 }
 
+/// WebSocket tunnels: how many are open, and what became of them. Not sharded: a tunnel
+/// opens and closes once in its life, rarely next to the requests around it, so one set of
+/// shared atomics costs nothing noticeable.
+#[derive(Debug, Default)]
+pub struct Tunnels {
+    /// Places taken: tunnels open, and upgrades waiting for the backend's answer.
+    open: AtomicU64,
+    /// Tunnels opened (the backend answered `101`).
+    pub opened: AtomicU64,
+    /// Upgrades refused with `503` because `max_tunnels` were open.
+    pub refused: AtomicU64,
+    /// Tunnels closed because no byte went either way for the idle timeout.
+    pub idle_timeouts: AtomicU64,
+    /// Woken when the last open tunnel closes.
+    all_closed: Notify,
+}
+
+/// A place among the open tunnels, held for the tunnel's life and given back when dropped.
+#[derive(Debug)]
+pub struct TunnelSlot {
+    tunnels: Arc<Tunnels>,
+}
+
 /// The proxy-wide metrics; lives in the server state and is passed explicitly.
 #[derive(Debug)]
 pub struct Metrics {
     started: Instant,
     counters: Sharded<ProxyCounters>,
+    tunnels: Arc<Tunnels>,
 }
 
 // === impl Metrics ===
@@ -155,7 +185,13 @@ impl Metrics {
         Metrics {
             started: Instant::now(),
             counters: Sharded::new(shards),
+            tunnels: Arc::default(),
         }
+    }
+
+    /// The WebSocket tunnels.
+    pub fn tunnels(&self) -> &Arc<Tunnels> {
+        &self.tunnels
     }
 
     /// The calling thread's counters.
@@ -175,9 +211,88 @@ impl Metrics {
     }
 }
 
+// === impl Tunnels ===
+
+impl Tunnels {
+    /// Takes a place for one more tunnel, unless `limit` are open (counted in `refused`).
+    pub fn try_reserve(self: &Arc<Self>, limit: u64) -> Option<TunnelSlot> {
+        let taken = self
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < limit).then_some(open + 1)
+            });
+        if taken.is_err() {
+            inc(&self.refused);
+            return None;
+        }
+        Some(TunnelSlot {
+            tunnels: self.clone(),
+        })
+    }
+
+    /// Places taken now: tunnels open, and upgrades waiting for the backend's answer.
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Resolves once no tunnel is open (at once if none is).
+    pub async fn all_closed(&self) {
+        loop {
+            let notified = self.all_closed.notified();
+            tokio::pin!(notified);
+            // Registered before the count is read, so a close in between is not missed.
+            notified.as_mut().enable();
+            if self.open() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+// === impl TunnelSlot ===
+
+impl TunnelSlot {
+    /// The tunnels this place is counted in.
+    pub fn tunnels(&self) -> &Tunnels {
+        &self.tunnels
+    }
+}
+
+impl Drop for TunnelSlot {
+    fn drop(&mut self) {
+        if self.tunnels.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.tunnels.all_closed.notify_waiters();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn tunnel_slots_are_limited_and_given_back() {
+        let tunnels = Arc::new(Tunnels::default());
+        let first = tunnels.try_reserve(2).expect("first place");
+        let second = tunnels.try_reserve(2).expect("second place");
+        assert!(tunnels.try_reserve(2).is_none());
+        assert_eq!(
+            (tunnels.open(), tunnels.refused.load(Ordering::Relaxed)),
+            (2, 1)
+        );
+        drop(first);
+        assert!(tunnels.try_reserve(2).is_some(), "a place came back");
+        let waiting = tokio::spawn({
+            let tunnels = tunnels.clone();
+            async move { tunnels.all_closed().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        drop(second);
+        waiting.await.expect("woken when the last tunnel closed");
+        assert_eq!(tunnels.open(), 0);
+    }
 
     #[test]
     fn sums_every_shard() {

@@ -25,6 +25,14 @@ pub const UNAVAILABLE: &str = "switchyard_unavailable";
 pub const TRY_TIMEOUTS: &str = "switchyard_try_timeouts";
 /// Whole-request timeouts.
 pub const REQUEST_TIMEOUTS: &str = "switchyard_request_timeouts";
+/// WebSocket tunnels opened.
+pub const TUNNELS_OPENED: &str = "switchyard_tunnels_opened";
+/// WebSocket tunnels open now.
+pub const TUNNELS_OPEN: &str = "switchyard_tunnels_open";
+/// WebSocket upgrades refused at `max_tunnels`.
+pub const TUNNELS_REFUSED: &str = "switchyard_tunnels_refused";
+/// WebSocket tunnels closed by their idle timeout.
+pub const TUNNELS_IDLE_TIMEOUTS: &str = "switchyard_tunnels_idle_timeouts";
 /// Seconds since start.
 pub const UPTIME: &str = "switchyard_uptime_seconds";
 /// Attempts sent to a backend.

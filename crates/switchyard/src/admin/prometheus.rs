@@ -133,6 +133,21 @@ fn proxy_counters(s: &Snapshot, encoder: &mut DescriptorEncoder) -> fmt::Result 
             "Requests that ran out of their whole-request timeout.",
             s.request_timeouts,
         ),
+        (
+            names::TUNNELS_OPENED,
+            "WebSocket tunnels opened (the backend answered 101).",
+            s.tunnels_opened,
+        ),
+        (
+            names::TUNNELS_REFUSED,
+            "WebSocket upgrades refused with 503 because max_tunnels were open.",
+            s.tunnels_refused,
+        ),
+        (
+            names::TUNNELS_IDLE_TIMEOUTS,
+            "WebSocket tunnels closed because no byte went either way for the idle timeout.",
+            s.tunnels_idle_timeouts,
+        ),
     ];
     for (name, help, value) in counters {
         single(encoder, name, help, ConstCounter::new(value))?;
@@ -146,6 +161,11 @@ fn proxy_gauges(s: &Snapshot, encoder: &mut DescriptorEncoder) -> fmt::Result {
             names::IN_FLIGHT,
             "Requests waiting for a response head.",
             s.in_flight,
+        ),
+        (
+            names::TUNNELS_OPEN,
+            "WebSocket tunnels open (with upgrades waiting for the backend's answer).",
+            s.tunnels_open,
         ),
         (names::UPTIME, "Seconds since start.", s.uptime_seconds),
     ];

@@ -6,6 +6,8 @@
 //! read before `requests`, so that a request finishing during the read can never make
 //! `in_flight` negative.
 
+use std::sync::atomic::Ordering;
+
 use serde::{Serialize, Serializer};
 use tokio::time::Instant;
 
@@ -42,6 +44,14 @@ pub struct Snapshot {
     pub try_timeouts: u64,
     /// Whole-request timeouts.
     pub request_timeouts: u64,
+    /// WebSocket tunnels opened (the backend answered `101`).
+    pub tunnels_opened: u64,
+    /// WebSocket tunnels open now (with upgrades waiting for the backend's answer).
+    pub tunnels_open: u64,
+    /// WebSocket upgrades refused with `503` at `max_tunnels`.
+    pub tunnels_refused: u64,
+    /// WebSocket tunnels closed by their idle timeout.
+    pub tunnels_idle_timeouts: u64,
     /// Seconds since start.
     pub uptime_seconds: u64,
     /// Go-style uptime, as `/health` shows it.
@@ -151,6 +161,7 @@ impl Snapshot {
         let request_timeouts = c.sum(|s| &s.request_timeouts);
         let requests = c.sum(|s| &s.requests);
         let done = responses + local + errors + rate_limited + cancelled;
+        let tunnels = metrics.tunnels();
         let uptime = metrics.uptime();
         Snapshot {
             requests,
@@ -165,6 +176,10 @@ impl Snapshot {
             unavailable,
             try_timeouts,
             request_timeouts,
+            tunnels_opened: tunnels.opened.load(Ordering::Relaxed),
+            tunnels_open: tunnels.open(),
+            tunnels_refused: tunnels.refused.load(Ordering::Relaxed),
+            tunnels_idle_timeouts: tunnels.idle_timeouts.load(Ordering::Relaxed),
             uptime_seconds: uptime.as_secs() + u64::from(uptime.subsec_millis() >= 500),
             uptime: duration::format_go_seconds(uptime),
             backends,

@@ -77,6 +77,15 @@ pub mod defaults {
     pub const POOL_NAME: &str = "default";
     /// How often the configuration file is checked for changes.
     pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+    /// `[websocket] max_tunnels`: WebSocket tunnels open at once, over all listeners. Each
+    /// holds two sockets and two 8 KiB copy buffers: 10,000 is 20,000 file descriptors and
+    /// about 160 MiB of buffers at most, within what a server's raised `ulimit -n` allows.
+    pub const MAX_TUNNELS: u32 = 10_000;
+    /// `[websocket] idle_timeout`: a tunnel with no byte either way for this long is closed.
+    /// Five minutes, as Envoy's stream idle timeout: nginx's 60 s `proxy_read_timeout` cuts
+    /// chat apps that ping every minute or less often, and a tunnel left open by a vanished
+    /// peer should not hold its place for HAProxy-style hours.
+    pub const TUNNEL_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 }
 
 /// Everything the proxy needs to run.
@@ -98,6 +107,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// How long a graceful shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// WebSocket tunnels.
+    pub websocket: WebSocketConfig,
     /// Log output.
     pub log: LogConfig,
     /// The file this configuration came from, if any.
@@ -140,6 +151,15 @@ pub struct AdminConfig {
     pub health_path: String,
     /// Path of the metrics endpoint.
     pub metrics_path: String,
+}
+
+/// WebSocket tunnels (HTTP/1.1 `Upgrade: websocket`), over all listeners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WebSocketConfig {
+    /// Tunnels open at once; one more upgrade gets `503`.
+    pub max_tunnels: u32,
+    /// A tunnel with no byte either way for this long is closed.
+    pub idle_timeout: Duration,
 }
 
 /// Rate limiting; `requests == 0` disables it.
@@ -271,6 +291,7 @@ impl Default for Config {
             pools: vec![PoolConfig::named(defaults::POOL_NAME)],
             routes: vec![RouteConfig::catch_all(defaults::POOL_NAME)],
             shutdown_timeout: defaults::SHUTDOWN_TIMEOUT,
+            websocket: WebSocketConfig::default(),
             log: LogConfig::default(),
             source: None,
         }
@@ -311,6 +332,15 @@ impl Default for ListenerConfig {
             read_timeout: defaults::READ_TIMEOUT,
             write_timeout: defaults::WRITE_TIMEOUT,
             max_header_bytes: defaults::MAX_HEADER_BYTES,
+        }
+    }
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        WebSocketConfig {
+            max_tunnels: defaults::MAX_TUNNELS,
+            idle_timeout: defaults::TUNNEL_IDLE_TIMEOUT,
         }
     }
 }

@@ -1,12 +1,12 @@
 //! Every way the request path can fail, and the only place its failures become responses
 //! (admin answers its own paths; a route's redirect and fixed response are in `local`).
 //!
-//! Each variant says whose fault it is: the client's (4xx), the proxy's own policy (429),
-//! or the upstream's (502/503/504, from [`upstream::Error`]). Responses come from
-//! [`ProxyError::into_response`], rendered for the client's protocol: text for HTTP, a
-//! trailers-only `grpc-status` answer for a gRPC call. It also decides whether the connection
-//! must close: a response switchyard makes while the request body is unread closes the
-//! connection, so the unread body can never be taken for the next request.
+//! Each variant says whose fault it is: the client's (4xx), the proxy's own policy (429, and
+//! 503 at the tunnel limit), or the upstream's (502/503/504, from [`upstream::Error`]).
+//! Responses come from [`ProxyError::into_response`], rendered for the client's protocol:
+//! text for HTTP, a trailers-only `grpc-status` answer for a gRPC call. It also decides
+//! whether the connection must close: a response switchyard makes while the request body is
+//! unread closes the connection, so the unread body can never be taken for the next request.
 
 use std::time::Duration;
 
@@ -36,6 +36,9 @@ pub enum ProxyError {
     /// No route takes the request (client fault: nothing is configured for it).
     #[error("no route for this request")]
     NoRoute,
+    /// A WebSocket upgrade while `max_tunnels` tunnels are open (policy).
+    #[error("too many open WebSocket tunnels")]
+    TunnelLimit,
     /// The upstream client got no usable response (mostly upstream faults; a client whose
     /// request body fails is its own).
     #[error(transparent)]
@@ -81,6 +84,7 @@ impl ProxyError {
             ProxyError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ProxyError::TunnelLimit => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Upstream(e) => match e {
                 U::ClientBody => StatusCode::BAD_REQUEST,
                 U::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -124,6 +128,7 @@ impl ProxyError {
             }
             ProxyError::NoRoute => "Not Found: no route for this request\n",
             ProxyError::RateLimited { .. } => "Too Many Requests\n",
+            ProxyError::TunnelLimit => "Service Unavailable: too many open WebSocket tunnels\n",
             ProxyError::Upstream(e) => match e {
                 U::ClientBodyTimeout => "Request body timed out\n",
                 U::ClientBody => "Request body could not be read\n",
@@ -204,7 +209,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) | ProxyError::MethodNotAllowed(_) | ProxyError::NoRoute => {
                 true
             }
-            ProxyError::RateLimited { .. } => false,
+            ProxyError::RateLimited { .. } | ProxyError::TunnelLimit => false,
             ProxyError::Upstream(e) => match e {
                 U::ClientBodyTimeout | U::ClientBody => true,
                 U::NoBackendAvailable { .. }

@@ -10,7 +10,9 @@
 //! 6. to 9. the upstream client ([`crate::upstream::client`]): pick a backend from the
 //!    route's pool, admit, connect or reuse a connection, send under the per-try timeout,
 //!    retry on another backend when that is safe; the attempt that answers is classified
-//!    and settled when its response body ends
+//!    and settled when its response body ends. A WebSocket upgrade goes to a tunnel
+//!    instead ([`tunnel`]): its own connection to the backend, and on `101` bytes copied
+//!    both ways until either side closes
 //! 10. respond, streaming the backend's body ([`body`]); the access-log line is written
 //!     when it is done
 //!
@@ -24,6 +26,7 @@ pub mod context;
 pub mod error;
 pub mod local;
 pub mod rewrite;
+pub mod tunnel;
 
 use http::{Request, Response};
 use http_body::Body as _;
@@ -77,7 +80,8 @@ fn respond_error(ctx: RequestCtx<'_>, err: ProxyError, render: Render) -> Respon
         ProxyError::RateLimited { .. } => Outcome::RateLimited,
         _ => Outcome::Error,
     };
-    if outcome == Outcome::Error && !err.is_client_fault() {
+    let policy = matches!(err, ProxyError::TunnelLimit);
+    if outcome == Outcome::Error && !err.is_client_fault() && !policy {
         tracing::warn!(error = %Chain(&err), status = status.as_u16(), "request failed");
     } else {
         tracing::debug!(error = %Chain(&err), status = status.as_u16(), "request refused");
@@ -143,15 +147,15 @@ async fn handle_inner(
         .hash_key()
         .and_then(|key| rewrite::request_hash(key, &parts, &conn.ip_header));
     let has_host = parts.headers.contains_key(http::header::HOST);
-    let te_trailers = rewrite::rewrite_request(&mut parts, conn, route);
+    let hops = rewrite::rewrite_request(&mut parts, conn, route, unread);
 
-    // Phases 6 to 9: the upstream client.
+    // Phases 6 to 9: the upstream client, or for a WebSocket upgrade a tunnel.
     let exchange = Exchange {
         pool,
         try_timeout: route.config.timeout.unwrap_or(pool.timeout),
         hash,
         has_host,
-        te_trailers,
+        te_trailers: hops.te_trailers,
         grpc,
         read_timeout: conn.read_timeout,
         write_timeout: conn.write_timeout,
@@ -159,7 +163,18 @@ async fn handle_inner(
         now,
         deadline,
     };
-    let resp = upstream::client::send(exchange, &mut ctx.attempts, parts, body).await?;
+    let resp = if hops.websocket {
+        let settings = &state.config.websocket;
+        match tunnel::open(exchange, &mut ctx.attempts, parts, settings, conn.addr).await? {
+            tunnel::Opened::Tunnel(mut resp) => {
+                route.config.response_headers.apply(resp.headers_mut());
+                return Ok((resp, Outcome::Response));
+            }
+            tunnel::Opened::Declined(resp) => resp,
+        }
+    } else {
+        upstream::client::send(exchange, &mut ctx.attempts, parts, body).await?
+    };
 
     // Phase 10: respond.
     let (mut parts, body) = resp.into_parts();

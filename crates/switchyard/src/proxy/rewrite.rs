@@ -2,9 +2,15 @@
 //! path rewrite and header edits, hop-by-hop headers out, `X-Forwarded-*` in) and how the
 //! backend's response head is rewritten for the client (RFC 9110 §7.6.1); and the request's
 //! consistent-hashing key.
+//!
+//! One exception to the hop-by-hop rule: a WebSocket upgrade (RFC 6455 §4.1: an HTTP/1.1
+//! `GET` without a body, with `Upgrade: websocket` and `Connection: upgrade`) keeps those two
+//! headers, as `Upgrade: websocket` and `Connection: upgrade`, so the backend can agree to
+//! switch; the request then goes to a tunnel (`proxy::tunnel`). Any other `Upgrade` (h2c,
+//! TLS, or `websocket` without `Connection: upgrade`) is stripped as before.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{request, Version};
+use http::{request, Method, Version};
 
 use super::context::ConnInfo;
 use crate::config::HashKey;
@@ -30,11 +36,26 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+/// What the request kept of its hop-by-hop headers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hops {
+    /// It keeps a `TE: trailers` (for HTTP/2 backends; an HTTP/1.1 one gets no `TE`).
+    pub te_trailers: bool,
+    /// It is a WebSocket upgrade and keeps `Upgrade: websocket` and `Connection: upgrade`.
+    pub websocket: bool,
+}
+
 /// Rewrites the request head for the backend: hop-by-hop headers out, `X-Forwarded-*` in
 /// (the scheme from the client connection's transport), the route's path rewrite and header
-/// edits. The `Host` header stays the client's unless the route sets it. Returns true when
-/// the request keeps a `TE: trailers` (for HTTP/2 backends; an HTTP/1.1 one gets no `TE`).
-pub fn rewrite_request(parts: &mut request::Parts, conn: &ConnInfo, route: &Route) -> bool {
+/// edits. The `Host` header stays the client's unless the route sets it. `body_unread`: the
+/// request has a body (so it cannot be a WebSocket upgrade). Returns what was kept of the
+/// hop-by-hop headers.
+pub fn rewrite_request(
+    parts: &mut request::Parts,
+    conn: &ConnInfo,
+    route: &Route,
+    body_unread: bool,
+) -> Hops {
     if let Some(path) = route.config.rewrite.apply(parts.uri.path()) {
         let target = match parts.uri.query() {
             Some(q) => format!("{path}?{q}"),
@@ -45,7 +66,9 @@ pub fn rewrite_request(parts: &mut request::Parts, conn: &ConnInfo, route: &Rout
             parts.uri = uri;
         }
     }
-    let te_trailers = strip_hop_by_hop(&mut parts.headers, true);
+    let may_upgrade =
+        parts.method == Method::GET && parts.version == Version::HTTP_11 && !body_unread;
+    let hops = strip_hop_by_hop(&mut parts.headers, true, may_upgrade);
     let headers = &mut parts.headers;
     headers.remove(header::CONTENT_LENGTH);
     // hyper already answered `100 Continue` when it started reading the body for us.
@@ -56,23 +79,42 @@ pub fn rewrite_request(parts: &mut request::Parts, conn: &ConnInfo, route: &Rout
         headers.insert(X_FORWARDED_HOST, host);
     }
     route.config.request_headers.apply(headers);
-    te_trailers
+    hops
 }
 
 /// Rewrites the backend's response head for the client.
 pub fn rewrite_response(parts: &mut http::response::Parts) {
-    strip_hop_by_hop(&mut parts.headers, false);
+    strip_hop_by_hop(&mut parts.headers, false, false);
     parts.version = Version::HTTP_11;
 }
 
-/// Removes the hop-by-hop headers; `keep_te_trailers`: a `TE` that lists `trailers` becomes
-/// `TE: trailers`, and the result says whether it did.
-fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) -> bool {
+/// Rewrites a backend's `101 Switching Protocols` for the client: hop-by-hop headers out
+/// but the protocol switched to (the backend's `Upgrade`) and `Connection: upgrade`.
+pub fn rewrite_switching_response(parts: &mut http::response::Parts) {
+    let protocol = parts
+        .headers
+        .get(header::UPGRADE)
+        .cloned()
+        .unwrap_or(HeaderValue::from_static("websocket"));
+    rewrite_response(parts);
+    parts.headers.insert(header::UPGRADE, protocol);
+    parts
+        .headers
+        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+}
+
+/// Removes the hop-by-hop headers. `keep_te_trailers`: a `TE` that lists `trailers` becomes
+/// `TE: trailers`. `may_upgrade` (an HTTP/1.1 `GET` without a body): a WebSocket upgrade
+/// keeps `Upgrade: websocket` and `Connection: upgrade`. The result says what was kept.
+fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool, may_upgrade: bool) -> Hops {
     // Most messages carry none of these: one pass over the names finds out, instead of a
     // hash lookup per listed header.
     if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
-        return false;
+        return Hops::default();
     }
+    let websocket = may_upgrade
+        && has_token(headers, header::UPGRADE, "websocket")
+        && has_token(headers, header::CONNECTION, "upgrade");
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -101,7 +143,24 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) -> bool {
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
-    te_trailers
+    if websocket {
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    Hops {
+        te_trailers,
+        websocket,
+    }
+}
+
+/// True when a `name` header lists `token` (comma-separated, any case).
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 fn append_forwarded_for(headers: &mut HeaderMap, client_ip: &HeaderValue) {

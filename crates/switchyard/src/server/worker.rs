@@ -1,6 +1,6 @@
 //! The worker threads: each runs its own single-threaded event loop and keeps one accept
 //! loop per listener of the set in force, until shutdown; then it waits (within the drain
-//! timeout) for its connections to finish.
+//! timeout) for its connections and the open WebSocket tunnels to finish.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -104,7 +104,14 @@ impl Worker {
         for stop in running.values() {
             let _ = stop.send(true);
         }
-        tokio::time::timeout(self.drain_timeout, connections.closed())
+        // WebSocket tunnels outlive the connections they came from: they are work to wait
+        // for too, and are cut with the runtime at the deadline.
+        let tunnels = self.shared.metrics.tunnels().clone();
+        let drained = async move {
+            connections.closed().await;
+            tunnels.all_closed().await;
+        };
+        tokio::time::timeout(self.drain_timeout, drained)
             .await
             .is_ok()
     }

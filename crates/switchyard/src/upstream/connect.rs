@@ -28,11 +28,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::io::UpstreamIo;
-use super::tls::{TlsClient, TlsError};
+use super::tls::{Negotiated, TlsClient, TlsError};
 use super::{idle, Backend};
 use crate::body::RequestBody;
 use crate::config::KeepAliveConfig;
 use crate::metrics;
+use tokio_rustls::client::TlsStream;
 
 /// A connection to a backend that can take a request.
 #[derive(Debug)]
@@ -134,6 +135,16 @@ impl Connector {
 
     /// Opens a new connection, trying each of the backend's addresses.
     pub async fn connect(&self, backend: &Backend) -> Result<Connection, ConnectError> {
+        let io = self.open(backend).await?;
+        if backend.url.scheme.is_tls() {
+            return self.handshake_tls(backend, io).await;
+        }
+        self.handshake(io).await
+    }
+
+    /// Opens a new stream to the backend, trying each of its addresses, without speaking
+    /// HTTP on it yet (a tunnel's connection is made from it, see `super::upgrade`).
+    pub async fn open(&self, backend: &Backend) -> Result<UpstreamIo, ConnectError> {
         let mut last_err = ConnectError::Timeout(self.connect_timeout);
         for (idx, addr) in backend.addrs() {
             match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
@@ -147,11 +158,7 @@ impl Connector {
                         .with_time(Duration::from_secs(60))
                         .with_interval(Duration::from_secs(10));
                     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-                    let io = UpstreamIo::new(stream);
-                    if backend.url.scheme.is_tls() {
-                        return self.handshake_tls(backend, io).await;
-                    }
-                    return self.handshake(io).await;
+                    return Ok(UpstreamIo::new(stream));
                 }
                 Ok(Err(e)) => last_err = ConnectError::Io(e),
                 Err(_) => {
@@ -163,30 +170,39 @@ impl Connector {
         Err(last_err)
     }
 
-    /// TLS on a freshly connected stream to an `https://` backend, within the connect
-    /// timeout, then HTTP in the version ALPN chose.
+    /// TLS on a freshly connected stream to an `https://` backend, then HTTP in the version
+    /// ALPN chose.
     async fn handshake_tls(
         &self,
         backend: &Backend,
         io: UpstreamIo,
     ) -> Result<Connection, ConnectError> {
-        let tls = self
-            .tls
-            .as_ref()
-            .ok_or(ConnectError::Tls(TlsError::NotConfigured))?;
-        let (stream, negotiated) =
-            match tokio::time::timeout(self.connect_timeout, tls.connect(backend, io)).await {
-                Ok(Ok(done)) => done,
-                Ok(Err(e)) => return Err(ConnectError::Tls(e)),
-                Err(_) => {
-                    metrics::inc(&backend.counters.local().connect_timeouts);
-                    return Err(ConnectError::Tls(TlsError::Timeout(self.connect_timeout)));
-                }
-            };
+        let (stream, negotiated) = self.tls_stream(backend, io).await?;
         // Only `http/1.1` is offered until HTTP/2 upstream lands; then `negotiated` chooses
         // the handshake (`Negotiated::H2` → an HTTP/2 connection).
         let _ = negotiated;
         self.handshake(stream).await
+    }
+
+    /// The TLS handshake with an `https://` backend on a freshly connected stream, within
+    /// the connect timeout.
+    pub async fn tls_stream(
+        &self,
+        backend: &Backend,
+        io: UpstreamIo,
+    ) -> Result<(TlsStream<UpstreamIo>, Negotiated), ConnectError> {
+        let tls = self
+            .tls
+            .as_ref()
+            .ok_or(ConnectError::Tls(TlsError::NotConfigured))?;
+        match tokio::time::timeout(self.connect_timeout, tls.connect(backend, io)).await {
+            Ok(Ok(done)) => Ok(done),
+            Ok(Err(e)) => Err(ConnectError::Tls(e)),
+            Err(_) => {
+                metrics::inc(&backend.counters.local().connect_timeouts);
+                Err(ConnectError::Tls(TlsError::Timeout(self.connect_timeout)))
+            }
+        }
     }
 
     /// Speaks HTTP/1.1 on a freshly opened stream, plain or TLS.

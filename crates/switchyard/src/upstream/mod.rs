@@ -12,6 +12,8 @@
 //! - [`client`]: the upstream client: pick, admit, connect or reuse, send, retry
 //!   ([`exchange`]: one try; [`deadline`]: its two clocks; [`replay`]: what may be sent
 //!   twice; [`error`]: why it failed).
+//! - [`upgrade`]: a WebSocket upgrade request, sent on a fresh connection the tunnel
+//!   will take over.
 //! - [`attempt`]: the guard of one try: breaker permit, load slot, connection.
 //! - [`classify`]: an attempt's outcome, decided once, when its response has ended.
 //! - [`body`]: a backend's response body, carrying its attempt to the end.
@@ -43,6 +45,7 @@ pub mod pick;
 pub mod replay;
 pub mod retry;
 pub mod tls;
+pub mod upgrade;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,5 @@
-//! The top level of the file: its scalar keys, `[admin]`, `[[listeners]]` and `[rate_limit]`
-//! (also the shape of a route's `rate_limit`).
+//! The top level of the file: its scalar keys, `[admin]`, `[[listeners]]`, `[rate_limit]`
+//! (also the shape of a route's `rate_limit`) and `[websocket]`.
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -53,4 +53,14 @@ pub struct RateLimitFile {
     pub requests: Spanned<u32>,
     /// Window length, default 1s.
     pub window: Option<PositiveDur>,
+}
+
+/// `[websocket]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketFile {
+    /// Tunnels open at once; `0` refuses every upgrade.
+    pub max_tunnels: Option<u32>,
+    /// A tunnel with no byte either way for this long is closed.
+    pub idle_timeout: Option<PositiveDur>,
 }

@@ -7,7 +7,7 @@
 //! file. `validate/` then turns these types into a [`super::Config`].
 //!
 //! The types, by section: `global.rs` (top-level keys, `[admin]`, `[[listeners]]`,
-//! `[rate_limit]`), `pool.rs` (`[pools.NAME]`), `route.rs` (`[[routes]]`); `values.rs` holds
+//! `[rate_limit]`, `[websocket]`), `pool.rs` (`[pools.NAME]`), `route.rs` (`[[routes]]`); `values.rs` holds
 //! the strings and durations they are made of.
 
 mod global;
@@ -22,7 +22,7 @@ use toml::Spanned;
 use super::error::{suggest, Problem};
 use section::{array_items, section, section_keeping};
 
-pub use global::{AdminFile, GlobalFile, ListenerFile, RateLimitFile};
+pub use global::{AdminFile, GlobalFile, ListenerFile, RateLimitFile, WebSocketFile};
 pub use pool::{
     BackendFile, BreakerFile, HealthCheckFile, OutlierFile, PoolFile, RetryFile, UpstreamTlsFile,
 };
@@ -40,6 +40,8 @@ pub struct Document {
     pub listeners: Vec<Spanned<ListenerFile>>,
     /// `[rate_limit]`.
     pub rate_limit: Option<RateLimitFile>,
+    /// `[websocket]`.
+    pub websocket: Option<WebSocketFile>,
     /// `[pools.NAME]`, with the name's span.
     pub pools: Vec<(Spanned<String>, PoolFile)>,
     /// Names of pools that are in the file but could not be read (already reported).
@@ -52,7 +54,14 @@ pub struct Document {
     pub unparsed: bool,
 }
 
-const TOP_LEVEL_TABLES: &[&str] = &["admin", "listeners", "rate_limit", "pools", "routes"];
+const TOP_LEVEL_TABLES: &[&str] = &[
+    "admin",
+    "listeners",
+    "rate_limit",
+    "pools",
+    "routes",
+    "websocket",
+];
 const TOP_LEVEL_SCALARS: &[&str] = &["workers", "shutdown_timeout", "log_format"];
 
 /// Reads `text`. Every problem found is pushed to `problems`; what could be read is returned.
@@ -82,6 +91,7 @@ pub fn read(text: &str, problems: &mut Vec<Problem>) -> Document {
         match name.as_str() {
             "admin" => doc.admin = section(&name, value, problems),
             "rate_limit" => doc.rate_limit = section(&name, value, problems),
+            "websocket" => doc.websocket = section(&name, value, problems),
             "listeners" => read_listeners(value, &mut doc, problems),
             "routes" => read_routes(value, &mut doc, problems),
             "pools" => read_pools(value, &mut doc, problems),

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use super::error::{suggest, Problem};
 use super::file::{self, Document, GlobalFile};
-use super::{defaults, Config, ConfigError, LogFormat, RateLimitConfig, Source};
+use super::{defaults, Config, ConfigError, LogFormat, RateLimitConfig, Source, WebSocketConfig};
 
 pub use super::upstream::POLICIES;
 
@@ -109,6 +109,9 @@ fn build(doc: Document, problems: &mut Vec<Problem>) -> Config {
     if let Some(rl) = &doc.rate_limit {
         config.rate_limit = rate_limit(rl, "rate_limit", &mut c);
     }
+    if let Some(ws) = &doc.websocket {
+        config.websocket = websocket(ws);
+    }
     config.pools = doc
         .pools
         .iter()
@@ -160,6 +163,16 @@ fn rate_limit(file: &file::RateLimitFile, key: &str, c: &mut Checker<'_>) -> Rat
     RateLimitConfig {
         requests: requests.min(defaults::RATE_LIMIT_MAX),
         window: file.window.map_or(defaults::RATE_WINDOW, |w| w.0),
+    }
+}
+
+/// `[websocket]`: every value the file can hold is valid (`max_tunnels = 0` refuses every
+/// upgrade; a zero `idle_timeout` is already refused by its type).
+fn websocket(file: &file::WebSocketFile) -> WebSocketConfig {
+    let defaults = WebSocketConfig::default();
+    WebSocketConfig {
+        max_tunnels: file.max_tunnels.unwrap_or(defaults.max_tunnels),
+        idle_timeout: file.idle_timeout.map_or(defaults.idle_timeout, |d| d.0),
     }
 }
 

@@ -41,7 +41,7 @@ fn hop_by_hop_and_named_headers_are_removed() {
             .body(())
             .unwrap(),
     );
-    rewrite_request(&mut p, &conn("10.0.0.1"), &catch_all());
+    rewrite_request(&mut p, &conn("10.0.0.1"), &catch_all(), false);
     let names: Vec<&str> = p.headers.keys().map(|k| k.as_str()).collect();
     for gone in [
         "connection",
@@ -72,7 +72,7 @@ fn forwarded_for_is_appended() {
             .body(())
             .unwrap(),
     );
-    rewrite_request(&mut p, &conn("::1"), &catch_all());
+    rewrite_request(&mut p, &conn("::1"), &catch_all(), false);
     assert_eq!(p.headers["x-forwarded-for"], "1.1.1.1, 2.2.2.2, ::1");
 }
 
@@ -85,6 +85,78 @@ fn te_trailers_is_kept_other_te_values_are_not() {
             .body(())
             .unwrap(),
     );
-    assert!(rewrite_request(&mut p, &conn("10.0.0.1"), &catch_all()));
+    assert!(rewrite_request(&mut p, &conn("10.0.0.1"), &catch_all(), false).te_trailers);
     assert_eq!(p.headers["te"], "trailers");
+}
+
+fn upgrade_request(method: http::Method, upgrade: &str, connection: &str) -> request::Parts {
+    parts(
+        Request::builder()
+            .method(method)
+            .uri("/chat")
+            .header("host", "a")
+            .header("upgrade", upgrade)
+            .header("connection", connection)
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("sec-websocket-version", "13")
+            .body(())
+            .unwrap(),
+    )
+}
+
+#[test]
+fn a_websocket_upgrade_keeps_upgrade_and_connection() {
+    let mut p = upgrade_request(http::Method::GET, "WebSocket", "keep-alive, Upgrade");
+    let hops = rewrite_request(&mut p, &conn("10.0.0.1"), &catch_all(), false);
+    assert!(hops.websocket);
+    assert_eq!(p.headers["upgrade"], "websocket");
+    assert_eq!(p.headers["connection"], "upgrade");
+    assert_eq!(p.headers["sec-websocket-key"], "dGhlIHNhbXBsZSBub25jZQ==");
+    assert_eq!(p.headers["sec-websocket-version"], "13");
+}
+
+#[test]
+fn other_upgrades_are_stripped() {
+    let cases = [
+        // Not WebSocket.
+        (http::Method::GET, "h2c", "upgrade", false),
+        // No `Connection: upgrade`.
+        (http::Method::GET, "websocket", "keep-alive", false),
+        // Not a GET.
+        (http::Method::POST, "websocket", "upgrade", false),
+        // With a body.
+        (http::Method::GET, "websocket", "upgrade", true),
+    ];
+    for (method, upgrade, connection, body_unread) in cases {
+        let mut p = upgrade_request(method.clone(), upgrade, connection);
+        let hops = rewrite_request(&mut p, &conn("10.0.0.1"), &catch_all(), body_unread);
+        let case = format!("{method} {upgrade} {connection} body={body_unread}");
+        assert!(!hops.websocket, "{case}");
+        assert!(!p.headers.contains_key("upgrade"), "{case}");
+        assert!(!p.headers.contains_key("connection"), "{case}");
+    }
+    let mut http10 = upgrade_request(http::Method::GET, "websocket", "upgrade");
+    http10.version = Version::HTTP_10;
+    assert!(!rewrite_request(&mut http10, &conn("10.0.0.1"), &catch_all(), false).websocket);
+}
+
+#[test]
+fn a_switching_response_keeps_its_protocol() {
+    let (mut p, ()) = http::Response::builder()
+        .status(101)
+        .header("upgrade", "websocket")
+        .header("connection", "Upgrade")
+        .header("keep-alive", "timeout=5")
+        .header("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        .body(())
+        .unwrap()
+        .into_parts();
+    rewrite_switching_response(&mut p);
+    assert_eq!(p.headers["upgrade"], "websocket");
+    assert_eq!(p.headers["connection"], "upgrade");
+    assert_eq!(
+        p.headers["sec-websocket-accept"],
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    );
+    assert!(!p.headers.contains_key("keep-alive"));
 }

@@ -1,0 +1,286 @@
+//! Phases 6 to 10 for a WebSocket upgrade: a tunnel.
+//!
+//! An upgrade request (one whose `Upgrade: websocket` and `Connection: upgrade` [`super::rewrite`]
+//! kept) takes a place among the open tunnels (`[websocket] max_tunnels`, over all listeners;
+//! none left: `503`), then goes to a backend through [`crate::upstream::upgrade`], on a
+//! connection of its own. When the backend answers `101`, the client gets `101` with the
+//! backend's `Upgrade`, `Connection: upgrade` and `Sec-WebSocket-*` headers, and a task of
+//! its own copies bytes both ways between the two switched connections ([`splice`]) until
+//! both sides have closed, or no byte moved either way for `[websocket] idle_timeout`. Any
+//! other answer (a `400`, a `403`) is relayed as a normal response, and the place given back.
+//!
+//! The tunnel works on upgraded IOs ([`hyper::upgrade::Upgraded`]), whatever carries the
+//! client connection (plain TCP, TLS): an HTTP/2 extended CONNECT stream (RFC 8441) gives an
+//! `Upgraded` through `hyper::upgrade::on` too, so it can be handed to [`Tunnel::run`] as
+//! the client side, answered `200` instead of `101`.
+//!
+//! What a tunnel holds is held by guards: its place ([`TunnelSlot`]) for its whole life, the
+//! attempt (load slot, connection) until hyper hands over the backend's connection. A tunnel
+//! task lives on the worker that accepted its client: a reload leaves it alone, and a
+//! graceful shutdown waits for it (the drain waits for `tunnels_open` to reach zero) and
+//! cuts it at the drain deadline, when the worker's runtime is dropped.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{request, Response};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+
+use super::body::ResponseBody;
+use super::error::ProxyError;
+use super::rewrite;
+use crate::clock::IdleTimer;
+use crate::config::WebSocketConfig;
+use crate::metrics::{self, TunnelSlot};
+use crate::upstream::client::Exchange;
+use crate::upstream::upgrade::{self, Switched, Upgrade};
+use crate::upstream::UpstreamBody;
+
+/// Bytes buffered per direction of a tunnel.
+const BUFFER: usize = 8 * 1024;
+
+/// How an upgrade request was answered.
+#[derive(Debug)]
+pub enum Opened {
+    /// The backend switched: the `101` for the client; the tunnel runs on its own.
+    Tunnel(Response<ResponseBody>),
+    /// The backend declined: its answer, relayed as any response.
+    Declined(Response<UpstreamBody>),
+}
+
+/// Sends the upgrade request `parts` to the exchange's pool and, when the backend switches,
+/// starts the tunnel between the client (`client`) and it. `attempts` counts the backends
+/// tried.
+pub async fn open(
+    ex: Exchange<'_>,
+    attempts: &mut u32,
+    mut parts: request::Parts,
+    settings: &WebSocketConfig,
+    client: SocketAddr,
+) -> Result<Opened, ProxyError> {
+    // hyper offers the upgrade on every HTTP/1.1 request that asks for one.
+    let client_side = parts
+        .extensions
+        .remove::<OnUpgrade>()
+        .ok_or(ProxyError::BadRequest("this connection cannot be upgraded"))?;
+    let tunnels = ex.metrics.tunnels();
+    let slot = tunnels
+        .try_reserve(u64::from(settings.max_tunnels))
+        .ok_or(ProxyError::TunnelLimit)?;
+    let (mut head, backend_side) = match upgrade::send(ex, attempts, parts).await? {
+        Upgrade::Switched(head, switched) => (head, switched),
+        Upgrade::Declined(resp) => return Ok(Opened::Declined(resp)),
+    };
+    metrics::inc(&tunnels.opened);
+    rewrite::rewrite_switching_response(&mut head);
+    let tunnel = Tunnel {
+        client,
+        backend: backend_side.backend().clone(),
+        idle_timeout: settings.idle_timeout,
+        slot,
+    };
+    tokio::spawn(tunnel.run(client_side, backend_side));
+    Ok(Opened::Tunnel(Response::from_parts(
+        head,
+        ResponseBody::full(Bytes::new()),
+    )))
+}
+
+/// One tunnel, from the `101` until both sides have closed.
+#[derive(Debug)]
+pub struct Tunnel {
+    /// The client's address, for the log.
+    pub client: SocketAddr,
+    /// The backend's URL, for the log.
+    pub backend: Arc<str>,
+    /// Longest time with no byte either way.
+    pub idle_timeout: Duration,
+    /// Its place among the open tunnels.
+    pub slot: TunnelSlot,
+}
+
+// === impl Tunnel ===
+
+impl Tunnel {
+    /// Waits for both switched connections (the client's once hyper has sent it the `101`),
+    /// then copies bytes between them until the tunnel ends.
+    pub async fn run(self, client: OnUpgrade, backend: Switched) {
+        let (client, backend) = tokio::join!(client, backend.connection());
+        let (client, backend) = match (client, backend) {
+            (Ok(client), Ok(backend)) => (client, backend),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::debug!(client = %self.client, backend = %self.backend, error = %e, "tunnel not opened: a side went away");
+                return;
+            }
+        };
+        let started = Instant::now();
+        let spliced = splice(
+            TokioIo::new(client),
+            TokioIo::new(backend),
+            self.idle_timeout,
+        )
+        .await;
+        if spliced.end == End::Idle {
+            metrics::inc(&self.slot.tunnels().idle_timeouts);
+        }
+        tracing::debug!(
+            client = %self.client,
+            backend = %self.backend,
+            end = ?spliced.end,
+            to_backend = spliced.to_backend,
+            to_client = spliced.to_client,
+            duration = ?started.elapsed(),
+            "tunnel closed"
+        );
+    }
+}
+
+/// Why a tunnel ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    /// Both sides closed.
+    Closed,
+    /// No byte moved either way for the idle timeout.
+    Idle,
+    /// A side failed (reset, or a write that stalled past the client's write timeout).
+    Failed(io::ErrorKind),
+}
+
+/// How a tunnel went.
+#[derive(Debug)]
+pub struct Spliced {
+    /// Why it ended.
+    pub end: End,
+    /// Bytes copied from the client to the backend.
+    pub to_backend: u64,
+    /// Bytes copied from the backend to the client.
+    pub to_client: u64,
+}
+
+/// Copies bytes both ways between `client` and `backend` until both have closed (a side's
+/// close is passed on to the other as a shutdown of its write half, and the other direction
+/// goes on until it closes too), a side fails, or nothing moved either way for
+/// `idle_timeout`.
+pub async fn splice<C, B>(mut client: C, mut backend: B, idle_timeout: Duration) -> Spliced
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut up = Pipe::new();
+    let mut down = Pipe::new();
+    let mut idle = IdleTimer::new(idle_timeout);
+    let end = std::future::poll_fn(|cx| {
+        let mut moved = false;
+        let up_done = up.poll_copy(cx, &mut client, &mut backend, &mut moved)?;
+        let down_done = down.poll_copy(cx, &mut backend, &mut client, &mut moved)?;
+        if up_done.is_ready() && down_done.is_ready() {
+            return Poll::Ready(Ok(End::Closed));
+        }
+        if moved {
+            idle.disarm();
+        }
+        ready!(idle.poll_expired(cx));
+        Poll::Ready(Ok(End::Idle))
+    })
+    .await
+    .unwrap_or_else(|e: io::Error| End::Failed(e.kind()));
+    Spliced {
+        end,
+        to_backend: up.copied,
+        to_client: down.copied,
+    }
+}
+
+/// One direction of a tunnel: what was read and is not yet written.
+struct Pipe {
+    buf: Box<[u8]>,
+    /// `buf[start..end]` waits to be written.
+    start: usize,
+    end: usize,
+    /// The reader has ended.
+    read_done: bool,
+    /// The writer's write half is shut down: this direction is over.
+    done: bool,
+    copied: u64,
+}
+
+// === impl Pipe ===
+
+impl Pipe {
+    fn new() -> Self {
+        Pipe {
+            buf: vec![0; BUFFER].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            read_done: false,
+            done: false,
+            copied: 0,
+        }
+    }
+
+    /// Moves what `from` has to `to` until either would wait (`Pending`, with both woken
+    /// when they can go on) or this direction is over (`Ready`: `from` ended and `to` was
+    /// shut down). `moved` is set when any byte was read or written.
+    fn poll_copy<R, W>(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: &mut R,
+        to: &mut W,
+        moved: &mut bool,
+    ) -> Poll<io::Result<()>>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        loop {
+            if self.done {
+                return Poll::Ready(Ok(()));
+            }
+            if self.start < self.end {
+                let n = ready!(Pin::new(&mut *to).poll_write(cx, &self.buf[self.start..self.end]))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.start += n;
+                self.copied += n as u64;
+                *moved = true;
+                continue;
+            }
+            if self.read_done {
+                // The peer may be gone already: a failed shutdown ends this direction too.
+                let _ = ready!(Pin::new(&mut *to).poll_shutdown(cx));
+                self.done = true;
+                continue;
+            }
+            let mut buf = ReadBuf::new(&mut self.buf);
+            match Pin::new(&mut *from).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) => {
+                    let n = buf.filled().len();
+                    (self.start, self.end) = (0, n);
+                    if n == 0 {
+                        self.read_done = true;
+                    } else {
+                        *moved = true;
+                    }
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    // Nothing more to read for now: what was written must not wait in a buffer.
+                    ready!(Pin::new(&mut *to).poll_flush(cx))?;
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
