@@ -631,6 +631,12 @@ async fn graceful_shutdown_keeps_a_tunnel_until_the_drain_deadline() {
         cut_after < Duration::from_secs(2),
         "cut after {cut_after:?}"
     );
+    // Cut on the backend's side too.
+    assert_eventually!(
+        Duration::from_secs(2),
+        || async { ws_backend.open() == 0 },
+        "the backend's side of the cut tunnel stayed open"
+    );
     println!(
         "websocket drain: {echoed} messages echoed while draining, cut after {} ms (drain timeout 800 ms)",
         cut_after.as_millis()
