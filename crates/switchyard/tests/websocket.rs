@@ -473,6 +473,56 @@ async fn the_tunnel_limit_refuses_one_more_and_a_closed_tunnel_frees_its_place()
 }
 
 #[tokio::test]
+async fn a_tunnel_holds_its_backend_slot_under_max_connections() {
+    let ws_backend = WsBackend::start("echo").await;
+    let proxy = TestProxy::start(load(&format!(
+        "[pools.chat]\nbackends = [\"{}\"]\nmax_connections = 1\nqueue_timeout = \"100ms\"\n",
+        ws_backend.url()
+    )));
+    let (mut first, _) = open(proxy.addr, "/").await;
+    echo(&mut first, Message::text("holding the slot")).await;
+    let outstanding = |proxy: &TestProxy| -> u32 {
+        proxy.server.shared().state().pools[0].backends()[0]
+            .load
+            .outstanding()
+    };
+    assert_eq!(outstanding(&proxy), 1, "the open tunnel is outstanding");
+
+    // The backend is at max_connections while the tunnel lives: a second upgrade waits out
+    // the queue timeout and gets 503, and so does a plain request.
+    let waited = Instant::now();
+    let resp = refused(proxy.addr, "/").await;
+    let waited = waited.elapsed();
+    assert_eq!(resp.status(), 503);
+    let body = resp.body().clone().unwrap_or_default();
+    assert!(
+        String::from_utf8_lossy(&body).contains("backend busy"),
+        "{resp:?}"
+    );
+    assert!(waited >= Duration::from_millis(100), "{waited:?}");
+    assert_eq!(ws_backend.stats.accepted.load(Ordering::SeqCst), 1);
+
+    first.close(None).await.expect("close");
+    ended(&mut first, Duration::from_secs(2)).await;
+    drop(first);
+    assert_eventually!(
+        Duration::from_secs(2),
+        || async { outstanding(&proxy) == 0 },
+        "the closed tunnel kept its backend slot"
+    );
+    let (mut second, _) = open(proxy.addr, "/").await;
+    echo(&mut second, Message::text("the slot came back")).await;
+    let metrics = proxy.metrics().await;
+    assert_eq!(metrics["backends"][0]["failures"], 0, "{metrics:#}");
+    drop(second);
+    println!(
+        "websocket max_connections 1: second upgrade 503 (backend busy) after {} ms while the first tunnel lived; accepted once it closed",
+        waited.as_millis()
+    );
+    stop(proxy).await;
+}
+
+#[tokio::test]
 async fn metrics_count_tunnels_in_json_and_prometheus() {
     let ws_backend = WsBackend::start("echo").await;
     let proxy = TestProxy::start(single(&ws_backend, "[websocket]\nmax_tunnels = 1"));
@@ -580,6 +630,12 @@ async fn graceful_shutdown_keeps_a_tunnel_until_the_drain_deadline() {
     assert!(
         cut_after < Duration::from_secs(2),
         "cut after {cut_after:?}"
+    );
+    // Cut on the backend's side too.
+    assert_eventually!(
+        Duration::from_secs(2),
+        || async { ws_backend.open() == 0 },
+        "the backend's side of the cut tunnel stayed open"
     );
     println!(
         "websocket drain: {echoed} messages echoed while draining, cut after {} ms (drain timeout 800 ms)",

@@ -14,8 +14,8 @@
 //! `Upgraded` through `hyper::upgrade::on` too, so it can be handed to [`Tunnel::run`] as
 //! the client side, answered `200` instead of `101`.
 //!
-//! What a tunnel holds is held by guards: its place ([`TunnelSlot`]) for its whole life, the
-//! attempt (load slot, connection) until hyper hands over the backend's connection. A tunnel
+//! What a tunnel holds is held by guards, for its whole life: its place ([`TunnelSlot`]) and
+//! the backend's load slot ([`Switched`], the attempt that answered `101`). A tunnel
 //! task lives on the worker that accepted its client: a reload leaves it alone, and a
 //! graceful shutdown waits for it (the drain waits for `tunnels_open` to reach zero) and
 //! cuts it at the drain deadline, when the worker's runtime is dropped.
@@ -23,7 +23,6 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -83,24 +82,25 @@ pub async fn open(
     rewrite::rewrite_switching_response(&mut head);
     let tunnel = Tunnel {
         client,
-        backend: backend_side.backend().clone(),
+        backend: backend_side,
         idle_timeout: settings.idle_timeout,
         slot,
     };
-    tokio::spawn(tunnel.run(client_side, backend_side));
+    tokio::spawn(tunnel.run(client_side));
     Ok(Opened::Tunnel(Response::from_parts(
         head,
         ResponseBody::full(Bytes::new()),
     )))
 }
 
-/// One tunnel, from the `101` until both sides have closed.
+/// One tunnel, from the `101` until both sides have closed. What it holds goes back when it
+/// is dropped: when it ends, or when its task is cancelled (the drain deadline).
 #[derive(Debug)]
 pub struct Tunnel {
     /// The client's address, for the log.
     pub client: SocketAddr,
-    /// The backend's URL, for the log.
-    pub backend: Arc<str>,
+    /// The backend's side, holding the backend's load slot.
+    pub backend: Switched,
     /// Longest time with no byte either way.
     pub idle_timeout: Duration,
     /// Its place among the open tunnels.
@@ -110,14 +110,14 @@ pub struct Tunnel {
 // === impl Tunnel ===
 
 impl Tunnel {
-    /// Waits for both switched connections (the client's once hyper has sent it the `101`),
-    /// then copies bytes between them until the tunnel ends.
-    pub async fn run(self, client: OnUpgrade, backend: Switched) {
-        let (client, backend) = tokio::join!(client, backend.connection());
+    /// Waits for both switched connections (`client`, the client's, once hyper has sent it
+    /// the `101`), then copies bytes between them until the tunnel ends.
+    pub async fn run(mut self, client: OnUpgrade) {
+        let (client, backend) = tokio::join!(client, self.backend.connection());
         let (client, backend) = match (client, backend) {
             (Ok(client), Ok(backend)) => (client, backend),
             (Err(e), _) | (_, Err(e)) => {
-                tracing::debug!(client = %self.client, backend = %self.backend, error = %e, "tunnel not opened: a side went away");
+                tracing::debug!(client = %self.client, backend = %self.backend.backend(), error = %e, "tunnel not opened: a side went away");
                 return;
             }
         };
@@ -133,7 +133,7 @@ impl Tunnel {
         }
         tracing::debug!(
             client = %self.client,
-            backend = %self.backend,
+            backend = %self.backend.backend(),
             end = ?spliced.end,
             to_backend = spliced.to_backend,
             to_client = spliced.to_client,

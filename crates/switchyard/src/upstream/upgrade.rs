@@ -7,10 +7,14 @@
 //! once sent, an upgrade is never sent twice.
 //!
 //! The attempt is settled when the response head arrives: a `101` is a success (what the
-//! tunnel does later is not the backend's HTTP outcome), and its load slot is given back as
-//! soon as hyper hands over the connection. Any other answer is relayed as a normal response
-//! and settled when its body ends, as usual; its connection is an ordinary keep-alive one
-//! then, and goes back to the idle pool when that body is complete.
+//! tunnel does later is not the backend's HTTP outcome). The attempt then stays with the
+//! tunnel ([`Switched`]) and keeps the backend's load slot until the tunnel closes: a tunnel
+//! is a response that lasts, so it counts against `max_connections` and in the outstanding
+//! count `least_request` and `peak_ewma` pick by (as HAProxy's `maxconn` and `leastconn`
+//! count a tunnel), and long-lived WebSockets spread over the backends. Any other answer is
+//! relayed as a normal response and settled when its body ends, as usual; its connection is
+//! an ordinary keep-alive one then, and goes back to the idle pool when that body is
+//! complete.
 
 use std::sync::Arc;
 
@@ -41,11 +45,11 @@ pub enum Upgrade {
     Declined(Response<UpstreamBody>),
 }
 
-/// The backend's side of a tunnel, until hyper hands over its connection.
+/// The backend's side of a tunnel: a guard, kept for the tunnel's life, that gives the
+/// backend's load slot back when dropped.
 #[derive(Debug)]
 pub struct Switched {
-    /// The attempt, settled as a success; it keeps the load slot and the connection's
-    /// sender until the connection is handed over.
+    /// The attempt, settled as a success; it keeps the load slot.
     attempt: Attempt,
     upgrade: OnUpgrade,
 }
@@ -58,13 +62,9 @@ impl Switched {
         &self.attempt.backend().label
     }
 
-    /// The switched connection, once hyper hands it over (at once: the `101` is read); the
-    /// attempt's load slot is given back then.
-    pub async fn connection(self) -> Result<Upgraded, hyper::Error> {
-        let Switched { attempt, upgrade } = self;
-        let io = upgrade.await;
-        drop(attempt);
-        io
+    /// The switched connection, once hyper hands it over (at once: the `101` is read).
+    pub async fn connection(&mut self) -> Result<Upgraded, hyper::Error> {
+        (&mut self.upgrade).await
     }
 }
 
