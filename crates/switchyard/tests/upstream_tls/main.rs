@@ -11,6 +11,7 @@ mod backend;
 mod files;
 mod logs;
 mod pki;
+mod websocket;
 
 use std::path::Path;
 use std::time::Duration;
