@@ -33,11 +33,7 @@ pub async fn start(mut config: Config) -> Result<Demo, StartError> {
         let backend =
             test_server::spawn(listener, test_server::Options { message }).map_err(bind_err)?;
         urls.push(BackendConfig {
-            url: BackendUrl {
-                host: "127.0.0.1".into(),
-                port: backend.addr().port(),
-                base_path: String::new(),
-            },
+            url: BackendUrl::http("127.0.0.1", backend.addr().port()),
             weight: 1,
         });
         backends.push(backend);

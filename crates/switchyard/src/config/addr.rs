@@ -1,5 +1,6 @@
 //! Listen addresses (`:3000`, `127.0.0.1:3000`, `[::1]:3000`) and backend URLs
-//! (`http://localhost:8080`), parsed once when the configuration is built.
+//! (`http://localhost:8080`, `h2c://localhost:50051`), parsed once when the configuration is
+//! built.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -62,9 +63,31 @@ impl fmt::Display for ListenAddr {
     }
 }
 
+/// How a backend is spoken to, by its URL's scheme.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BackendScheme {
+    /// `http://`: HTTP/1.1 (or HTTP/2 with prior knowledge when the pool says `h2`).
+    #[default]
+    Http,
+    /// `h2c://`: cleartext HTTP/2 with prior knowledge, as Traefik spells it.
+    H2c,
+}
+
+impl BackendScheme {
+    /// The scheme as written in a URL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendScheme::Http => "http",
+            BackendScheme::H2c => "h2c",
+        }
+    }
+}
+
 /// One backend: where to connect and what to put in front of the request path.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BackendUrl {
+    /// How it is spoken to.
+    pub scheme: BackendScheme,
     /// Host name or IP address, without brackets.
     pub host: String,
     /// TCP port (80 when the URL gives none).
@@ -80,8 +103,8 @@ pub enum BackendUrlError {
     /// Not `http://host[:port][/path]`.
     #[error("is not a URL of the form http://host:port")]
     Malformed,
-    /// A scheme other than http.
-    #[error("scheme {0:?} is not supported (use http://)")]
+    /// A scheme other than http or h2c.
+    #[error("scheme {0:?} is not supported (use http:// or h2c://)")]
     Scheme(String),
     /// No host.
     #[error("has no host")]
@@ -100,9 +123,13 @@ impl FromStr for BackendUrl {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         let (scheme, rest) = s.split_once("://").ok_or(BackendUrlError::Malformed)?;
-        if !scheme.eq_ignore_ascii_case("http") {
+        let scheme = if scheme.eq_ignore_ascii_case("http") {
+            BackendScheme::Http
+        } else if scheme.eq_ignore_ascii_case("h2c") {
+            BackendScheme::H2c
+        } else {
             return Err(BackendUrlError::Scheme(scheme.to_owned()));
-        }
+        };
         if rest.contains(['?', '#', '@']) || rest.contains(char::is_whitespace) {
             return Err(BackendUrlError::Extra);
         }
@@ -122,6 +149,7 @@ impl FromStr for BackendUrl {
             },
         };
         Ok(BackendUrl {
+            scheme,
             host: host.to_owned(),
             port,
             base_path: path.trim_end_matches('/').to_owned(),
@@ -146,13 +174,31 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), BackendUrlEr
     })
 }
 
+impl BackendUrl {
+    /// A plain `http://host:port` backend.
+    pub fn http(host: &str, port: u16) -> Self {
+        BackendUrl {
+            scheme: BackendScheme::Http,
+            host: host.to_owned(),
+            port,
+            base_path: String::new(),
+        }
+    }
+
+    /// `host:port`, an IPv6 host in brackets: the `Host` (or `:authority`) it answers to.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
 impl fmt::Display for BackendUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "http://[{}]:{}{}", self.host, self.port, self.base_path)
-        } else {
-            write!(f, "http://{}:{}{}", self.host, self.port, self.base_path)
-        }
+        let scheme = self.scheme.as_str();
+        write!(f, "{scheme}://{}{}", self.authority(), self.base_path)
     }
 }
 
@@ -202,6 +248,10 @@ mod tests {
         assert_eq!(b.to_string(), "http://[::1]:81/api");
         let b: BackendUrl = "HTTP://example.com".parse().unwrap();
         assert_eq!(b.port, 80);
+        let b: BackendUrl = "h2c://127.0.0.1:50051".parse().unwrap();
+        assert_eq!(b.scheme, BackendScheme::H2c);
+        assert_eq!(b.to_string(), "h2c://127.0.0.1:50051");
+        assert_eq!(b.authority(), "127.0.0.1:50051");
         assert_eq!(
             "ftp://x".parse::<BackendUrl>(),
             Err(BackendUrlError::Scheme("ftp".into()))

@@ -80,9 +80,7 @@ impl Backend {
                 "no addresses",
             )));
         }
-        let authority = label.trim_start_matches("http://");
-        let authority = authority.split('/').next().unwrap_or(authority);
-        let host_header = HeaderValue::from_str(authority)
+        let host_header = HeaderValue::from_str(&url.authority())
             .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
         let identity = super::pick::hash_bytes(label.as_bytes());
         Ok(Backend {

@@ -1,13 +1,17 @@
 //! Connections to backends: [`Connection`], what one request is sent on, and the
 //! [`Connector`] that opens them (connect timeout, each resolved address in turn) or takes
-//! an idle one from this worker's pool ([`super::idle`]).
+//! one from this worker's pool ([`super::idle`]).
 //!
 //! A connection is one enum over the protocols, not a trait per call site: HTTP/1.1 is
 //! exclusive (one request at a time; it goes back to the idle pool when its response is
-//! complete), and HTTP/2, when it comes, is shared (many requests at once on a clone of its
-//! sender; it stays in the pool while in use). TLS or plain is a property of the stream
-//! under it: [`Connector::handshake`] takes any stream, so a TLS stream is handed in the
-//! same way as a TCP one.
+//! complete), and HTTP/2 is shared: a request holds one stream of it ([`H2Stream`]: a clone
+//! of the connection's sender and its share of the stream count) while the connection stays
+//! in the pool for others. TLS or plain is a property of the stream under it:
+//! [`Connector::handshake`] takes any stream and the protocol to speak on it, so a TLS
+//! stream (its ALPN deciding the protocol) is handed in the same way as a TCP one.
+//!
+//! Which protocol a backend is spoken to in comes from the pool's `protocol` and the
+//! backend's URL scheme ([`Connector::protocol_for`]).
 //!
 //! Written here rather than using `hyper-util`'s pooled client because the request path
 //! needs what that client hides: a request whose connection could not be established comes
@@ -15,19 +19,25 @@
 //! pooled connection is told apart from a backend that is down.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{header, Request, Response, Version};
+use http::uri::{Authority, Scheme};
+use http::{header, Request, Response, Uri, Version};
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, TrySendError};
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2, TrySendError};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::io::UpstreamIo;
 use super::{idle, Backend};
 use crate::body::RequestBody;
-use crate::config::KeepAliveConfig;
+use crate::clock::nanos;
+use crate::config::{BackendScheme, KeepAliveConfig, UpstreamProtocol};
 use crate::metrics;
 
 /// A connection to a backend that can take a request.
@@ -35,6 +45,37 @@ use crate::metrics;
 pub enum Connection {
     /// HTTP/1.1: one request at a time.
     H1(http1::SendRequest<RequestBody>),
+    /// One stream of a shared HTTP/2 connection.
+    H2(H2Stream),
+}
+
+/// The HTTP a new connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1.
+    Http1,
+    /// HTTP/2 (with prior knowledge in cleartext, or after ALPN `h2`).
+    Http2,
+}
+
+/// A request's hold on one stream of a shared HTTP/2 connection; dropping it gives the
+/// stream back.
+#[derive(Debug)]
+pub struct H2Stream {
+    sender: http2::SendRequest<RequestBody>,
+    shared: Arc<H2Shared>,
+}
+
+/// What the streams of one HTTP/2 connection share: how many are in use, since when none.
+#[derive(Debug)]
+pub struct H2Shared {
+    in_use: AtomicUsize,
+    /// `nanos()` when the last stream in use ended.
+    idle_since: AtomicU64,
+    /// The backend's `SETTINGS_MAX_CONCURRENT_STREAMS`, as the connection last saw it.
+    max_send: AtomicUsize,
+    /// `:scheme` of its requests: `https` over TLS.
+    scheme: Scheme,
 }
 
 /// Why no connection to a backend could be had. The request was not sent.
@@ -52,6 +93,10 @@ pub enum ConnectError {
     /// A new connection closed before it took the request.
     #[error("connection closed before the request was sent")]
     Closed(#[source] hyper::Error),
+    /// The HTTP/2 connection this request waited for (another request of this worker was
+    /// opening it) could not be opened.
+    #[error(transparent)]
+    Shared(Arc<ConnectError>),
 }
 
 // === impl Connection ===
@@ -61,6 +106,7 @@ impl Connection {
     pub fn is_closed(&self) -> bool {
         match self {
             Connection::H1(sender) => sender.is_closed(),
+            Connection::H2(stream) => stream.sender.is_closed(),
         }
     }
 
@@ -68,13 +114,15 @@ impl Connection {
     pub async fn ready(&mut self) -> Result<(), hyper::Error> {
         match self {
             Connection::H1(sender) => sender.ready().await,
+            Connection::H2(stream) => stream.sender.ready().await,
         }
     }
 
-    /// Sends `req` in this connection's HTTP version; `te_trailers`: it carries a
+    /// Sends `req` in this connection's HTTP version. `te_trailers`: it carries a
     /// `TE: trailers`, kept for HTTP/2 (gRPC needs it) while HTTP/1.1 backends get no `TE`, a
-    /// hop-by-hop header. When the connection turns out unable to take the request, hyper
-    /// hands it back unsent inside the error.
+    /// hop-by-hop header. On HTTP/2 the `Host` goes into `:authority` (RFC 9113 §8.3.1) and
+    /// connection-specific headers are already gone (`proxy::rewrite`). When the connection
+    /// turns out unable to take the request, hyper hands it back unsent inside the error.
     pub fn try_send(
         &mut self,
         mut req: Request<RequestBody>,
@@ -86,8 +134,131 @@ impl Connection {
                 if te_trailers {
                     req.headers_mut().remove(header::TE);
                 }
-                sender.try_send_request(req)
+                Sending::H1 {
+                    fut: sender.try_send_request(req),
+                }
             }
+            Connection::H2(stream) => {
+                *req.version_mut() = Version::HTTP_2;
+                h2_target(&mut req, &stream.shared.scheme);
+                Sending::H2 {
+                    fut: stream.sender.try_send_request(req),
+                }
+            }
+        }
+    }
+}
+
+/// Puts `req`'s `Host` into its URI, which becomes `:scheme`, `:authority` and `:path`.
+fn h2_target(req: &mut Request<RequestBody>, scheme: &Scheme) {
+    let Some(host) = req.headers_mut().remove(header::HOST) else {
+        return;
+    };
+    let Ok(authority) = Authority::try_from(host.as_bytes()) else {
+        return;
+    };
+    let mut parts = std::mem::take(req.uri_mut()).into_parts();
+    parts.scheme = Some(scheme.clone());
+    parts.authority = Some(authority);
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    // Each part is valid on its own, and scheme, authority and path make a valid URI.
+    *req.uri_mut() = Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"));
+}
+
+pin_project_lite::pin_project! {
+    /// A request on its way out, on either protocol.
+    #[project = SendingProj]
+    enum Sending<A, B> {
+        H1 { #[pin] fut: A },
+        H2 { #[pin] fut: B },
+    }
+}
+
+impl<A, B, T> Future for Sending<A, B>
+where
+    A: Future<Output = T>,
+    B: Future<Output = T>,
+{
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match self.project() {
+            SendingProj::H1 { fut } => fut.poll(cx),
+            SendingProj::H2 { fut } => fut.poll(cx),
+        }
+    }
+}
+
+// === impl H2Stream ===
+
+impl H2Stream {
+    /// The first stream of a new connection.
+    fn first(sender: http2::SendRequest<RequestBody>, scheme: Scheme) -> Self {
+        let shared = Arc::new(H2Shared {
+            in_use: AtomicUsize::new(1),
+            idle_since: AtomicU64::new(0),
+            max_send: AtomicUsize::new(usize::MAX),
+            scheme,
+        });
+        H2Stream { sender, shared }
+    }
+
+    /// A handle on its connection, for the pool (it holds no stream).
+    pub(super) fn connection(&self) -> H2Conn {
+        H2Conn {
+            sender: self.sender.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// A shared HTTP/2 connection as the pool keeps it: streams of it are leased to requests.
+#[derive(Debug)]
+pub struct H2Conn {
+    sender: http2::SendRequest<RequestBody>,
+    shared: Arc<H2Shared>,
+}
+
+// === impl H2Conn ===
+
+impl H2Conn {
+    /// A stream of it for one request.
+    pub(super) fn lease(&self) -> H2Stream {
+        self.shared.in_use.fetch_add(1, Ordering::Relaxed);
+        H2Stream {
+            sender: self.sender.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// True once it can take no more requests (closed, or after the backend's GOAWAY).
+    pub(super) fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
+    /// Streams in use.
+    pub(super) fn in_use(&self) -> usize {
+        self.shared.in_use.load(Ordering::Relaxed)
+    }
+
+    /// Streams it may carry at once: `limit`, or fewer if the backend says so.
+    pub(super) fn capacity(&self, limit: usize) -> usize {
+        limit.min(self.shared.max_send.load(Ordering::Relaxed))
+    }
+
+    /// When its last stream in use ended (`nanos()`), if none is in use now.
+    pub(super) fn idle_since(&self) -> Option<u64> {
+        (self.in_use() == 0).then(|| self.shared.idle_since.load(Ordering::Relaxed))
+    }
+}
+
+impl Drop for H2Stream {
+    fn drop(&mut self) {
+        if self.shared.in_use.fetch_sub(1, Ordering::Relaxed) == 1 {
+            let now = nanos(tokio::time::Instant::now());
+            self.shared.idle_since.store(now, Ordering::Relaxed);
         }
     }
 }
@@ -101,14 +272,33 @@ pub struct Connector {
     pub pool: KeepAliveConfig,
     /// Largest response head accepted from a backend.
     pub max_header_bytes: usize,
+    /// Which HTTP the pool's backends speak (with each one's URL scheme).
+    pub protocol: UpstreamProtocol,
+    /// Streams one HTTP/2 connection carries at once; beyond, another one opens.
+    pub max_streams: usize,
 }
 
 // === impl Connector ===
 
 impl Connector {
-    /// A connection to `backend` ready to take a request: an idle pooled one if this worker
-    /// has one (`reused == true`), else a new one.
+    /// The HTTP `backend` is spoken to in.
+    pub fn protocol_for(&self, backend: &Backend) -> Protocol {
+        match (self.protocol, backend.url.scheme) {
+            (UpstreamProtocol::Http2, _) | (_, BackendScheme::H2c) => Protocol::Http2,
+            (UpstreamProtocol::Auto | UpstreamProtocol::Http1, BackendScheme::Http) => {
+                Protocol::Http1
+            }
+        }
+    }
+
+    /// A connection to `backend` ready to take a request: an idle pooled one (HTTP/1.1), or a
+    /// stream of a shared one (HTTP/2) if this worker has one (`reused == true`), else a new
+    /// one.
     pub async fn checkout(&self, backend: &Backend) -> Result<(Connection, bool), ConnectError> {
+        if self.protocol_for(backend) == Protocol::Http2 {
+            // Boxed: kept out of the size of every HTTP/1.1 request's future.
+            return Box::pin(self.checkout_h2(backend)).await;
+        }
         while let Some(mut conn) = idle::pop(backend, &self.pool) {
             // A pooled connection is normally ready at once; one the backend closed while it
             // sat idle fails here and is dropped.
@@ -120,6 +310,44 @@ impl Connector {
         // Boxed: once per new connection, and kept out of the size of every request's future.
         let connect = Box::pin(self.connect(backend));
         connect.await.map(|conn| (conn, false))
+    }
+
+    /// A new connection to `backend` after a pooled one turned out closed: for HTTP/2, the
+    /// connection another request is opening or has just opened does as well.
+    pub async fn replace(&self, backend: &Backend) -> Result<Connection, ConnectError> {
+        match self.protocol_for(backend) {
+            Protocol::Http1 => self.connect(backend).await,
+            Protocol::Http2 => self.checkout_h2(backend).await.map(|(conn, _)| conn),
+        }
+    }
+
+    /// A stream of this worker's HTTP/2 connection to `backend` with room for one more, or
+    /// of a new one. While one request opens a connection, the others of this worker wait
+    /// for it rather than open their own.
+    async fn checkout_h2(&self, backend: &Backend) -> Result<(Connection, bool), ConnectError> {
+        loop {
+            match idle::lease(backend, &self.pool, self.max_streams) {
+                idle::Lease::Stream(stream) => {
+                    metrics::inc(&backend.counters.local().connections_reused);
+                    return Ok((Connection::H2(stream), true));
+                }
+                idle::Lease::Wait(opening) => opening.wait().await?,
+                idle::Lease::Open(opening) => {
+                    return match self.connect(backend).await {
+                        Ok(conn) => {
+                            idle::share(backend, &conn);
+                            opening.opened(Ok(()));
+                            Ok((conn, false))
+                        }
+                        Err(e) => {
+                            let e = Arc::new(e);
+                            opening.opened(Err(e.clone()));
+                            Err(ConnectError::Shared(e))
+                        }
+                    };
+                }
+            }
+        }
     }
 
     /// Opens a new connection, trying each of the backend's addresses.
@@ -137,7 +365,10 @@ impl Connector {
                         .with_time(Duration::from_secs(60))
                         .with_interval(Duration::from_secs(10));
                     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-                    return self.handshake(UpstreamIo::new(stream)).await;
+                    let protocol = self.protocol_for(backend);
+                    return self
+                        .handshake(UpstreamIo::new(stream), protocol, false)
+                        .await;
                 }
                 Ok(Err(e)) => last_err = ConnectError::Io(e),
                 Err(_) => {
@@ -149,21 +380,61 @@ impl Connector {
         Err(last_err)
     }
 
-    /// Speaks HTTP on a freshly opened stream, plain or (later) TLS.
-    pub async fn handshake<S>(&self, stream: S) -> Result<Connection, ConnectError>
+    /// Speaks `protocol` on a freshly opened stream, plain or TLS (`tls`: HTTP/2 requests
+    /// then carry `:scheme https`).
+    pub async fn handshake<S>(
+        &self,
+        stream: S,
+        protocol: Protocol,
+        tls: bool,
+    ) -> Result<Connection, ConnectError>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let (sender, conn) = http1::Builder::new()
-            .max_buf_size(self.max_header_bytes.max(64 * 1024))
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(ConnectError::Handshake)?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "upstream connection closed with an error");
+        let max_head = self.max_header_bytes.max(64 * 1024);
+        match protocol {
+            Protocol::Http1 => {
+                let (sender, conn) = http1::Builder::new()
+                    .max_buf_size(max_head)
+                    .handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(ConnectError::Handshake)?;
+                spawn_connection(conn);
+                Ok(Connection::H1(sender))
             }
-        });
-        Ok(Connection::H1(sender))
+            Protocol::Http2 => {
+                let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                    .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX))
+                    .handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(ConnectError::Handshake)?;
+                let scheme = if tls { Scheme::HTTPS } else { Scheme::HTTP };
+                let stream = H2Stream::first(sender, scheme);
+                let shared = stream.shared.clone();
+                // The backend's stream limit, published for the pool after every poll.
+                let mut conn = Box::pin(conn);
+                spawn_connection(std::future::poll_fn(move |cx| {
+                    let polled = conn.as_mut().poll(cx);
+                    let max = conn.current_max_send_streams();
+                    if shared.max_send.load(Ordering::Relaxed) != max {
+                        shared.max_send.store(max, Ordering::Relaxed);
+                    }
+                    polled
+                }));
+                Ok(Connection::H2(stream))
+            }
+        }
     }
+}
+
+/// Drives a new connection on this worker until it closes.
+fn spawn_connection<C>(conn: C)
+where
+    C: Future<Output = Result<(), hyper::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "upstream connection closed with an error");
+        }
+    });
 }

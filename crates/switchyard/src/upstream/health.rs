@@ -16,11 +16,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::connect::Connector;
+use super::connect::{Connection, Connector};
 use super::{pick, Backend, Pool};
 use crate::body::RequestBody;
 use crate::clock::nanos;
-use crate::config::{HealthCheckConfig, KeepAliveConfig};
+use crate::config::{HealthCheckConfig, KeepAliveConfig, UpstreamProtocol};
 
 /// A backend's health as active checks see it.
 #[derive(Debug)]
@@ -105,9 +105,10 @@ async fn follow(mut pools: watch::Receiver<Pools>) {
             let Some(config) = &pool.health_check else {
                 continue;
             };
+            let protocol = pool.connector.protocol;
             for backend in pool.backends() {
-                let key = (backend.id, format!("{config:?}"));
-                wanted.insert(key, (backend.clone(), config.clone()));
+                let key = (backend.id, format!("{config:?} {protocol:?}"));
+                wanted.insert(key, (backend.clone(), config.clone(), protocol));
             }
         }
         tasks.retain(|key, task| {
@@ -117,10 +118,10 @@ async fn follow(mut pools: watch::Receiver<Pools>) {
             }
             keep
         });
-        for (key, (backend, config)) in wanted {
+        for (key, (backend, config, protocol)) in wanted {
             tasks
                 .entry(key)
-                .or_insert_with(|| tokio::spawn(check_loop(backend, config)));
+                .or_insert_with(|| tokio::spawn(check_loop(backend, config, protocol)));
         }
         drop(current);
         if pools.changed().await.is_err() {
@@ -132,7 +133,7 @@ async fn follow(mut pools: watch::Receiver<Pools>) {
     }
 }
 
-async fn check_loop(backend: Arc<Backend>, config: HealthCheckConfig) {
+async fn check_loop(backend: Arc<Backend>, config: HealthCheckConfig, protocol: UpstreamProtocol) {
     let connector = Connector {
         connect_timeout: config.timeout,
         pool: KeepAliveConfig {
@@ -140,6 +141,8 @@ async fn check_loop(backend: Arc<Backend>, config: HealthCheckConfig) {
             idle_timeout: Duration::ZERO,
         },
         max_header_bytes: 64 * 1024,
+        protocol,
+        max_streams: 1,
     };
     let (mut passes, mut failures) = (0u32, 0u32);
     loop {
@@ -187,10 +190,12 @@ async fn check_once(
         ));
         let headers = req.headers_mut();
         headers.insert(header::HOST, backend.host_header.clone());
-        headers.insert(
-            header::CONNECTION,
-            header::HeaderValue::from_static("close"),
-        );
+        if let Connection::H1(_) = conn {
+            headers.insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+        }
         headers.insert(
             header::USER_AGENT,
             header::HeaderValue::from_static("switchyard-health-check"),

@@ -15,9 +15,10 @@
 //! - [`attempt`]: the guard of one try: breaker permit, load slot, connection.
 //! - [`classify`]: an attempt's outcome, decided once, when its response has ended.
 //! - [`body`]: a backend's response body, carrying its attempt to the end.
-//! - [`connect`]: upstream connections (HTTP/1.1 now; the enum HTTP/2 joins) and opening them;
-//!   [`idle`]: the per-worker pool of idle keep-alive connections; [`io`]: the socket under
-//!   them, which keeps an early answer from being lost to a failed body write.
+//! - [`connect`]: upstream connections (HTTP/1.1, exclusive; HTTP/2, shared) and opening them;
+//!   [`idle`]: the per-worker pool of idle keep-alive and shared HTTP/2 connections; [`io`]:
+//!   the socket under them, which keeps an early answer from being lost to a failed body
+//!   write.
 //!
 //! A backend is *available* when its active checks pass and it is not ejected; a request is
 //! offered only available backends whose circuit lets it through. When none is available
@@ -115,6 +116,8 @@ impl Pool {
                 connect_timeout: config.connect_timeout,
                 pool: config.keepalive,
                 max_header_bytes,
+                protocol: config.protocol,
+                max_streams: config.max_streams_per_connection as usize,
             },
             retries: config.retries,
             timeout: config.timeout,

@@ -97,11 +97,7 @@ pub fn url_for(server: &TestServer) -> BackendUrl {
 }
 
 pub fn url_for_port(port: u16) -> BackendUrl {
-    BackendUrl {
-        host: "127.0.0.1".into(),
-        port,
-        base_path: String::new(),
-    }
+    BackendUrl::http("127.0.0.1", port)
 }
 
 /// A test configuration over `backends`: no rate limit, two workers, short timeouts.
