@@ -137,7 +137,10 @@ mod tests {
         assert!(h2("http://api.example/x", Some("api.example")).is_ok());
         assert!(h2("http://api.example/x", Some("other.example")).is_err());
         // No :authority: the Host header carries it, and one is required.
-        assert_eq!(h2("/x", Some("api.example")).unwrap().unwrap(), "api.example");
+        assert_eq!(
+            h2("/x", Some("api.example")).unwrap().unwrap(),
+            "api.example"
+        );
         assert!(h2("/x", None).is_err());
     }
 }

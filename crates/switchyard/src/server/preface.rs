@@ -145,7 +145,9 @@ mod tests {
 
     #[tokio::test]
     async fn tells_http2_from_http1_and_gives_every_byte_back() {
-        let h1 = detect_bytes(&[b"GET / HTTP/1.1\r\n\r\n"]).await.expect("h1");
+        let h1 = detect_bytes(&[b"GET / HTTP/1.1\r\n\r\n"])
+            .await
+            .expect("h1");
         assert_eq!(h1, (Protocol::Http1, b"GET / HTTP/1.1\r\n\r\n".to_vec()));
         let mut h2 = H2_PREFACE.to_vec();
         h2.extend_from_slice(b"\0\0\0\x04\0\0\0\0\0");

@@ -257,7 +257,11 @@ impl Drop for Opening {
         let _ = IDLE.try_with(|idle| {
             let mut idle = idle.borrow_mut();
             if let Some(list) = idle.get_mut(&self.backend) {
-                if list.opening.as_ref().is_some_and(|(n, _)| *n == self.number) {
+                if list
+                    .opening
+                    .as_ref()
+                    .is_some_and(|(n, _)| *n == self.number)
+                {
                     list.opening = None;
                 }
             }

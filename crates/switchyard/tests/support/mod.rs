@@ -4,6 +4,7 @@
 #![allow(dead_code, missing_docs)]
 
 pub mod backends;
+pub mod h2;
 pub mod metrics;
 pub mod process;
 pub mod wire;

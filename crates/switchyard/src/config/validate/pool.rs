@@ -144,12 +144,18 @@ fn protocol(p: &PoolFile, key: &str, pool: &mut PoolConfig, c: &mut Checker<'_>)
             None => c.error_suggest(
                 raw.span(),
                 format!("{key}.protocol"),
-                format!("unknown protocol {name:?} (known: {})", PROTOCOLS.join(", ")),
+                format!(
+                    "unknown protocol {name:?} (known: {})",
+                    PROTOCOLS.join(", ")
+                ),
                 name,
                 PROTOCOLS,
             ),
         }
-        let h2c = pool.backends.iter().find(|b| b.url.scheme == BackendScheme::H2c);
+        let h2c = pool
+            .backends
+            .iter()
+            .find(|b| b.url.scheme == BackendScheme::H2c);
         if let (UpstreamProtocol::Http1, Some(b)) = (pool.protocol, h2c) {
             c.error(
                 raw.span(),
