@@ -9,6 +9,8 @@ mod support;
 
 use std::time::Duration;
 
+use std::future::Future;
+
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use support::h2::{channel_body, full, H2Backend, H2Client};
@@ -455,4 +457,157 @@ async fn a_grpc_failure_in_the_trailers_counts_for_the_breaker() {
     println!("two grpc-status 14 answers over h2c -> h2c: consecutive failures 2: {failures}");
     assert!(failures, "{:#}", proxy.metrics().await);
     proxy.stop().await;
+}
+
+#[tokio::test]
+async fn a_connection_the_backend_shuts_down_is_replaced() {
+    let backend = H2Backend::start_with(
+        None,
+        Some(3),
+        |req: http::Request<hyper::body::Incoming>| async move {
+            http::Response::new(full(req.uri().path().to_owned()))
+        },
+    )
+    .await;
+    let mut cfg = config(vec![backend.url()]);
+    cfg.workers = 1;
+    let proxy = TestProxy::start(cfg);
+    let mut client = H2Client::connect(proxy.addr).await;
+    let mut statuses = Vec::new();
+    for i in 0..20 {
+        statuses.push(client.get(&format!("/{i}")).await.resp.status);
+    }
+    println!(
+        "20 requests, the backend sending GOAWAY after every 3rd on a connection: {} connections, \
+         statuses all 200: {}",
+        backend.connections(),
+        statuses.iter().all(|s| *s == 200)
+    );
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    // A graceful GOAWAY may still let a fourth request in on a connection.
+    assert!(backend.connections() >= 5, "{}", backend.connections());
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_stream_is_sent_again_elsewhere() {
+    let (refusing, refused) = support::h2raw::refusing_backend().await;
+    let good = backend("good").await;
+    let refusing_url = switchyard::config::BackendUrl {
+        scheme: switchyard::config::BackendScheme::H2c,
+        ..support::url_for_port(refusing.port())
+    };
+    let mut cfg = config(vec![refusing_url, url_for(&good)]);
+    cfg.pools[0].retries = 1;
+    cfg.pools[0].protocol = switchyard::config::UpstreamProtocol::Http2;
+    let proxy = TestProxy::start(cfg);
+    let mut client = Client::connect(proxy.addr).await;
+    let mut bodies = Vec::new();
+    for _ in 0..6 {
+        let resp = client.get("/").await;
+        bodies.push((resp.status, resp.text()));
+    }
+    let m = proxy.metrics().await;
+    println!(
+        "6 GETs over a pool with a backend refusing every stream: {} streams refused, all \
+         answered by the other: {}, retries {}",
+        refused.load(std::sync::atomic::Ordering::SeqCst),
+        bodies.iter().all(|(s, b)| *s == 200 && b == "good\n"),
+        m["retries"]
+    );
+    assert!(
+        bodies.iter().all(|(s, b)| *s == 200 && b == "good\n"),
+        "{bodies:?}"
+    );
+    assert!(refused.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+    proxy.stop().await;
+}
+
+/// A body that sends `data`, then after a while fails: hyper resets the stream midway.
+struct Breaking(Option<Bytes>, std::pin::Pin<Box<tokio::time::Sleep>>);
+
+impl http_body::Body for Breaking {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if let Some(data) = self.0.take() {
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(data))));
+        }
+        std::task::ready!(self.1.as_mut().poll(cx));
+        std::task::Poll::Ready(Some(Err("the backend broke off".into())))
+    }
+}
+
+#[tokio::test]
+async fn an_h2_stream_reset_midway_is_a_broken_body() {
+    let backend = H2Backend::start(
+        None,
+        |_req: http::Request<hyper::body::Incoming>| async move {
+            let later = Box::pin(tokio::time::sleep(Duration::from_millis(100)));
+            http::Response::new(Breaking(Some(Bytes::from_static(b"half of it")), later).boxed())
+        },
+    )
+    .await;
+    let mut cfg = config(vec![backend.url()]);
+    cfg.workers = 1;
+    cfg.pools[0].retries = 0;
+    cfg.pools[0].outlier.consecutive_5xx = 0;
+    let proxy = TestProxy::start(cfg);
+    let mut client = H2Client::connect(proxy.addr).await;
+    let resp = client
+        .send(http::Request::get("/").body(full("")).expect("request"))
+        .await;
+    let body = resp.expect("head").into_body().collect().await;
+    let failures = support::eventually(Duration::from_secs(1), || async {
+        let m = proxy.metrics().await;
+        support::metrics::backend_entry(&m, &backend.url())["consecutive_failures"] == 1
+    })
+    .await;
+    println!(
+        "an h2c stream reset midway: the client's body {}, the backend's consecutive failures 1: \
+         {failures}",
+        if body.is_err() { "broke off" } else { "ended" }
+    );
+    assert!(
+        body.is_err(),
+        "the client must see the body break: {body:?}"
+    );
+    assert!(failures, "{:#}", proxy.metrics().await);
+    // The shared connection outlives the broken stream.
+    let mut again = H2Client::connect(proxy.addr).await;
+    let _ = again
+        .send(http::Request::get("/").body(full("")).expect("request"))
+        .await;
+    assert_eq!(backend.connections(), 1);
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn an_h2c_backend_cannot_be_spoken_to_in_http1() {
+    let text = "[pools.p]\nbackends = [\"h2c://127.0.0.1:50051\"]\nprotocol = \"http1\"\n\
+                max_streams_per_connection = 0\n";
+    let err = switchyard::config::validate::from_text(std::path::Path::new("p.toml"), text)
+        .expect_err("invalid");
+    let shown = err.to_string();
+    println!("{shown}");
+    assert!(
+        shown.contains("p.toml:3") && shown.contains("pools.p.protocol"),
+        "{shown}"
+    );
+    assert!(shown.contains("h2c://127.0.0.1:50051"), "{shown}");
+    assert!(
+        shown.contains("pools.p.max_streams_per_connection"),
+        "{shown}"
+    );
+    let ok = "[pools.p]\nbackends = [\"h2c://127.0.0.1:50051\"]\nprotocol = \"auto\"\n";
+    let cfg =
+        switchyard::config::validate::from_text(std::path::Path::new("p.toml"), ok).expect("valid");
+    assert_eq!(
+        cfg.pools[0].backends[0].url.to_string(),
+        "h2c://127.0.0.1:50051"
+    );
 }

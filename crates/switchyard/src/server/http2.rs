@@ -9,6 +9,10 @@
 //! - streams the client resets before they are served (rapid reset, CVE-2023-44487) and
 //!   streams it makes fail are counted; past [`MAX_PENDING_RESETS`] and
 //!   [`MAX_ERROR_RESETS`] the connection is closed with `ENHANCE_YOUR_CALM`;
+//! - streams the client resets after they were accepted but before their answer began are
+//!   counted too: past [`MAX_PREMATURE_RESETS`], when they are at least half of the
+//!   connection's streams, the connection is closed (what the `h2` crate's limit misses when
+//!   each reset comes in a packet of its own; Envoy's rule);
 //! - SETTINGS and PING frames each need an answer, and the `h2` crate reads no further
 //!   frame until the answer is written: a flood is held back by the client's own reading,
 //!   and a client that does not read meets the write timeout of its socket (`ClientIo`).
@@ -33,7 +37,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use super::shutdown::stopped;
 use crate::body::BodyError;
@@ -48,6 +52,9 @@ pub const MAX_PENDING_RESETS: usize = 20;
 /// Streams reset by switchyard because the client broke the protocol on them, before the
 /// connection is closed.
 pub const MAX_ERROR_RESETS: usize = 256;
+/// Streams a client may reset before their answer began (when they are at least half of
+/// its streams) before its connection is closed.
+pub const MAX_PREMATURE_RESETS: u64 = 100;
 /// Largest amount of response data queued per stream before it waits for the client.
 pub const MAX_SEND_BUF: usize = 256 * 1024;
 
@@ -73,15 +80,25 @@ pub fn tick(read_timeout: Duration, write_timeout: Duration) -> Duration {
 pub struct Streams {
     /// Streams open (a request being handled or its response being sent).
     open: AtomicUsize,
+    /// Streams ever opened: a connection whose streams come and go between two ticks is
+    /// not idle.
+    opened: AtomicU64,
     /// Streams whose last data frame waits for the client's window.
     waiting: AtomicUsize,
     /// Counts data frames that got out after waiting: moves whenever the client reads.
     moved: AtomicU64,
+    /// Streams that ended before their answer began (the client reset them).
+    premature: AtomicU64,
+    /// Woken when premature resets pass the limit.
+    abuse: Notify,
 }
 
 /// One open stream; dropping it closes the stream for the idle timer.
 #[derive(Debug)]
-pub struct StreamGuard(Arc<Streams>);
+pub struct StreamGuard {
+    streams: Arc<Streams>,
+    answered: bool,
+}
 
 // === impl Streams ===
 
@@ -89,13 +106,34 @@ impl Streams {
     /// A stream opened.
     pub fn open(self: &Arc<Self>) -> StreamGuard {
         self.open.fetch_add(1, Ordering::Relaxed);
-        StreamGuard(self.clone())
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        StreamGuard {
+            streams: self.clone(),
+            answered: false,
+        }
+    }
+}
+
+// === impl StreamGuard ===
+
+impl StreamGuard {
+    /// The stream's answer began.
+    pub fn answered(&mut self) {
+        self.answered = true;
     }
 }
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        let streams = &self.streams;
+        streams.open.fetch_sub(1, Ordering::Relaxed);
+        if !self.answered {
+            let premature = streams.premature.fetch_add(1, Ordering::Relaxed) + 1;
+            let opened = streams.opened.load(Ordering::Relaxed);
+            if premature >= MAX_PREMATURE_RESETS && premature * 2 >= opened {
+                streams.abuse.notify_one();
+            }
+        }
     }
 }
 
@@ -111,7 +149,8 @@ pub struct StreamBody {
 
 impl StreamBody {
     /// `inner`, sent on the stream `guard` stands for.
-    pub fn new(inner: ResponseBody, guard: StreamGuard) -> Self {
+    pub fn new(inner: ResponseBody, mut guard: StreamGuard) -> Self {
+        guard.answered();
         StreamBody {
             inner,
             guard,
@@ -122,7 +161,7 @@ impl StreamBody {
     /// hyper asks for the next frame only once the last one is sent: it got out.
     fn sent(&mut self) {
         if std::mem::take(&mut self.waiting) {
-            let streams = &self.guard.0;
+            let streams = &self.guard.streams;
             streams.waiting.fetch_sub(1, Ordering::Relaxed);
             streams.moved.fetch_add(1, Ordering::Relaxed);
         }
@@ -143,7 +182,7 @@ impl Body for StreamBody {
         if let Poll::Ready(Some(Ok(frame))) = &polled {
             if frame.data_ref().is_some_and(|d| !d.is_empty()) {
                 this.waiting = true;
-                this.guard.0.waiting.fetch_add(1, Ordering::Relaxed);
+                this.guard.streams.waiting.fetch_add(1, Ordering::Relaxed);
             }
         }
         polled
@@ -192,17 +231,26 @@ where
     let (idle_limit, stall_limit) = (ticks(read_timeout), ticks(write_timeout));
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut idle, mut stalled, mut last_moved) = (0u128, 0u128, 0u64);
+    let (mut idle, mut stalled, mut last_moved, mut last_opened) = (0u128, 0u128, 0u64, 0u64);
     let mut draining = false;
     loop {
         tokio::select! {
             result = served.as_mut() => return result.map_err(|e| e.to_string()),
+            _ = streams.abuse.notified() => {
+                return Err(format!(
+                    "client reset {} streams before their answer",
+                    streams.premature.load(Ordering::Relaxed)
+                ));
+            }
             _ = stopped(&mut shutdown), if !draining => {
                 draining = true;
                 served.as_mut().graceful_shutdown();
             }
             _ = ticker.tick() => {
-                idle = if streams.open.load(Ordering::Relaxed) == 0 { idle + 1 } else { 0 };
+                let opened = streams.opened.load(Ordering::Relaxed);
+                let quiet = streams.open.load(Ordering::Relaxed) == 0 && opened == last_opened;
+                last_opened = opened;
+                idle = if quiet { idle + 1 } else { 0 };
                 let moved = streams.moved.load(Ordering::Relaxed);
                 let waiting = streams.waiting.load(Ordering::Relaxed) > 0;
                 stalled = if waiting && moved == last_moved { stalled + 1 } else { 0 };

@@ -133,6 +133,21 @@ impl H2Backend {
         F: Fn(http::Request<Incoming>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = http::Response<Body>> + Send + 'static,
     {
+        Self::start_with(max_streams, None, handler).await
+    }
+
+    /// As [`H2Backend::start`]; `per_connection`: after that many requests on a
+    /// connection, it is shut down gracefully (GOAWAY), as a server rotating its
+    /// connections does.
+    pub async fn start_with<F, Fut>(
+        max_streams: Option<u32>,
+        per_connection: Option<usize>,
+        handler: F,
+    ) -> Self
+    where
+        F: Fn(http::Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = http::Response<Body>> + Send + 'static,
+    {
         let handler: Handler = Arc::new(move |req| Box::pin(handler(req)));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -154,10 +169,16 @@ impl H2Backend {
                 connections.fetch_add(1, Ordering::SeqCst);
                 let handler = handler.clone();
                 let (streams, peak, requests) = (streams.clone(), peak.clone(), requests.clone());
+                let served_here = Arc::new(AtomicUsize::new(0));
+                let enough = Arc::new(tokio::sync::Notify::new());
+                let (count, full) = (served_here.clone(), enough.clone());
                 let service = hyper::service::service_fn(move |req| {
                     let handler = handler.clone();
                     let (streams, peak) = (streams.clone(), peak.clone());
                     requests.fetch_add(1, Ordering::SeqCst);
+                    if Some(count.fetch_add(1, Ordering::SeqCst) + 1) == per_connection {
+                        full.notify_one();
+                    }
                     async move {
                         let now = streams.fetch_add(1, Ordering::SeqCst) + 1;
                         peak.fetch_max(now, Ordering::SeqCst);
@@ -169,9 +190,13 @@ impl H2Backend {
                 let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
                 builder.max_concurrent_streams(max_streams);
                 tokio::spawn(async move {
-                    let _ = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => return,
+                        _ = enough.notified() => conn.as_mut().graceful_shutdown(),
+                    }
+                    let _ = conn.await;
                 });
             }
         });

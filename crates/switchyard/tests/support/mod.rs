@@ -5,6 +5,7 @@
 
 pub mod backends;
 pub mod h2;
+pub mod h2raw;
 pub mod metrics;
 pub mod process;
 pub mod wire;
