@@ -20,23 +20,21 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::uri::{Authority, Scheme};
-use http::{header, Request, Response, Uri, Version};
+use http::{header, Request, Response, Version};
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2, TrySendError};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::client::conn::{http1, TrySendError};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::io::UpstreamIo;
-use super::{idle, Backend};
+pub use super::multiplex::{H2Conn, H2Stream};
+use super::{idle, multiplex, Backend};
 use crate::body::RequestBody;
-use crate::clock::nanos;
 use crate::config::{BackendScheme, KeepAliveConfig, UpstreamProtocol};
 use crate::metrics;
 
@@ -56,26 +54,6 @@ pub enum Protocol {
     Http1,
     /// HTTP/2 (with prior knowledge in cleartext, or after ALPN `h2`).
     Http2,
-}
-
-/// A request's hold on one stream of a shared HTTP/2 connection; dropping it gives the
-/// stream back.
-#[derive(Debug)]
-pub struct H2Stream {
-    sender: http2::SendRequest<RequestBody>,
-    shared: Arc<H2Shared>,
-}
-
-/// What the streams of one HTTP/2 connection share: how many are in use, since when none.
-#[derive(Debug)]
-pub struct H2Shared {
-    in_use: AtomicUsize,
-    /// `nanos()` when the last stream in use ended.
-    idle_since: AtomicU64,
-    /// The backend's `SETTINGS_MAX_CONCURRENT_STREAMS`, as the connection last saw it.
-    max_send: AtomicUsize,
-    /// `:scheme` of its requests: `https` over TLS.
-    scheme: Scheme,
 }
 
 /// Why no connection to a backend could be had. The request was not sent.
@@ -106,7 +84,7 @@ impl Connection {
     pub fn is_closed(&self) -> bool {
         match self {
             Connection::H1(sender) => sender.is_closed(),
-            Connection::H2(stream) => stream.sender.is_closed(),
+            Connection::H2(stream) => stream.is_closed(),
         }
     }
 
@@ -114,7 +92,7 @@ impl Connection {
     pub async fn ready(&mut self) -> Result<(), hyper::Error> {
         match self {
             Connection::H1(sender) => sender.ready().await,
-            Connection::H2(stream) => stream.sender.ready().await,
+            Connection::H2(stream) => stream.ready().await,
         }
     }
 
@@ -140,31 +118,13 @@ impl Connection {
             }
             Connection::H2(stream) => {
                 *req.version_mut() = Version::HTTP_2;
-                h2_target(&mut req, &stream.shared.scheme);
+                stream.address(&mut req);
                 Sending::H2 {
-                    fut: stream.sender.try_send_request(req),
+                    fut: stream.try_send_request(req),
                 }
             }
         }
     }
-}
-
-/// Puts `req`'s `Host` into its URI, which becomes `:scheme`, `:authority` and `:path`.
-fn h2_target(req: &mut Request<RequestBody>, scheme: &Scheme) {
-    let Some(host) = req.headers_mut().remove(header::HOST) else {
-        return;
-    };
-    let Ok(authority) = Authority::try_from(host.as_bytes()) else {
-        return;
-    };
-    let mut parts = std::mem::take(req.uri_mut()).into_parts();
-    parts.scheme = Some(scheme.clone());
-    parts.authority = Some(authority);
-    if parts.path_and_query.is_none() {
-        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
-    }
-    // Each part is valid on its own, and scheme, authority and path make a valid URI.
-    *req.uri_mut() = Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"));
 }
 
 pin_project_lite::pin_project! {
@@ -187,78 +147,6 @@ where
         match self.project() {
             SendingProj::H1 { fut } => fut.poll(cx),
             SendingProj::H2 { fut } => fut.poll(cx),
-        }
-    }
-}
-
-// === impl H2Stream ===
-
-impl H2Stream {
-    /// The first stream of a new connection.
-    fn first(sender: http2::SendRequest<RequestBody>, scheme: Scheme) -> Self {
-        let shared = Arc::new(H2Shared {
-            in_use: AtomicUsize::new(1),
-            idle_since: AtomicU64::new(0),
-            max_send: AtomicUsize::new(usize::MAX),
-            scheme,
-        });
-        H2Stream { sender, shared }
-    }
-
-    /// A handle on its connection, for the pool (it holds no stream).
-    pub(super) fn connection(&self) -> H2Conn {
-        H2Conn {
-            sender: self.sender.clone(),
-            shared: self.shared.clone(),
-        }
-    }
-}
-
-/// A shared HTTP/2 connection as the pool keeps it: streams of it are leased to requests.
-#[derive(Debug)]
-pub struct H2Conn {
-    sender: http2::SendRequest<RequestBody>,
-    shared: Arc<H2Shared>,
-}
-
-// === impl H2Conn ===
-
-impl H2Conn {
-    /// A stream of it for one request.
-    pub(super) fn lease(&self) -> H2Stream {
-        self.shared.in_use.fetch_add(1, Ordering::Relaxed);
-        H2Stream {
-            sender: self.sender.clone(),
-            shared: self.shared.clone(),
-        }
-    }
-
-    /// True once it can take no more requests (closed, or after the backend's GOAWAY).
-    pub(super) fn is_closed(&self) -> bool {
-        self.sender.is_closed()
-    }
-
-    /// Streams in use.
-    pub(super) fn in_use(&self) -> usize {
-        self.shared.in_use.load(Ordering::Relaxed)
-    }
-
-    /// Streams it may carry at once: `limit`, or fewer if the backend says so.
-    pub(super) fn capacity(&self, limit: usize) -> usize {
-        limit.min(self.shared.max_send.load(Ordering::Relaxed))
-    }
-
-    /// When its last stream in use ended (`nanos()`), if none is in use now.
-    pub(super) fn idle_since(&self) -> Option<u64> {
-        (self.in_use() == 0).then(|| self.shared.idle_since.load(Ordering::Relaxed))
-    }
-}
-
-impl Drop for H2Stream {
-    fn drop(&mut self) {
-        if self.shared.in_use.fetch_sub(1, Ordering::Relaxed) == 1 {
-            let now = nanos(tokio::time::Instant::now());
-            self.shared.idle_since.store(now, Ordering::Relaxed);
         }
     }
 }
@@ -403,24 +291,9 @@ impl Connector {
                 Ok(Connection::H1(sender))
             }
             Protocol::Http2 => {
-                let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-                    .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX))
-                    .handshake(TokioIo::new(stream))
+                let stream = multiplex::handshake(stream, max_head, tls)
                     .await
                     .map_err(ConnectError::Handshake)?;
-                let scheme = if tls { Scheme::HTTPS } else { Scheme::HTTP };
-                let stream = H2Stream::first(sender, scheme);
-                let shared = stream.shared.clone();
-                // The backend's stream limit, published for the pool after every poll.
-                let mut conn = Box::pin(conn);
-                spawn_connection(std::future::poll_fn(move |cx| {
-                    let polled = conn.as_mut().poll(cx);
-                    let max = conn.current_max_send_streams();
-                    if shared.max_send.load(Ordering::Relaxed) != max {
-                        shared.max_send.store(max, Ordering::Relaxed);
-                    }
-                    polled
-                }));
                 Ok(Connection::H2(stream))
             }
         }
@@ -428,7 +301,7 @@ impl Connector {
 }
 
 /// Drives a new connection on this worker until it closes.
-fn spawn_connection<C>(conn: C)
+pub(super) fn spawn_connection<C>(conn: C)
 where
     C: Future<Output = Result<(), hyper::Error>> + Send + 'static,
 {

@@ -16,7 +16,7 @@
 //! - [`classify`]: an attempt's outcome, decided once, when its response has ended.
 //! - [`body`]: a backend's response body, carrying its attempt to the end.
 //! - [`connect`]: upstream connections (HTTP/1.1, exclusive; HTTP/2, shared) and opening them;
-//!   [`idle`]: the per-worker pool of idle keep-alive and shared HTTP/2 connections; [`io`]:
+//!   [`multiplex`]: streams of shared HTTP/2 connections; [`idle`]: the per-worker pool of idle keep-alive and shared HTTP/2 connections; [`io`]:
 //!   the socket under them, which keeps an early answer from being lost to a failed body
 //!   write.
 //!
@@ -38,6 +38,7 @@ pub mod health;
 pub mod idle;
 pub mod io;
 pub mod load;
+pub mod multiplex;
 pub mod outlier;
 pub mod pick;
 pub mod replay;
