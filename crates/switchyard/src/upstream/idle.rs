@@ -188,7 +188,11 @@ pub fn lease(backend: &Backend, limits: &KeepAliveConfig, max_streams: usize) ->
             return Lease::Stream(conn.lease());
         }
         if let Some((_, opening)) = &list.opening {
-            return Lease::Wait(Waiting(opening.clone()));
+            // Still under way (not finished, its opener not gone: an opener dropped on
+            // another thread could not clear it).
+            if opening.has_changed().is_ok() && opening.borrow().is_none() {
+                return Lease::Wait(Waiting(opening.clone()));
+            }
         }
         let number = NEXT_OPENING.with(|n| {
             n.set(n.get() + 1);
