@@ -5,13 +5,15 @@
 //! | path            | answer |
 //! |-----------------|--------|
 //! | `/health`       | `200 {"status":"UP"}` (or the status set with [`TestServer::set_health`]) |
-//! | `/echo`         | the request as JSON: method, path, query, headers (in order, duplicates kept), body |
+//! | `/echo`         | the request as JSON: method, path, authority (HTTP/2), query, version, headers (in order, duplicates kept), body |
 //! | `/status/{code}`| that status code |
 //! | `/delay/{ms}`   | the message, after `ms` milliseconds |
 //! | `/bytes/{n}`    | `n` bytes of a fixed pattern ([`pattern_byte`]), streamed in 64 KiB chunks |
 //! | `/mirror`       | the request body streamed back as it arrives |
 //!
-//! Every response carries `x-served-by: <port>` so a client can tell which backend answered.
+//! It speaks HTTP/1.1 and, on the same port, cleartext HTTP/2 with prior knowledge (h2c),
+//! told apart by the connection preface. Every response carries `x-served-by: <port>` so a
+//! client can tell which backend answered.
 //! Tests can make one backend misbehave while others do not: [`TestServer::set_health`]
 //! changes what `/health` answers, [`TestServer::set_status`] the status of every other
 //! (message) answer, and [`TestServer::set_delay`] delays them.
@@ -33,7 +35,7 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -204,8 +206,8 @@ async fn accept_loop(
                 let shared = shared.clone();
                 async move { Ok::<_, Infallible>(respond(&shared, req).await) }
             });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
             tokio::select! {
                 _ = conn => {}
                 _ = stopped.changed() => {}
@@ -294,6 +296,7 @@ async fn echo(req: Request<Incoming>) -> Response<RespBody> {
         serde_json::json!({
             "method": parts.method.as_str(),
             "path": parts.uri.path(),
+            "authority": parts.uri.authority().map(|a| a.as_str()),
             "query": parts.uri.query(),
             "version": format!("{:?}", parts.version),
             "headers": headers,

@@ -1,5 +1,6 @@
 //! Listen addresses (`:3000`, `127.0.0.1:3000`, `[::1]:3000`) and backend URLs
-//! (`http://localhost:8080`, `https://api.internal`), parsed once when the configuration is
+//! (`http://localhost:8080`, `https://api.internal`, `h2c://localhost:50051`), parsed once
+//! when the configuration is
 //! built.
 
 use std::fmt;
@@ -66,11 +67,14 @@ impl fmt::Display for ListenAddr {
 /// How a backend is spoken to, from its URL's scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Scheme {
-    /// `http://`: plain TCP.
+    /// `http://`: plain TCP, HTTP/1.1 (or HTTP/2 with prior knowledge when the pool says `h2`).
     #[default]
     Http,
-    /// `https://`: TLS, verified as the pool's `tls` says (see `upstream::tls`).
+    /// `https://`: TLS, verified as the pool's `tls` says (see `upstream::tls`); ALPN picks
+    /// the HTTP version.
     Https,
+    /// `h2c://`: cleartext HTTP/2 with prior knowledge, as Traefik spells it.
+    H2c,
 }
 
 /// One backend: where to connect and what to put in front of the request path.
@@ -95,8 +99,8 @@ pub enum BackendUrlError {
     /// Not `http(s)://host[:port][/path]`.
     #[error("is not a URL of the form http://host:port or https://host:port")]
     Malformed,
-    /// A scheme other than http and https.
-    #[error("scheme {0:?} is not supported (use http:// or https://)")]
+    /// A scheme other than http, https and h2c.
+    #[error("scheme {0:?} is not supported (use http://, https:// or h2c://)")]
     Scheme(String),
     /// No host.
     #[error("has no host")]
@@ -170,6 +174,8 @@ impl Scheme {
             Some(Scheme::Http)
         } else if name.eq_ignore_ascii_case("https") {
             Some(Scheme::Https)
+        } else if name.eq_ignore_ascii_case("h2c") {
+            Some(Scheme::H2c)
         } else {
             None
         }
@@ -180,13 +186,14 @@ impl Scheme {
         match self {
             Scheme::Http => "http",
             Scheme::Https => "https",
+            Scheme::H2c => "h2c",
         }
     }
 
     /// The port of a URL that gives none.
     pub fn default_port(self) -> u16 {
         match self {
-            Scheme::Http => 80,
+            Scheme::Http | Scheme::H2c => 80,
             Scheme::Https => 443,
         }
     }
@@ -194,7 +201,7 @@ impl Scheme {
     /// True when connections are made over TLS.
     pub fn is_tls(self) -> bool {
         match self {
-            Scheme::Http => false,
+            Scheme::Http | Scheme::H2c => false,
             Scheme::Https => true,
         }
     }
@@ -213,7 +220,7 @@ impl BackendUrl {
         }
     }
 
-    /// `host:port` as a `Host` header carries it (IPv6 in brackets).
+    /// `host:port`, an IPv6 host in brackets: the `Host` (or `:authority`) it answers to.
     pub fn authority(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
@@ -226,19 +233,7 @@ impl BackendUrl {
 impl fmt::Display for BackendUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = self.scheme.as_str();
-        if self.host.contains(':') {
-            write!(
-                f,
-                "{scheme}://[{}]:{}{}",
-                self.host, self.port, self.base_path
-            )
-        } else {
-            write!(
-                f,
-                "{scheme}://{}:{}{}",
-                self.host, self.port, self.base_path
-            )
-        }
+        write!(f, "{scheme}://{}{}", self.authority(), self.base_path)
     }
 }
 
@@ -297,6 +292,10 @@ mod tests {
             (b.scheme, b.authority()),
             (Scheme::Https, "[::1]:8443".into())
         );
+        let b: BackendUrl = "h2c://127.0.0.1:50051".parse().unwrap();
+        assert_eq!(b.scheme, Scheme::H2c);
+        assert_eq!(b.to_string(), "h2c://127.0.0.1:50051");
+        assert_eq!(b.authority(), "127.0.0.1:50051");
         assert_eq!(
             "ftp://x".parse::<BackendUrl>(),
             Err(BackendUrlError::Scheme("ftp".into()))

@@ -31,7 +31,9 @@ pub use error::ConfigError;
 pub use route::{
     HeaderEdits, HostMatch, PathMatch, PathRewrite, RouteAction, RouteConfig, RouteMatch,
 };
-pub use upstream::{HashKey, HealthCheckConfig, OutlierConfig, Policy, RetryConfig};
+pub use upstream::{
+    HashKey, HealthCheckConfig, OutlierConfig, Policy, RetryConfig, UpstreamProtocol,
+};
 pub use upstream_tls::UpstreamTlsConfig;
 
 /// Default values, one place for all of them. The seed's defaults come first.
@@ -67,6 +69,8 @@ pub mod defaults {
     pub const POOL_MAX_IDLE: usize = 128;
     /// `--pool-idle-timeout`: idle upstream connections older than this are closed.
     pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+    /// `max_streams_per_connection`: requests one HTTP/2 backend connection carries at once.
+    pub const MAX_STREAMS_PER_CONNECTION: u32 = 100;
     /// Largest value `--rate-limit` accepts (the limiter packs counts into 20 bits).
     pub const RATE_LIMIT_MAX: u32 = (1 << 20) - 1;
     /// Path of the health endpoint.
@@ -190,6 +194,11 @@ pub struct PoolConfig {
     pub breaker: BreakerConfig,
     /// Keep-alive connection pool settings.
     pub keepalive: KeepAliveConfig,
+    /// Which HTTP its backends are spoken to in (with each backend's URL scheme).
+    pub protocol: UpstreamProtocol,
+    /// Requests one HTTP/2 connection to a backend carries at once (per worker); beyond, a
+    /// further connection opens.
+    pub max_streams_per_connection: u32,
     /// Balancing policy.
     pub policy: Policy,
     /// Active health checks, if configured.
@@ -372,6 +381,8 @@ impl PoolConfig {
                 max_idle: defaults::POOL_MAX_IDLE,
                 idle_timeout: defaults::POOL_IDLE_TIMEOUT,
             },
+            protocol: UpstreamProtocol::Auto,
+            max_streams_per_connection: defaults::MAX_STREAMS_PER_CONNECTION,
             policy: Policy::default(),
             health_check: None,
             outlier: OutlierConfig::default(),

@@ -5,6 +5,33 @@ use std::time::Duration;
 
 use http::HeaderName;
 
+/// Which HTTP a pool's backends are spoken to in (`protocol` in the file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum UpstreamProtocol {
+    /// By each backend's URL: `http://` is HTTP/1.1, `h2c://` HTTP/2 with prior knowledge.
+    #[default]
+    Auto,
+    /// HTTP/1.1 (an `h2c://` backend cannot be spoken to so: a configuration error).
+    Http1,
+    /// HTTP/2, with prior knowledge on `http://` backends.
+    Http2,
+}
+
+/// The names `protocol` takes.
+pub const PROTOCOLS: &[&str] = &["auto", "http1", "h2"];
+
+impl UpstreamProtocol {
+    /// The protocol called `name` (one of [`PROTOCOLS`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "auto" => Some(UpstreamProtocol::Auto),
+            "http1" => Some(UpstreamProtocol::Http1),
+            "h2" => Some(UpstreamProtocol::Http2),
+            _ => None,
+        }
+    }
+}
+
 /// How a pool picks the backend a request tries first.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum Policy {

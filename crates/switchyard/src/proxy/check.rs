@@ -1,6 +1,12 @@
-//! Phase 1: what a request must look like to be proxied (RFC 9110 §7.6, RFC 9112): no
-//! CONNECT, a single valid `Host`, a target in origin form (an absolute-form target is brought
-//! into origin form, its authority becoming the `Host`).
+//! Phase 1: what a request must look like to be proxied (RFC 9110 §7.6, RFC 9112, RFC 9113
+//! §8.3.1): no CONNECT, a single valid `Host`, a target in origin form (an absolute-form
+//! target is brought into origin form, its authority becoming the `Host`).
+//!
+//! An HTTP/2 request arrives in that absolute form: hyper builds its URI from `:scheme`,
+//! `:authority` and `:path`, so its `:authority` becomes the `Host` here, the header an
+//! HTTP/1.1 backend needs (an HTTP/2 backend gets it back as `:authority`, see
+//! `upstream::connect`). An HTTP/2 request without `:authority` must carry a `Host`, as an
+//! HTTP/1.1 one must.
 
 use http::header::{self, HeaderValue};
 use http::{request, Method, Version};
@@ -31,6 +37,12 @@ pub fn check_request(parts: &mut request::Parts) -> Result<(), ProxyError> {
         }
         let host = HeaderValue::from_str(authority.as_str())
             .map_err(|_| ProxyError::BadRequest("invalid host in request target"))?;
+        // HTTP/1.1 ignores a `Host` beside an absolute target (RFC 9112 §3.2.2); in HTTP/2 one
+        // that names another host than `:authority` makes the request malformed.
+        let differs = parts.headers.get(header::HOST).is_some_and(|h| *h != host);
+        if differs && parts.version == Version::HTTP_2 {
+            return Err(ProxyError::BadRequest("Host differs from :authority"));
+        }
         parts.headers.insert(header::HOST, host);
     } else if parts.uri.path() == "*" {
         // Asterisk form (RFC 9112 §3.2.4) is for OPTIONS only.
@@ -108,5 +120,27 @@ mod tests {
         );
         check_request(&mut p).unwrap();
         assert_eq!(p.headers["host"], "other.example");
+    }
+
+    #[test]
+    fn http2_authority_becomes_host() {
+        let h2 = |uri: &str, host: Option<&str>| {
+            let mut req = Request::get(uri).version(Version::HTTP_2);
+            if let Some(host) = host {
+                req = req.header("host", host);
+            }
+            let mut p = parts(req.body(()).unwrap());
+            check_request(&mut p).map(|()| p.headers.get("host").cloned())
+        };
+        let host = h2("http://api.example:8080/x", None).unwrap();
+        assert_eq!(host.unwrap(), "api.example:8080");
+        assert!(h2("http://api.example/x", Some("api.example")).is_ok());
+        assert!(h2("http://api.example/x", Some("other.example")).is_err());
+        // No :authority: the Host header carries it, and one is required.
+        assert_eq!(
+            h2("/x", Some("api.example")).unwrap().unwrap(),
+            "api.example"
+        );
+        assert!(h2("/x", None).is_err());
     }
 }

@@ -1,63 +1,130 @@
 //! One client connection: the downstream transport under it (plain TCP with the write
-//! timeout today; TLS termination and HTTP/2 detection plug in here) and HTTP served on it,
-//! each request handed to [`crate::proxy::handle`].
+//! timeout; TLS termination plugs in before [`serve_http`]) and HTTP served on it, each
+//! request handed to [`crate::proxy::handle`].
+//!
+//! Which HTTP is told from the first bytes ([`super::preface`]): HTTP/2 with prior
+//! knowledge (h2c, or `h2` after TLS: the client sends the same preface) or HTTP/1.1, on the
+//! same listener. The protocol goes into the connection's `Transport`. HTTP/1.1 is served
+//! with upgrades enabled; HTTP/2 with its limits and timers ([`super::http2`]), each stream
+//! one request, exactly as an HTTP/1.1 request is.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-use super::io;
+use super::http2::{StreamBody, Streams};
 use super::shutdown::stopped;
+use super::{io, preface};
 use crate::config::ListenerConfig;
 use crate::proxy;
-use crate::proxy::context::ConnInfo;
+use crate::proxy::context::{ConnInfo, Protocol};
 use crate::state::Shared;
 
-/// The HTTP/1.1 settings of a listener's connections.
-pub fn http_builder(settings: &ListenerConfig) -> http1::Builder {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
+/// The HTTP settings of a listener's connections, both versions.
+#[derive(Clone, Debug)]
+pub struct HttpBuilder {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+/// The HTTP settings of a listener's connections.
+pub fn http_builder(settings: &ListenerConfig) -> HttpBuilder {
+    let mut http1 = http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
         // Request head deadline (no slowloris), also the keep-alive idle limit.
         .header_read_timeout(settings.read_timeout)
         // Larger heads get 431.
         .max_header_size(settings.max_header_bytes)
         .keep_alive(true);
-    http
+    HttpBuilder {
+        http1,
+        http2: super::http2::builder(settings),
+    }
 }
 
-/// Serves HTTP on one accepted connection until it closes or shutdown drains it.
+/// Serves HTTP on one accepted TCP connection until it closes or shutdown drains it.
 pub async fn serve_connection(
-    http: http1::Builder,
+    http: HttpBuilder,
     shared: Arc<Shared>,
     stream: tokio::net::TcpStream,
     conn: ConnInfo,
     write_timeout: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let io = TokioIo::new(io::ClientIo::new(stream, write_timeout));
-    let service = hyper::service::service_fn(|req| {
-        let shared = shared.clone();
-        let conn = conn.clone();
-        async move { Ok::<_, Infallible>(proxy::handle(&shared, &conn, req).await) }
-    });
-    // Upgrades are enabled so that a tunnel (WebSocket) can take the connection over once a
-    // backend agrees to switch protocols.
-    let served = http.serve_connection(io, service).with_upgrades();
-    tokio::pin!(served);
-    let result = tokio::select! {
-        result = served.as_mut() => result,
-        _ = stopped(&mut shutdown) => {
-            // Finish the request in flight (if any), then close.
-            served.as_mut().graceful_shutdown();
-            served.await
+    let io = io::ClientIo::new(stream, write_timeout);
+    serve_http(&http, shared, io, conn, shutdown).await;
+}
+
+/// Serves HTTP on `io`, any transport (TCP, TLS), telling HTTP/1.1 from HTTP/2 by the first
+/// bytes the client sends; it has the read timeout to send them.
+pub async fn serve_http<I>(
+    http: &HttpBuilder,
+    shared: Arc<Shared>,
+    io: I,
+    mut conn: ConnInfo,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let Some((protocol, io)) = preface::detect(io, conn.read_timeout).await else {
+        tracing::debug!(client = %conn.addr, "client sent nothing: connection closed");
+        return;
+    };
+    conn.transport.protocol = protocol;
+    let client = conn.addr;
+    let result = match protocol {
+        Protocol::Http1 => {
+            let service = hyper::service::service_fn(|req| {
+                let shared = shared.clone();
+                let conn = conn.clone();
+                async move { Ok::<_, Infallible>(proxy::handle(&shared, &conn, req).await) }
+            });
+            // Upgrades are enabled so that a tunnel (WebSocket) can take the connection over
+            // once a backend agrees to switch protocols.
+            let served = http
+                .http1
+                .serve_connection(TokioIo::new(io), service)
+                .with_upgrades();
+            tokio::pin!(served);
+            tokio::select! {
+                result = served.as_mut() => result,
+                _ = stopped(&mut shutdown) => {
+                    // Finish the request in flight (if any), then close.
+                    served.as_mut().graceful_shutdown();
+                    served.await
+                }
+            }
+            .map_err(|e| e.to_string())
+        }
+        Protocol::Http2 => {
+            let streams = Arc::new(Streams::default());
+            let open = streams.clone();
+            let timeouts = (conn.read_timeout, conn.write_timeout);
+            let service = hyper::service::service_fn(move |req| {
+                let stream = open.open();
+                let shared = shared.clone();
+                let conn = conn.clone();
+                async move {
+                    let resp = proxy::handle(&shared, &conn, req).await;
+                    let (mut parts, body) = resp.into_parts();
+                    // Connection-specific headers do not exist in HTTP/2 (RFC 9113 §8.2.2);
+                    // an answer that closes an HTTP/1.1 connection resets only its stream.
+                    parts.headers.remove(http::header::CONNECTION);
+                    let body = StreamBody::new(body, stream);
+                    Ok::<_, Infallible>(http::Response::from_parts(parts, body))
+                }
+            });
+            super::http2::serve(&http.http2, io, service, streams, timeouts, shutdown).await
         }
     };
     if let Err(e) = result {
-        tracing::debug!(client = %conn.addr, error = %e, "client connection ended with an error");
+        tracing::debug!(client = %client, error = %e, "client connection ended with an error");
     }
 }

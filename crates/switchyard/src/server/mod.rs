@@ -1,5 +1,5 @@
 //! The downstream edge: the listeners, the worker threads, accepting connections, serving
-//! HTTP/1.1 on them with the read/write timeouts, reloading, and draining on shutdown.
+//! HTTP/1.1 and HTTP/2 on them with the read/write timeouts, reloading, and draining on shutdown.
 //!
 //! Runtime model: one thread per worker, each running its own single-threaded tokio
 //! runtime, all accepting from the same listening sockets. A connection lives on the worker
@@ -13,8 +13,10 @@
 //! accepted are never touched by a reload.
 
 pub mod conn;
+pub mod http2;
 pub mod io;
 pub mod listeners;
+pub mod preface;
 pub mod shutdown;
 mod worker;
 

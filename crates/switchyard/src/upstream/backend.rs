@@ -2,7 +2,7 @@
 //! (`Arc`) by every worker thread.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use http::uri::PathAndQuery;
@@ -42,6 +42,8 @@ pub struct Backend {
     pub identity: u64,
     /// Request counters.
     pub counters: Sharded<BackendCounters>,
+    /// An `https://` backend's ALPN chose HTTP/2 on its last new connection.
+    h2: AtomicBool,
 }
 
 /// A backend host name did not resolve.
@@ -95,6 +97,7 @@ impl Backend {
             load: Load::default(),
             identity,
             counters: Sharded::new(shards),
+            h2: AtomicBool::new(false),
             label: label.into(),
         })
     }
@@ -107,6 +110,18 @@ impl Backend {
             let idx = (start + i) % n;
             (idx, self.addrs[idx])
         })
+    }
+
+    /// True when an `https://` backend chose HTTP/2 by ALPN on its last new connection.
+    pub fn speaks_h2(&self) -> bool {
+        self.h2.load(Ordering::Relaxed)
+    }
+
+    /// Remembers what ALPN chose on a new TLS connection.
+    pub fn learn_h2(&self, h2: bool) {
+        if self.speaks_h2() != h2 {
+            self.h2.store(h2, Ordering::Relaxed);
+        }
     }
 
     /// Remembers which address accepted a connection.

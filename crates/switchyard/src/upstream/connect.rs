@@ -1,15 +1,19 @@
 //! Connections to backends: [`Connection`], what one request is sent on, and the
 //! [`Connector`] that opens them (connect timeout, each resolved address in turn) or takes
-//! an idle one from this worker's pool ([`super::idle`]).
+//! one from this worker's pool ([`super::idle`]).
 //!
 //! A connection is one enum over the protocols, not a trait per call site: HTTP/1.1 is
 //! exclusive (one request at a time; it goes back to the idle pool when its response is
-//! complete), and HTTP/2, when it comes, is shared (many requests at once on a clone of its
-//! sender; it stays in the pool while in use). TLS or plain is a property of the stream
-//! under it: [`Connector::handshake`] takes any stream, so a TLS stream is handed in the
-//! same way as a TCP one. A new connection is TCP connect → [`UpstreamIo`] → TLS for an
-//! `https://` backend ([`super::tls`], over `UpstreamIo`, so an early answer is still kept)
-//! → the HTTP handshake.
+//! complete), and HTTP/2 is shared: a request holds one stream of it ([`H2Stream`]: a clone
+//! of the connection's sender and its share of the stream count) while the connection stays
+//! in the pool for others. TLS or plain is a property of the stream under it:
+//! [`Connector::handshake`] takes any stream and the protocol to speak on it, so a TLS
+//! stream (its ALPN deciding the protocol) is handed in the same way as a TCP one. A new
+//! connection is TCP connect → [`UpstreamIo`] → TLS for an `https://` backend
+//! ([`super::tls`], over `UpstreamIo`, so an early answer is still kept) → the HTTP handshake.
+//!
+//! Which protocol a backend is spoken to in comes from the pool's `protocol` and the
+//! backend's URL scheme ([`Connector::protocol_for`]), and for `https://` from ALPN.
 //!
 //! Written here rather than using `hyper-util`'s pooled client because the request path
 //! needs what that client hides: a request whose connection could not be established comes
@@ -17,7 +21,9 @@
 //! pooled connection is told apart from a backend that is down.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{header, Request, Response, Version};
@@ -28,10 +34,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::io::UpstreamIo;
+pub use super::multiplex::{H2Conn, H2Stream};
 use super::tls::{Negotiated, TlsClient, TlsError};
-use super::{idle, Backend};
+use super::{idle, multiplex, Backend};
 use crate::body::RequestBody;
-use crate::config::KeepAliveConfig;
+use crate::config::{KeepAliveConfig, Scheme, UpstreamProtocol};
 use crate::metrics;
 use tokio_rustls::client::TlsStream;
 
@@ -40,6 +47,17 @@ use tokio_rustls::client::TlsStream;
 pub enum Connection {
     /// HTTP/1.1: one request at a time.
     H1(http1::SendRequest<RequestBody>),
+    /// One stream of a shared HTTP/2 connection.
+    H2(H2Stream),
+}
+
+/// The HTTP a new connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1.
+    Http1,
+    /// HTTP/2 (with prior knowledge in cleartext, or after ALPN `h2`).
+    Http2,
 }
 
 /// Why no connection to a backend could be had. The request was not sent.
@@ -61,6 +79,10 @@ pub enum ConnectError {
     /// trusted, or the handshake itself failed).
     #[error("TLS handshake failed")]
     Tls(#[source] TlsError),
+    /// The HTTP/2 connection this request waited for (another request of this worker was
+    /// opening it) could not be opened.
+    #[error(transparent)]
+    Shared(Arc<ConnectError>),
 }
 
 // === impl Connection ===
@@ -70,6 +92,7 @@ impl Connection {
     pub fn is_closed(&self) -> bool {
         match self {
             Connection::H1(sender) => sender.is_closed(),
+            Connection::H2(stream) => stream.is_closed(),
         }
     }
 
@@ -77,13 +100,15 @@ impl Connection {
     pub async fn ready(&mut self) -> Result<(), hyper::Error> {
         match self {
             Connection::H1(sender) => sender.ready().await,
+            Connection::H2(stream) => stream.ready().await,
         }
     }
 
-    /// Sends `req` in this connection's HTTP version; `te_trailers`: it carries a
+    /// Sends `req` in this connection's HTTP version. `te_trailers`: it carries a
     /// `TE: trailers`, kept for HTTP/2 (gRPC needs it) while HTTP/1.1 backends get no `TE`, a
-    /// hop-by-hop header. When the connection turns out unable to take the request, hyper
-    /// hands it back unsent inside the error.
+    /// hop-by-hop header. On HTTP/2 the `Host` goes into `:authority` (RFC 9113 §8.3.1) and
+    /// connection-specific headers are already gone (`proxy::rewrite`). When the connection
+    /// turns out unable to take the request, hyper hands it back unsent inside the error.
     pub fn try_send(
         &mut self,
         mut req: Request<RequestBody>,
@@ -95,8 +120,41 @@ impl Connection {
                 if te_trailers {
                     req.headers_mut().remove(header::TE);
                 }
-                sender.try_send_request(req)
+                Sending::H1 {
+                    fut: sender.try_send_request(req),
+                }
             }
+            Connection::H2(stream) => {
+                *req.version_mut() = Version::HTTP_2;
+                stream.address(&mut req);
+                Sending::H2 {
+                    fut: stream.try_send_request(req),
+                }
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request on its way out, on either protocol.
+    #[project = SendingProj]
+    enum Sending<A, B> {
+        H1 { #[pin] fut: A },
+        H2 { #[pin] fut: B },
+    }
+}
+
+impl<A, B, T> Future for Sending<A, B>
+where
+    A: Future<Output = T>,
+    B: Future<Output = T>,
+{
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match self.project() {
+            SendingProj::H1 { fut } => fut.poll(cx),
+            SendingProj::H2 { fut } => fut.poll(cx),
         }
     }
 }
@@ -112,14 +170,41 @@ pub struct Connector {
     pub pool: KeepAliveConfig,
     /// Largest response head accepted from a backend.
     pub max_header_bytes: usize,
+    /// Which HTTP the pool's backends speak (with each one's URL scheme).
+    pub protocol: UpstreamProtocol,
+    /// Streams one HTTP/2 connection carries at once; beyond, another one opens.
+    pub max_streams: usize,
 }
 
 // === impl Connector ===
 
 impl Connector {
-    /// A connection to `backend` ready to take a request: an idle pooled one if this worker
-    /// has one (`reused == true`), else a new one.
+    /// The HTTP `backend` is spoken to in.
+    pub fn protocol_for(&self, backend: &Backend) -> Protocol {
+        match (self.protocol, backend.url.scheme) {
+            (UpstreamProtocol::Http2, _) | (_, Scheme::H2c) => Protocol::Http2,
+            (UpstreamProtocol::Auto | UpstreamProtocol::Http1, Scheme::Http)
+            | (UpstreamProtocol::Http1, Scheme::Https) => Protocol::Http1,
+            // ALPN decides; until a first connection has told, HTTP/1.1's path is taken (a
+            // connection that turns out HTTP/2 is shared all the same).
+            (UpstreamProtocol::Auto, Scheme::Https) => {
+                if backend.speaks_h2() {
+                    Protocol::Http2
+                } else {
+                    Protocol::Http1
+                }
+            }
+        }
+    }
+
+    /// A connection to `backend` ready to take a request: an idle pooled one (HTTP/1.1), or a
+    /// stream of a shared one (HTTP/2) if this worker has one (`reused == true`), else a new
+    /// one.
     pub async fn checkout(&self, backend: &Backend) -> Result<(Connection, bool), ConnectError> {
+        if self.protocol_for(backend) == Protocol::Http2 {
+            // Boxed: kept out of the size of every HTTP/1.1 request's future.
+            return Box::pin(self.checkout_h2(backend)).await;
+        }
         while let Some(mut conn) = idle::pop(backend, &self.pool) {
             // A pooled connection is normally ready at once; one the backend closed while it
             // sat idle fails here and is dropped.
@@ -129,8 +214,48 @@ impl Connector {
             }
         }
         // Boxed: once per new connection, and kept out of the size of every request's future.
-        let connect = Box::pin(self.connect(backend));
-        connect.await.map(|conn| (conn, false))
+        let conn = Box::pin(self.connect(backend)).await?;
+        // An `https://` backend's first connection may turn out HTTP/2 (ALPN): shared.
+        idle::share(backend, &conn);
+        Ok((conn, false))
+    }
+
+    /// A new connection to `backend` after a pooled one turned out closed: for HTTP/2, the
+    /// connection another request is opening or has just opened does as well.
+    pub async fn replace(&self, backend: &Backend) -> Result<Connection, ConnectError> {
+        match self.protocol_for(backend) {
+            Protocol::Http1 => self.connect(backend).await,
+            Protocol::Http2 => self.checkout_h2(backend).await.map(|(conn, _)| conn),
+        }
+    }
+
+    /// A stream of this worker's HTTP/2 connection to `backend` with room for one more, or
+    /// of a new one. While one request opens a connection, the others of this worker wait
+    /// for it rather than open their own.
+    async fn checkout_h2(&self, backend: &Backend) -> Result<(Connection, bool), ConnectError> {
+        loop {
+            match idle::lease(backend, &self.pool, self.max_streams) {
+                idle::Lease::Stream(stream) => {
+                    metrics::inc(&backend.counters.local().connections_reused);
+                    return Ok((Connection::H2(stream), true));
+                }
+                idle::Lease::Wait(opening) => opening.wait().await?,
+                idle::Lease::Open(opening) => {
+                    return match self.connect(backend).await {
+                        Ok(conn) => {
+                            idle::share(backend, &conn);
+                            opening.opened(Ok(()));
+                            Ok((conn, false))
+                        }
+                        Err(e) => {
+                            let e = Arc::new(e);
+                            opening.opened(Err(e.clone()));
+                            Err(ConnectError::Shared(e))
+                        }
+                    };
+                }
+            }
+        }
     }
 
     /// Opens a new connection, trying each of the backend's addresses.
@@ -139,7 +264,7 @@ impl Connector {
         if backend.url.scheme.is_tls() {
             return self.handshake_tls(backend, io).await;
         }
-        self.handshake(io).await
+        self.handshake(io, self.protocol_for(backend), false).await
     }
 
     /// Opens a new stream to the backend, trying each of its addresses, without speaking
@@ -177,25 +302,37 @@ impl Connector {
         backend: &Backend,
         io: UpstreamIo,
     ) -> Result<Connection, ConnectError> {
-        let (stream, negotiated) = self.tls_stream(backend, io).await?;
-        // Only `http/1.1` is offered until HTTP/2 upstream lands; then `negotiated` chooses
-        // the handshake (`Negotiated::H2` → an HTTP/2 connection).
-        let _ = negotiated;
-        self.handshake(stream).await
+        let (stream, negotiated) = self.tls_stream(backend, io, false).await?;
+        let protocol = match negotiated {
+            Negotiated::H2 => Protocol::Http2,
+            Negotiated::H1 => Protocol::Http1,
+        };
+        backend.learn_h2(protocol == Protocol::Http2);
+        self.handshake(stream, protocol, true).await
     }
 
     /// The TLS handshake with an `https://` backend on a freshly connected stream, within
-    /// the connect timeout.
+    /// the connect timeout; `http1_only`: ALPN offers only `http/1.1` (a WebSocket upgrade).
     pub async fn tls_stream(
         &self,
         backend: &Backend,
         io: UpstreamIo,
+        http1_only: bool,
     ) -> Result<(TlsStream<UpstreamIo>, Negotiated), ConnectError> {
         let tls = self
             .tls
             .as_ref()
             .ok_or(ConnectError::Tls(TlsError::NotConfigured))?;
-        match tokio::time::timeout(self.connect_timeout, tls.connect(backend, io)).await {
+        let handshake = async {
+            if http1_only {
+                tls.connect_http1(backend, io)
+                    .await
+                    .map(|s| (s, Negotiated::H1))
+            } else {
+                tls.connect(backend, io).await
+            }
+        };
+        match tokio::time::timeout(self.connect_timeout, handshake).await {
             Ok(Ok(done)) => Ok(done),
             Ok(Err(e)) => Err(ConnectError::Tls(e)),
             Err(_) => {
@@ -205,21 +342,46 @@ impl Connector {
         }
     }
 
-    /// Speaks HTTP/1.1 on a freshly opened stream, plain or TLS.
-    pub async fn handshake<S>(&self, stream: S) -> Result<Connection, ConnectError>
+    /// Speaks `protocol` on a freshly opened stream, plain or TLS (`tls`: HTTP/2 requests
+    /// then carry `:scheme https`).
+    pub async fn handshake<S>(
+        &self,
+        stream: S,
+        protocol: Protocol,
+        tls: bool,
+    ) -> Result<Connection, ConnectError>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let (sender, conn) = http1::Builder::new()
-            .max_buf_size(self.max_header_bytes.max(64 * 1024))
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(ConnectError::Handshake)?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "upstream connection closed with an error");
+        let max_head = self.max_header_bytes.max(64 * 1024);
+        match protocol {
+            Protocol::Http1 => {
+                let (sender, conn) = http1::Builder::new()
+                    .max_buf_size(max_head)
+                    .handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(ConnectError::Handshake)?;
+                spawn_connection(conn);
+                Ok(Connection::H1(sender))
             }
-        });
-        Ok(Connection::H1(sender))
+            Protocol::Http2 => {
+                let stream = multiplex::handshake(stream, max_head, tls)
+                    .await
+                    .map_err(ConnectError::Handshake)?;
+                Ok(Connection::H2(stream))
+            }
+        }
     }
+}
+
+/// Drives a new connection on this worker until it closes.
+pub(super) fn spawn_connection<C>(conn: C)
+where
+    C: Future<Output = Result<(), hyper::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "upstream connection closed with an error");
+        }
+    });
 }

@@ -1,6 +1,7 @@
-//! One try of a request on one backend: take an idle connection or open one, send, and wait
-//! for the response head under the per-try timeout ([`BackendTime`]). A pooled connection
-//! that turns out closed is replaced once, transparently.
+//! One try of a request on one backend: take an idle connection (or a stream of a shared
+//! HTTP/2 one) or open one, send, and wait for the response head under the per-try timeout
+//! ([`BackendTime`]). A pooled connection that turns out closed is replaced once,
+//! transparently, and so is an HTTP/2 stream the backend provably did not process.
 
 use std::future::Future;
 use std::time::Duration;
@@ -107,7 +108,10 @@ impl Target<'_> {
                 Err(mut err) => {
                     let unsent = match (err.take_message(), replay) {
                         (Some(unsent), _) => unsent,
-                        (None, Some(replay)) if reused && closed_before_response(err.error()) => {
+                        (None, Some(replay))
+                            if (reused && closed_before_response(err.error()))
+                                || unprocessed(err.error()) =>
+                        {
                             let mut again = replay.request();
                             self.address(&mut again);
                             again
@@ -122,7 +126,7 @@ impl Target<'_> {
                     req = unsent;
                     reused = false;
                     // Boxed: a rare path, kept out of the size of every request's future.
-                    conn = match Box::pin(connector.connect(self.backend)).await {
+                    conn = match Box::pin(connector.replace(self.backend)).await {
                         Ok(conn) => conn,
                         Err(e) => return Err(TryError::Connect(e, Box::new(req))),
                     };
@@ -130,6 +134,14 @@ impl Target<'_> {
             }
         }
     }
+}
+
+/// HTTP/2 says the backend did not process the request (RFC 9113 §8.7): it refused the
+/// stream (`REFUSED_STREAM`), or its GOAWAY left the stream out. Safe to send again.
+fn unprocessed(err: &hyper::Error) -> bool {
+    errors::find::<h2::Error>(err).is_some_and(|h2| {
+        h2.reason() == Some(h2::Reason::REFUSED_STREAM) || (h2.is_go_away() && h2.is_remote())
+    })
 }
 
 /// The connection ended before a response began: closed, or reset by the peer.

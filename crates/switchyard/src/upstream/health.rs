@@ -17,12 +17,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::connect::Connector;
+use super::connect::{Connection, Connector};
 use super::tls::TlsClient;
 use super::{pick, Backend, Pool};
 use crate::body::RequestBody;
 use crate::clock::nanos;
-use crate::config::{HealthCheckConfig, KeepAliveConfig};
+use crate::config::{HealthCheckConfig, KeepAliveConfig, UpstreamProtocol};
 
 /// A backend's health as active checks see it.
 #[derive(Debug)]
@@ -108,12 +108,17 @@ async fn follow(mut pools: watch::Receiver<Pools>) {
                 continue;
             };
             // A check connects as the pool's requests do: over TLS to `https://` backends,
-            // with the pool's TLS client (a new client, after a reload, restarts the task).
+            // with the pool's TLS client (a new client, after a reload, restarts the task),
+            // and in the pool's protocol.
             let tls = pool.connector.tls.clone();
             let tls_id = tls.as_ref().map_or(0, |t| Arc::as_ptr(t) as usize);
+            let protocol = pool.connector.protocol;
             for backend in pool.backends() {
-                let key = (backend.id, format!("{config:?}"), tls_id);
-                wanted.insert(key, (backend.clone(), config.clone(), tls.clone()));
+                let key = (backend.id, format!("{config:?} {protocol:?}"), tls_id);
+                wanted.insert(
+                    key,
+                    (backend.clone(), config.clone(), tls.clone(), protocol),
+                );
             }
         }
         tasks.retain(|key, task| {
@@ -123,10 +128,10 @@ async fn follow(mut pools: watch::Receiver<Pools>) {
             }
             keep
         });
-        for (key, (backend, config, tls)) in wanted {
+        for (key, (backend, config, tls, protocol)) in wanted {
             tasks
                 .entry(key)
-                .or_insert_with(|| tokio::spawn(check_loop(backend, config, tls)));
+                .or_insert_with(|| tokio::spawn(check_loop(backend, config, tls, protocol)));
         }
         drop(current);
         if pools.changed().await.is_err() {
@@ -138,7 +143,12 @@ async fn follow(mut pools: watch::Receiver<Pools>) {
     }
 }
 
-async fn check_loop(backend: Arc<Backend>, config: HealthCheckConfig, tls: Option<Arc<TlsClient>>) {
+async fn check_loop(
+    backend: Arc<Backend>,
+    config: HealthCheckConfig,
+    tls: Option<Arc<TlsClient>>,
+    protocol: UpstreamProtocol,
+) {
     let connector = Connector {
         connect_timeout: config.timeout,
         tls,
@@ -147,6 +157,8 @@ async fn check_loop(backend: Arc<Backend>, config: HealthCheckConfig, tls: Optio
             idle_timeout: Duration::ZERO,
         },
         max_header_bytes: 64 * 1024,
+        protocol,
+        max_streams: 1,
     };
     let (mut passes, mut failures) = (0u32, 0u32);
     loop {
@@ -194,10 +206,12 @@ async fn check_once(
         ));
         let headers = req.headers_mut();
         headers.insert(header::HOST, backend.host_header.clone());
-        headers.insert(
-            header::CONNECTION,
-            header::HeaderValue::from_static("close"),
-        );
+        if let Connection::H1(_) = conn {
+            headers.insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+        }
         headers.insert(
             header::USER_AGENT,
             header::HeaderValue::from_static("switchyard-health-check"),

@@ -17,10 +17,11 @@
 //! - [`attempt`]: the guard of one try: breaker permit, load slot, connection.
 //! - [`classify`]: an attempt's outcome, decided once, when its response has ended.
 //! - [`body`]: a backend's response body, carrying its attempt to the end.
-//! - [`connect`]: upstream connections (HTTP/1.1 now; the enum HTTP/2 joins) and opening them;
-//!   [`idle`]: the per-worker pool of idle keep-alive connections; [`io`]: the socket under
-//!   them, which keeps an early answer from being lost to a failed body write; [`tls`]: TLS
-//!   to `https://` backends, over that socket.
+//! - [`connect`]: upstream connections (HTTP/1.1, exclusive; HTTP/2, shared) and opening them;
+//!   [`multiplex`]: streams of shared HTTP/2 connections; [`idle`]: the per-worker pool of
+//!   idle keep-alive and shared HTTP/2 connections; [`io`]: the socket under them, which keeps
+//!   an early answer from being lost to a failed body write; [`tls`]: TLS to `https://`
+//!   backends, over that socket.
 //!
 //! A backend is *available* when its active checks pass and it is not ejected; a request is
 //! offered only available backends whose circuit lets it through. When none is available
@@ -40,6 +41,7 @@ pub mod health;
 pub mod idle;
 pub mod io;
 pub mod load;
+pub mod multiplex;
 pub mod outlier;
 pub mod pick;
 pub mod replay;
@@ -123,6 +125,8 @@ impl Pool {
                 tls: tls_client(config, previous),
                 pool: config.keepalive,
                 max_header_bytes,
+                protocol: config.protocol,
+                max_streams: config.max_streams_per_connection as usize,
             },
             retries: config.retries,
             timeout: config.timeout,
@@ -208,8 +212,11 @@ fn tls_client(config: &PoolConfig, previous: Option<&Pool>) -> Option<Arc<tls::T
     if !config.backends.iter().any(|b| b.url.scheme.is_tls()) {
         return None;
     }
-    // HTTP/2 upstream: `Alpn::H2AndHttp1` when the pool's protocol is `auto`.
-    let alpn = tls::Alpn::Http1;
+    // ALPN offers HTTP/2 unless the pool is held to HTTP/1.1.
+    let alpn = match config.protocol {
+        crate::config::UpstreamProtocol::Http1 => tls::Alpn::Http1,
+        _ => tls::Alpn::H2AndHttp1,
+    };
     let kept = previous
         .and_then(|p| p.connector.tls.clone())
         .filter(|t| t.is(&config.tls, alpn));

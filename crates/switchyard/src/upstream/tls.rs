@@ -53,6 +53,9 @@ pub struct TlsClient {
     settings: UpstreamTlsConfig,
     alpn: Alpn,
     config: Arc<ClientConfig>,
+    /// The same, offering only `http/1.1`: for connections that must speak HTTP/1.1 (a
+    /// WebSocket upgrade).
+    http1: Arc<ClientConfig>,
 }
 
 /// Why a TLS handshake with a backend failed.
@@ -124,15 +127,17 @@ impl TlsClient {
             Some(cert) => builder.with_client_cert_resolver(Arc::new(ClientCert(cert.key.clone()))),
             None => builder.with_no_client_auth(),
         };
-        config.alpn_protocols = match alpn {
-            Alpn::Http1 => vec![b"http/1.1".to_vec()],
-            Alpn::H2AndHttp1 => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
-        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let http1 = Arc::new(config.clone());
+        if alpn == Alpn::H2AndHttp1 {
+            config.alpn_protocols.insert(0, b"h2".to_vec());
+        }
         // Session resumption (tickets and IDs, an in-memory cache) is rustls' default.
         TlsClient {
             settings: settings.clone(),
             alpn,
             config: Arc::new(config),
+            http1,
         }
     }
 
@@ -156,12 +161,33 @@ impl TlsClient {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
+        self.connect_with(&self.config, backend, io).await
+    }
+
+    /// Like [`TlsClient::connect`], offering only `http/1.1`.
+    pub async fn connect_http1<S>(&self, backend: &Backend, io: S) -> Result<TlsStream<S>, TlsError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let (stream, _) = self.connect_with(&self.http1, backend, io).await?;
+        Ok(stream)
+    }
+
+    async fn connect_with<S>(
+        &self,
+        config: &Arc<ClientConfig>,
+        backend: &Backend,
+        io: S,
+    ) -> Result<(TlsStream<S>, Negotiated), TlsError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
         let name = match &self.settings.server_name {
             Some(name) => name.clone(),
             None => ServerName::try_from(backend.url.host.clone())
                 .map_err(|_| TlsError::ServerName(backend.url.host.clone()))?,
         };
-        let stream = TlsConnector::from(self.config.clone())
+        let stream = TlsConnector::from(config.clone())
             .connect(name, io)
             .await
             .map_err(TlsError::from_io)?;

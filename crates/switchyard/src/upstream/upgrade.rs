@@ -169,7 +169,7 @@ async fn try_once(
     };
     // An `https://` backend gets its TLS first (`wss` to the backend); the tunnel runs inside.
     let started = if target.backend.url.scheme.is_tls() {
-        match connector.tls_stream(target.backend, io).await {
+        match connector.tls_stream(target.backend, io, true).await {
             Ok((tls, _)) => start(connector, tls).await,
             Err(e) => Err(e),
         }

@@ -4,6 +4,8 @@
 #![allow(dead_code, missing_docs)]
 
 pub mod backends;
+pub mod h2;
+pub mod h2raw;
 pub mod metrics;
 pub mod process;
 pub mod wire;

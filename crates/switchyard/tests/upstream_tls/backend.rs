@@ -21,6 +21,8 @@ use super::pki::{Ca, Issued};
 /// A running HTTPS backend. Stopped when dropped.
 pub struct TlsBackend {
     pub addr: SocketAddr,
+    /// TLS connections on which ALPN chose HTTP/2.
+    h2: Arc<AtomicUsize>,
     /// TLS connections established (handshake done).
     pub connections: Arc<AtomicUsize>,
     /// Of those, the ones that resumed an earlier TLS session.
@@ -35,6 +37,15 @@ pub struct TlsBackend {
 impl TlsBackend {
     /// Serves `cert`; with `client_ca`, requires a client certificate it signed.
     pub async fn start(cert: &Issued, client_ca: Option<&Ca>) -> TlsBackend {
+        TlsBackend::start_with_alpn(cert, client_ca, &[b"h2", b"http/1.1"]).await
+    }
+
+    /// Like [`TlsBackend::start`], offering only these ALPN protocols (served as chosen).
+    pub async fn start_with_alpn(
+        cert: &Issued,
+        client_ca: Option<&Ca>,
+        alpn: &[&[u8]],
+    ) -> TlsBackend {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -53,7 +64,7 @@ impl TlsBackend {
         let mut config = builder
             .with_single_cert(vec![cert.cert_der.clone()], cert.key_der())
             .expect("server cert");
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -61,6 +72,8 @@ impl TlsBackend {
         let requests = Arc::new(AtomicUsize::new(0));
         let health_checks = Arc::new(AtomicUsize::new(0));
         let resumed = Arc::new(AtomicUsize::new(0));
+        let h2 = Arc::new(AtomicUsize::new(0));
+        let h2_count = h2.clone();
         let counts = (
             connections.clone(),
             resumed.clone(),
@@ -71,6 +84,7 @@ impl TlsBackend {
             while let Ok((tcp, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
                 let (connections, resumed, requests, health_checks) = counts.clone();
+                let h2_count = h2_count.clone();
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
@@ -81,6 +95,10 @@ impl TlsBackend {
                         resumed.fetch_add(1, Ordering::SeqCst);
                     }
                     let sni = session.server_name().map(str::to_owned);
+                    let speaks_h2 = session.alpn_protocol() == Some(b"h2");
+                    if speaks_h2 {
+                        h2_count.fetch_add(1, Ordering::SeqCst);
+                    }
                     let client_cert = session.peer_certificates().is_some_and(|c| !c.is_empty());
                     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         let health = req.uri().path() == "/health";
@@ -100,20 +118,34 @@ impl TlsBackend {
                             .expect("response");
                         async move { Ok::<_, std::convert::Infallible>(resp) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
+                    if speaks_h2 {
+                        let _ = hyper::server::conn::http2::Builder::new(
+                            hyper_util::rt::TokioExecutor::new(),
+                        )
                         .serve_connection(TokioIo::new(tls), service)
                         .await;
+                    } else {
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(tls), service)
+                            .await;
+                    }
                 });
             }
         });
         TlsBackend {
             addr,
+            h2,
             connections,
             resumed,
             requests,
             health_checks,
             task,
         }
+    }
+
+    /// Connections on which ALPN chose HTTP/2.
+    pub fn h2_connections(&self) -> usize {
+        self.h2.load(Ordering::SeqCst)
     }
 
     pub fn port(&self) -> u16 {

@@ -99,8 +99,13 @@ async fn https_backend_verified_with_a_private_ca_reuses_one_pooled_tls_connecti
         1,
         "every request on the one pooled TLS connection"
     );
+    assert_eq!(
+        backend.h2_connections(),
+        1,
+        "ALPN chose HTTP/2 (protocol auto)"
+    );
     println!(
-        "https backend (private CA): {n} requests, {} TLS connection(s)",
+        "https backend (private CA): {n} requests, {} TLS connection(s), HTTP/2 by ALPN",
         backend.connections()
     );
     proxy.stop().await;
@@ -310,4 +315,40 @@ async fn health_checks_run_over_tls() {
         good.health_checks()
     );
     proxy.stop().await;
+}
+
+#[tokio::test]
+async fn alpn_picks_the_protocol_and_a_pool_can_hold_to_http1() {
+    let s = Setup::new("alpn");
+    let cert = s.ca.server(&["localhost"]);
+    let h1_only = TlsBackend::start_with_alpn(&cert, None, &[b"http/1.1"]).await;
+    let both = TlsBackend::start(&cert, None).await;
+    let auto_h1 = TestProxy::start(config(&file_text(
+        &[format!("https://localhost:{}", h1_only.port())],
+        "",
+        &s.ca_key(),
+    )));
+    let held = TestProxy::start(config(&file_text(
+        &[format!("https://localhost:{}", both.port())],
+        "protocol = \"http1\"",
+        &s.ca_key(),
+    )));
+    for proxy in [&auto_h1, &held] {
+        let mut client = Client::connect(proxy.addr).await;
+        for _ in 0..5 {
+            assert_eq!(client.get("/x").await.status, 200);
+        }
+    }
+    println!(
+        "backend offering only http/1.1: {} of {} connections HTTP/2; pool protocol http1 \
+         against an h2 backend: {} of {}",
+        h1_only.h2_connections(),
+        h1_only.connections(),
+        both.h2_connections(),
+        both.connections()
+    );
+    assert_eq!((h1_only.h2_connections(), h1_only.connections()), (0, 1));
+    assert_eq!((both.h2_connections(), both.connections()), (0, 1));
+    auto_h1.stop().await;
+    held.stop().await;
 }

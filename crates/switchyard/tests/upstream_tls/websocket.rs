@@ -12,7 +12,8 @@ use tokio_tungstenite::tungstenite::Message;
 use super::pki::Issued;
 use super::{config, file_text, support, Setup};
 
-/// A WebSocket echo server behind TLS (ALPN `http/1.1`) on a fresh loopback port.
+/// A WebSocket echo server behind TLS (ALPN `h2` and `http/1.1`, speaking only the latter)
+/// on a fresh loopback port.
 async fn wss_echo(cert: &Issued) -> u16 {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = ServerConfig::builder_with_provider(provider)
@@ -21,7 +22,8 @@ async fn wss_echo(cert: &Issued) -> u16 {
         .with_no_client_auth()
         .with_single_cert(vec![cert.cert_der.clone()], cert.key_der())
         .expect("server cert");
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // It offers HTTP/2 too, as a real server would: the upgrade must still ask for 1.1.
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(tls));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();

@@ -47,6 +47,10 @@ pub struct PoolFile {
     pub slow_start: Option<Dur>,
     /// Send to every backend when none is available.
     pub panic_mode: Option<bool>,
+    /// `"auto"`, `"http1"` or `"h2"`.
+    pub protocol: Option<Spanned<Str>>,
+    /// Requests one HTTP/2 backend connection carries at once.
+    pub max_streams_per_connection: Option<Spanned<u32>>,
     /// TLS to the pool's `https://` backends.
     pub tls: Option<Spanned<UpstreamTlsFile>>,
 }

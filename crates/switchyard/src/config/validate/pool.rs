@@ -8,8 +8,10 @@ use toml::Spanned;
 
 use super::{valid_path, Checker, POLICIES};
 use crate::config::file::{BreakerFile, HealthCheckFile, OutlierFile, PoolFile, RetryFile, Str};
-use crate::config::upstream::{HashKey, HealthCheckConfig, OutlierConfig, Policy, RetryConfig};
-use crate::config::{BackendConfig, BackendUrl, BreakerConfig, PoolConfig};
+use crate::config::upstream::{
+    HashKey, HealthCheckConfig, OutlierConfig, Policy, RetryConfig, UpstreamProtocol, PROTOCOLS,
+};
+use crate::config::{BackendConfig, BackendUrl, BreakerConfig, PoolConfig, Scheme};
 
 /// The pool `name`, its settings over the defaults.
 pub(super) fn pool(name: &Spanned<String>, p: &PoolFile, c: &mut Checker<'_>) -> PoolConfig {
@@ -18,6 +20,7 @@ pub(super) fn pool(name: &Spanned<String>, p: &PoolFile, c: &mut Checker<'_>) ->
     pool.backends = backends(p, &key, c);
     pool.policy = policy(p, &key, c);
     connections(p, &mut pool);
+    protocol(p, &key, &mut pool, c);
     if let Some(b) = &p.circuit_breaker {
         breaker(b, &key, &mut pool.breaker, c);
     }
@@ -130,6 +133,46 @@ fn connections(p: &PoolFile, pool: &mut PoolConfig) {
     }
     if let Some(d) = p.idle_timeout {
         pool.keepalive.idle_timeout = d.0;
+    }
+}
+
+/// `protocol` (which HTTP; an `h2c://` backend cannot be spoken to in HTTP/1.1) and
+/// `max_streams_per_connection` (from 1).
+fn protocol(p: &PoolFile, key: &str, pool: &mut PoolConfig, c: &mut Checker<'_>) {
+    if let Some(raw) = &p.protocol {
+        let name = raw.get_ref().0.as_str();
+        match UpstreamProtocol::from_name(name) {
+            Some(protocol) => pool.protocol = protocol,
+            None => c.error_suggest(
+                raw.span(),
+                format!("{key}.protocol"),
+                format!(
+                    "unknown protocol {name:?} (known: {})",
+                    PROTOCOLS.join(", ")
+                ),
+                name,
+                PROTOCOLS,
+            ),
+        }
+        let h2c = pool.backends.iter().find(|b| b.url.scheme == Scheme::H2c);
+        if let (UpstreamProtocol::Http1, Some(b)) = (pool.protocol, h2c) {
+            c.error(
+                raw.span(),
+                format!("{key}.protocol"),
+                format!("\"http1\" cannot reach {}: an h2c:// backend speaks HTTP/2 only (use \"auto\" or \"h2\")", b.url),
+            );
+        }
+    }
+    if let Some(n) = &p.max_streams_per_connection {
+        if *n.get_ref() == 0 {
+            c.error(
+                n.span(),
+                format!("{key}.max_streams_per_connection"),
+                "must be at least 1",
+            );
+        } else {
+            pool.max_streams_per_connection = *n.get_ref();
+        }
     }
 }
 
