@@ -6,7 +6,7 @@
 //! - Lingering close (nginx's `lingering_close`): closing a socket that still has unread
 //!   request bytes makes the kernel reset the connection, and a client still uploading may
 //!   then lose the answer it was sent (a `413`, an error) before reading it. So when the
-//!   connection is shut down while the client is still sending, switchyard sends its FIN and
+//!   connection is shut down before the client closed its side, switchyard sends its FIN and
 //!   reads and discards what keeps coming, until the client closes too or [`LINGER`] passes.
 
 use std::future::Future;
@@ -21,7 +21,7 @@ use tokio::time::Sleep;
 
 use crate::clock::IdleTimer;
 
-/// Longest a connection shut down while its client is still sending keeps reading.
+/// Longest a connection shut down before its client closed keeps reading.
 pub const LINGER: Duration = Duration::from_secs(2);
 
 /// A client connection's stream.
@@ -50,10 +50,15 @@ impl ClientIo {
         }
     }
 
-    /// True when request bytes are waiting unread (asked of the socket itself).
-    fn client_still_sending(&self) -> bool {
+    /// False once the client has closed its side (or the socket failed): only then can it
+    /// send nothing more. Asked of the socket itself; bytes waiting, or none yet, both mean
+    /// it may still be sending (an upload's next bytes may be on their way).
+    fn client_may_send(&self) -> bool {
         let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-        matches!(socket2::SockRef::from(&self.stream).peek(&mut byte), Ok(n) if n > 0)
+        match socket2::SockRef::from(&self.stream).peek(&mut byte) {
+            Ok(n) => n > 0,
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+        }
     }
 
     fn on_write<T>(
@@ -118,7 +123,7 @@ impl AsyncWrite for ClientIo {
         let this = &mut *self;
         if this.closing.is_none() {
             std::task::ready!(Pin::new(&mut this.stream).poll_shutdown(cx))?;
-            let linger = this.client_still_sending().then(|| {
+            let linger = this.client_may_send().then(|| {
                 Box::new(Linger {
                     deadline: Box::pin(tokio::time::sleep(LINGER)),
                     scratch: [0; 4096],
