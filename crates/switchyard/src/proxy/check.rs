@@ -1,11 +1,16 @@
 //! Phase 1: what a request must look like to be proxied (RFC 9110 §7.6, RFC 9112): no
 //! CONNECT, a single valid `Host`, a target in origin form (an absolute-form target is brought
-//! into origin form, its authority becoming the `Host`).
+//! into origin form, its authority becoming the `Host`); and on a TLS connection, a host that
+//! the certificate the connection was made with covers (RFC 9110 §15.5.20: else `421`, so
+//! that a connection made for one site, or with one client certificate, cannot reach another
+//! site's routes).
 
 use http::header::{self, HeaderValue};
 use http::{request, Method, Version};
 
+use super::context::ConnInfo;
 use super::error::ProxyError;
+use crate::routing::request_host;
 
 /// Rejects what a reverse proxy must not pass on, and brings an absolute-form target
 /// (`GET http://host/path`) into origin form: its authority becomes the `Host` (RFC 9112
@@ -61,6 +66,21 @@ pub fn check_request(parts: &mut request::Parts) -> Result<(), ProxyError> {
                 Err(ProxyError::BadRequest("invalid Host header"))
             }
         }
+    }
+}
+
+/// On a TLS connection, the request's host (its `Host`, without port) must be one of the
+/// names of the certificate the connection was made with; a request without a host (HTTP/1.0)
+/// has nothing to misdirect.
+pub fn check_authority(parts: &request::Parts, conn: &ConnInfo) -> Result<(), ProxyError> {
+    let Some(tls) = &conn.transport.tls else {
+        return Ok(());
+    };
+    let host = request_host(parts);
+    if host.is_empty() || tls.names.covers(&host) {
+        Ok(())
+    } else {
+        Err(ProxyError::Misdirected)
     }
 }
 

@@ -36,6 +36,10 @@ pub enum ProxyError {
     /// No route takes the request (client fault: nothing is configured for it).
     #[error("no route for this request")]
     NoRoute,
+    /// The request's host is not covered by the certificate its TLS connection was made
+    /// with (client fault: it must open a connection for that host).
+    #[error("misdirected request: the connection's certificate does not cover this host")]
+    Misdirected,
     /// The upstream client got no usable response (mostly upstream faults; a client whose
     /// request body fails is its own).
     #[error(transparent)]
@@ -80,6 +84,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
+            ProxyError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::Upstream(e) => match e {
                 U::ClientBody => StatusCode::BAD_REQUEST,
@@ -122,6 +127,9 @@ impl ProxyError {
                 "CONNECT is not supported: switchyard is a reverse proxy, not a forward proxy\n"
             }
             ProxyError::NoRoute => "Not Found: no route for this request\n",
+            ProxyError::Misdirected => {
+                "Misdirected Request: this connection's certificate does not cover the requested host\n"
+            }
             ProxyError::RateLimited { .. } => "Too Many Requests\n",
             ProxyError::Upstream(e) => match e {
                 U::ClientBodyTimeout => "Request body timed out\n",
@@ -200,9 +208,10 @@ impl ProxyError {
     pub fn is_client_fault(&self) -> bool {
         use upstream::Error as U;
         match self {
-            ProxyError::BadRequest(_) | ProxyError::MethodNotAllowed(_) | ProxyError::NoRoute => {
-                true
-            }
+            ProxyError::BadRequest(_)
+            | ProxyError::MethodNotAllowed(_)
+            | ProxyError::NoRoute
+            | ProxyError::Misdirected => true,
             ProxyError::RateLimited { .. } => false,
             ProxyError::Upstream(e) => match e {
                 U::ClientBodyTimeout | U::ClientBody => true,

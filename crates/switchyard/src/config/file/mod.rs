@@ -7,13 +7,14 @@
 //! file. `validate/` then turns these types into a [`super::Config`].
 //!
 //! The types, by section: `global.rs` (top-level keys, `[admin]`, `[[listeners]]`,
-//! `[rate_limit]`), `pool.rs` (`[pools.NAME]`), `route.rs` (`[[routes]]`); `values.rs` holds
-//! the strings and durations they are made of.
+//! `[rate_limit]`), `tls.rs` (a listener's `tls`), `pool.rs` (`[pools.NAME]`), `route.rs`
+//! (`[[routes]]`); `values.rs` holds the strings and durations they are made of.
 
 mod global;
 mod pool;
 mod route;
 mod section;
+mod tls;
 mod values;
 
 use toml::de::{DeTable, DeValue};
@@ -25,6 +26,7 @@ use section::{array_items, section, section_keeping};
 pub use global::{AdminFile, GlobalFile, ListenerFile, RateLimitFile};
 pub use pool::{BackendFile, BreakerFile, HealthCheckFile, OutlierFile, PoolFile, RetryFile};
 pub use route::{HeadersFile, MatchFile, RedirectFile, RespondFile, RouteFile};
+pub use tls::{CertificateFile, ClientAuthFile, HstsFile, IdentityHeadersFile, TlsFile};
 pub use values::{interpolate, Dur, PositiveDur, Str};
 
 /// The whole file, read section by section.
