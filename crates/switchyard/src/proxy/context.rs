@@ -188,7 +188,6 @@ impl ListenerPolicy {
             })
         })
     }
-
 }
 
 /// Per-request state.

@@ -53,7 +53,12 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let mut resp = handle_request(shared, conn, req).await;
-    if let Some(hsts) = conn.transport.tls.as_ref().and_then(|t| t.settings.hsts.as_ref()) {
+    if let Some(hsts) = conn
+        .transport
+        .tls
+        .as_ref()
+        .and_then(|t| t.settings.hsts.as_ref())
+    {
         resp.headers_mut()
             .insert(STRICT_TRANSPORT_SECURITY, hsts.clone());
     }
@@ -70,7 +75,8 @@ async fn handle_request(
     let render = Render::for_request(&parts.headers, !body.is_end_stream());
 
     // Phase 1 and 2: requests that are not proxied.
-    let checked = check::check_request(&mut parts).and_then(|()| check::check_authority(&parts, conn));
+    let checked =
+        check::check_request(&mut parts).and_then(|()| check::check_authority(&parts, conn));
     if let Err(e) = checked {
         let ctx = RequestCtx::new(&shared.metrics, conn.addr, &parts);
         return respond_error(ctx, e, render);
@@ -117,7 +123,11 @@ async fn handle_inner(
     grpc: bool,
 ) -> Result<(Response<ResponseBody>, Outcome), ProxyError> {
     // Phase 3: a listener that only redirects to HTTPS; the global rate limit.
-    if let Some(to) = conn.policy.as_ref().and_then(|p| p.redirect_to_https.as_ref()) {
+    if let Some(to) = conn
+        .policy
+        .as_ref()
+        .and_then(|p| p.redirect_to_https.as_ref())
+    {
         let unread = !body.is_end_stream();
         let resp = local::redirect(&parts, to, StatusCode::PERMANENT_REDIRECT, unread);
         return Ok((resp, Outcome::Local));

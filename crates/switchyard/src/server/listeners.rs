@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::tls::{Loaded, TlsAcceptor, TlsError};
+use super::tls::{Prepared, TlsAcceptor, TlsError};
 use super::StartError;
 use crate::config::tls::CertificateStatus;
 use crate::config::{Config, ListenAddr, ListenerConfig};
@@ -144,20 +144,19 @@ impl ListenerSet {
     /// For each acceptor this set took over from `current`, its new settings and
     /// certificates, read now but not in force yet: the caller commits them once the reload
     /// is certain.
-    pub fn prepare_tls(
-        &self,
-        current: &ListenerSet,
-    ) -> Result<Vec<(Arc<TlsAcceptor>, Arc<Loaded>)>, StartError> {
+    pub fn prepare_tls(&self, current: &ListenerSet) -> Result<Vec<Prepared>, StartError> {
         let mut prepared = Vec::new();
         for entry in &self.entries {
             let (Some(acceptor), Some(settings)) = (&entry.tls, &entry.settings.tls) else {
                 continue;
             };
             if current.acceptors().any(|a| Arc::ptr_eq(a, acceptor)) {
-                let loaded = acceptor.prepare(settings).map_err(|source| StartError::Tls {
-                    listener: entry.local_addr,
-                    source,
-                })?;
+                let loaded = acceptor
+                    .prepare(settings)
+                    .map_err(|source| StartError::Tls {
+                        listener: entry.local_addr,
+                        source,
+                    })?;
                 prepared.push((acceptor.clone(), loaded));
             }
         }

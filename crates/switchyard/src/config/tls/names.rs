@@ -104,8 +104,14 @@ mod tests {
         assert!(names.covers("example.com"));
         assert!(!names.covers("www.example.com"));
         assert!(names.covers("a.example.net"));
-        assert!(!names.covers("example.net"), "a wildcard does not cover its bare domain");
-        assert!(!names.covers("a.b.example.net"), "a wildcard covers one label");
+        assert!(
+            !names.covers("example.net"),
+            "a wildcard does not cover its bare domain"
+        );
+        assert!(
+            !names.covers("a.b.example.net"),
+            "a wildcard covers one label"
+        );
         assert!(!names.covers(".example.net"));
         assert!(names.covers("127.0.0.1"));
         assert!(names.covers("::1"));

@@ -35,8 +35,7 @@ pub(super) fn listeners(
         seen.push((addr, i));
         let mut listener = listener(i, addr, l.get_ref(), c);
         if let Some(file) = &l.get_ref().tls {
-            if let Some((config, names)) = tls::tls(file, &format!("listeners[{i}].tls"), base, c)
-            {
+            if let Some((config, names)) = tls::tls(file, &format!("listeners[{i}].tls"), base, c) {
                 listener.tls = Some(Arc::new(config));
                 served.push(names);
             }

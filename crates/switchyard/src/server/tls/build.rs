@@ -10,17 +10,15 @@ use rustls::server::{NoServerSessionStorage, ProducesTickets, WebPkiClientVerifi
 use rustls::ServerConfig;
 
 use super::store::CertStore;
-use super::TlsError;
-use crate::config::tls::{self, ClientAuthMode, Digest, TlsConfig};
+use super::{TlsError, Verifier};
+use crate::config::tls::{self, ClientAuthMode, TlsConfig};
 
 /// The protocols offered in ALPN, preferred first.
 pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
 /// The verifier of client certificates `settings` asks for (`None`: none asked), with the
 /// digest of the CA file it was read from.
-pub(super) fn client_verifier(
-    settings: &TlsConfig,
-) -> Result<Option<(Arc<dyn ClientCertVerifier>, Digest)>, TlsError> {
+pub(super) fn client_verifier(settings: &TlsConfig) -> Result<Option<Verifier>, TlsError> {
     let Some(auth) = &settings.client_auth else {
         return Ok(None);
     };

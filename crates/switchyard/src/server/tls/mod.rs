@@ -59,6 +59,13 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
+/// A client certificate verifier, with the digest of the CA file it was read from.
+type Verifier = (Arc<dyn ClientCertVerifier>, Digest);
+
+/// An acceptor and the new settings and certificates read for it, to put in force with
+/// [`TlsAcceptor::commit`] once a reload is certain.
+pub type Prepared = (Arc<TlsAcceptor>, Arc<Loaded>);
+
 /// The TLS side of one HTTPS listener.
 pub struct TlsAcceptor {
     /// The listener's bound address, for logs and metrics.
@@ -78,7 +85,7 @@ pub struct Loaded {
     /// The certificates.
     store: Arc<CertStore>,
     /// The client certificate verifier, with the digest of its CA file.
-    verifier: Option<(Arc<dyn ClientCertVerifier>, Digest)>,
+    verifier: Option<Verifier>,
     /// The rustls settings made of the above.
     server: Arc<rustls::ServerConfig>,
 }
@@ -149,7 +156,10 @@ impl std::fmt::Debug for TlsAcceptor {
 }
 
 /// Everything `settings` names, read and checked now.
-fn load(settings: &Arc<TlsConfig>, ticketer: &Arc<dyn ProducesTickets>) -> Result<Loaded, TlsError> {
+fn load(
+    settings: &Arc<TlsConfig>,
+    ticketer: &Arc<dyn ProducesTickets>,
+) -> Result<Loaded, TlsError> {
     let now = SystemTime::now();
     let mut entries = Vec::with_capacity(settings.certificates.len());
     for files in &settings.certificates {
@@ -164,7 +174,7 @@ fn load(settings: &Arc<TlsConfig>, ticketer: &Arc<dyn ProducesTickets>) -> Resul
 fn assemble(
     settings: Arc<TlsConfig>,
     entries: Vec<Arc<CertEntry>>,
-    verifier: Option<(Arc<dyn ClientCertVerifier>, Digest)>,
+    verifier: Option<Verifier>,
     ticketer: &Arc<dyn ProducesTickets>,
 ) -> Result<Loaded, TlsError> {
     let store = Arc::new(CertStore::new(

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::store::CertEntry;
-use super::{assemble, build, TlsAcceptor};
+use super::{assemble, build, TlsAcceptor, Verifier};
 use crate::config::tls::{self, Digest};
 use crate::server::Server;
 
@@ -108,7 +108,7 @@ impl TlsAcceptor {
         current: &super::Loaded,
         seen: &mut Option<&mut Seen>,
         changed: &mut bool,
-    ) -> Option<(Arc<dyn rustls::server::danger::ClientCertVerifier>, Digest)> {
+    ) -> Option<Verifier> {
         let (old, old_digest) = current.verifier.clone()?;
         let auth = current.settings.client_auth.as_ref()?;
         let (digest, settled) = observe(&auth.ca, seen);
