@@ -173,7 +173,8 @@ pub struct Cli {
 
     /// TLS session resumption (rotated tickets): on or off (off: every connection makes a
     /// full handshake).
-    #[arg(long, global = true, default_value = "on", value_name = "on|off", value_parser = parse_on_off)]
+    #[arg(long, global = true, default_value = "on", value_name = "on|off", value_parser = parse_on_off,
+          action = clap::ArgAction::Set)]
     pub tls_resumption: bool,
 
     /// Log line format. The level comes from $RUST_LOG (default: info, which logs every

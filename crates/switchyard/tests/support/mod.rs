@@ -5,6 +5,7 @@
 
 pub mod backends;
 pub mod metrics;
+pub mod pki;
 pub mod process;
 pub mod wire;
 
