@@ -139,7 +139,9 @@ pub fn toml_path(path: &Path) -> String {
     format!("{:?}", path.to_str().expect("UTF-8 path"))
 }
 
-/// A TLS client trusting `ca`, offering `alpn`, presenting `client` when given.
+/// A TLS client trusting `ca`, offering `alpn`, presenting `client` when given. It never
+/// resumes a session (a resumed session keeps the certificate of the first handshake), so
+/// every connection sees what the server serves now; see [`resuming`].
 pub fn client_config(
     ca: &TestCa,
     client: Option<&Issued>,
@@ -167,6 +169,14 @@ pub fn client_config(
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config.resumption = rustls::client::Resumption::disabled();
+    Arc::new(config)
+}
+
+/// `config`, resuming sessions (rustls's default in-memory session cache).
+pub fn resuming(config: &rustls::ClientConfig) -> Arc<rustls::ClientConfig> {
+    let mut config = config.clone();
+    config.resumption = rustls::client::Resumption::default();
     Arc::new(config)
 }
 
