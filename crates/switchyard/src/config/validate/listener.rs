@@ -67,6 +67,11 @@ fn redirect(
             format!("listeners[{i}].redirect_to_https"),
             "is for plaintext listeners; this one is HTTPS already",
         ),
+        (Some(_), Some(port)) if *port.get_ref() == 0 => c.error(
+            port.span(),
+            format!("listeners[{i}].https_port"),
+            "must be a port from 1 to 65535",
+        ),
         (Some(_), port) => {
             listener.redirect_to_https = Some(port.as_ref().map_or(https_port, |p| *p.get_ref()));
         }
