@@ -48,19 +48,30 @@ pub async fn start(mut config: Config) -> Result<Demo, StartError> {
 /// What to try, printed once the demo is up.
 pub fn instructions(demo: &Demo, rate_limit: u32) -> String {
     let port = demo.server.local_addr().port();
-    let base = format!("http://localhost:{port}");
+    let state = demo.server.shared().state();
+    // Over HTTPS (`--tls-cert`), curl trusts the certificate given (self-signed in the demo).
+    let (base, curl) = match state.config.listeners.first().and_then(|l| l.tls.as_ref()) {
+        Some(tls) => (
+            format!("https://localhost:{port}"),
+            format!(
+                "curl --http1.1 --cacert {}",
+                tls.certificates[tls.default].cert.display()
+            ),
+        ),
+        None => (format!("http://localhost:{port}"), "curl".to_owned()),
+    };
     let b1 = demo.backends[0].addr();
     let b2 = demo.backends[1].addr();
     format!(
         "\nswitchyard demo: proxy on {base}, backends on {b1} and {b2}\n\n\
          Try, in another terminal:\n\n  \
-         curl {base}/                 # twice: answered by server 1, then server 2\n  \
-         for i in $(seq 1 {burst}); do curl -s -o /dev/null -w '%{{http_code}} ' {base}/; done; echo\n  \
+         {curl} {base}/                 # twice: answered by server 1, then server 2\n  \
+         for i in $(seq 1 {burst}); do {curl} -s -o /dev/null -w '%{{http_code}} ' {base}/; done; echo\n  \
          \x20                                  # over {rate_limit} requests/s: 429 Too Many Requests\n  \
-         curl {base}/health           # status, uptime, circuit state per backend\n  \
-         curl {base}/metrics          # counters as JSON\n  \
-         curl '{base}/metrics?format=prometheus'\n  \
-         curl {base}/echo             # what the backend received (X-Forwarded-For, ...)\n\n\
+         {curl} {base}/health           # status, uptime, circuit state per backend\n  \
+         {curl} {base}/metrics          # counters as JSON\n  \
+         {curl} '{base}/metrics?format=prometheus'\n  \
+         {curl} {base}/echo             # what the backend received (X-Forwarded-For, ...)\n\n\
          Press Ctrl+C to stop.\n",
         burst = rate_limit.saturating_mul(2).max(40),
     )

@@ -116,6 +116,11 @@ pub struct ProxyCounters {
     pub try_timeouts: AtomicU64,
     /// Requests that ran out of their whole-request timeout.
     pub request_timeouts: AtomicU64,
+    /// TLS handshakes completed on HTTPS listeners.
+    pub tls_handshakes: AtomicU64,
+    /// TLS handshakes that failed or timed out (no certificate for the name, no valid client
+    /// certificate, not TLS, ...).
+    pub tls_handshake_failures: AtomicU64,
 }
 
 /// Per-backend counters of one shard.

@@ -50,8 +50,9 @@ impl RouteTable {
         &self.routes
     }
 
-    /// The route `req` takes, if any.
-    pub fn find(&self, req: &Parts) -> Option<&Route> {
+    /// The route `req` takes, if any; `client_sans` are the subject alternative names of the
+    /// client's verified certificate (`None`: it presented none).
+    pub fn find(&self, req: &Parts, client_sans: Option<&[String]>) -> Option<&Route> {
         let host = if self.needs_host {
             request_host(req)
         } else {
@@ -61,7 +62,7 @@ impl RouteTable {
         self.routes.iter().find(|r| {
             r.config
                 .matcher
-                .matches(&host, path, &req.method, &req.headers)
+                .matches(&host, path, &req.method, &req.headers, client_sans)
         })
     }
 }

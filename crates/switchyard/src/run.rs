@@ -7,8 +7,9 @@
 //! (so a SIGTERM the moment the port accepts is a graceful shutdown too), turns each signal
 //! into a [`Control`] (SIGHUP → reload, SIGTERM/SIGINT → shutdown), starts the proxy and
 //! hands it to [`supervise`]. [`supervise`] reloads on [`Control::Reload`] and when the
-//! `--config` file changes ([`reload::watch`]), and on [`Control::Shutdown`] drains the
-//! proxy ([`Server::shutdown`]).
+//! `--config` file changes ([`reload::watch`]), reloads certificates when their files change
+//! ([`server::tls::watch`]), and on [`Control::Shutdown`] drains the proxy
+//! ([`Server::shutdown`]).
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::cli::{Cli, Command, LoadError};
-use crate::config::Config;
+use crate::config::{defaults, Config};
 use crate::server::shutdown::{Request, Signals};
 use crate::server::{self, Server, ShutdownReport, StartError};
 use crate::{demo, reload};
@@ -143,6 +144,8 @@ async fn until_shutdown(
         std::future::pending::<Infallible>().await
     };
     tokio::pin!(watch);
+    let certificates = server::tls::watch(server, defaults::WATCH_INTERVAL);
+    tokio::pin!(certificates);
     loop {
         tokio::select! {
             control = controls.recv() => match control {
@@ -151,15 +154,22 @@ async fn until_shutdown(
                 None => return "end of controls",
             },
             never = &mut watch => match never {},
+            () = &mut certificates => {}
         }
     }
 }
 
-/// Reloads the `--config` file, if there is one; the outcome is logged and recorded.
+/// Reloads the `--config` file (and with it every certificate), if there is one, else the
+/// certificates whose files changed; the outcome is logged and recorded.
 fn reload_config(server: &Server, cli: &Cli, reason: &'static str) {
     match &cli.config {
         Some(path) => {
             let _ = reload::reload(server, path, cli, reason);
+        }
+        None if !server.tls_acceptors().is_empty() => {
+            if !server.reload_certificates() {
+                tracing::info!("{reason}: no certificate changed");
+            }
         }
         None => tracing::warn!("{reason}: no --config file to reload"),
     }

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
+use crate::config::tls::CertificateStatus;
 use crate::config::{AdminConfig, Config, RouteAction};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
@@ -54,6 +55,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Reload history.
     pub reloads: Mutex<ReloadStatus>,
+    /// The certificates the HTTPS listeners serve (set by `server` whenever they change).
+    certificates: Mutex<Vec<CertificateStatus>>,
 }
 
 // === impl State ===
@@ -161,6 +164,7 @@ impl Shared {
             state: ArcSwap::from_pointee(state),
             metrics,
             reloads: Mutex::new(ReloadStatus::default()),
+            certificates: Mutex::new(Vec::new()),
         }
     }
 
@@ -187,6 +191,22 @@ impl Shared {
             status.succeeded += 1;
         }
         status.last = Some((SystemTime::now(), error));
+    }
+
+    /// Records the certificates the HTTPS listeners serve now.
+    pub fn set_certificates(&self, certificates: Vec<CertificateStatus>) {
+        *self
+            .certificates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = certificates;
+    }
+
+    /// The certificates the HTTPS listeners serve.
+    pub fn certificates(&self) -> Vec<CertificateStatus> {
+        self.certificates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// A copy of the reload history.

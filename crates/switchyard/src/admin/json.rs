@@ -1,9 +1,10 @@
 //! The JSON documents: `/metrics` is the [`Snapshot`] itself; `/health` is the status, the
-//! uptime, the configuration version and each backend's availability and circuit state.
+//! uptime, the configuration version, each backend's availability and circuit state, and the
+//! certificates the HTTPS listeners serve with their expiry.
 
 use serde::Serialize;
 
-use super::snapshot::{circuit_name, BackendSnapshot, Snapshot};
+use super::snapshot::{circuit_name, BackendSnapshot, CertificateSnapshot, Snapshot};
 use crate::upstream::breaker;
 
 /// The `/health` document.
@@ -13,6 +14,16 @@ pub struct Health {
     uptime: String,
     version: Option<String>,
     backends: Vec<BackendHealth>,
+    certificates: Vec<CertificateHealth>,
+}
+
+#[derive(Debug, Serialize)]
+struct CertificateHealth {
+    listener: String,
+    names: Vec<String>,
+    file: String,
+    /// UTC, `2026-01-31T12:00:00Z`.
+    expires: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -32,8 +43,13 @@ struct BackendHealth {
 
 impl Health {
     /// The document for a proxy up for `uptime` (Go-style, `2m5s`), running configuration
-    /// `version`, with these backends.
-    pub fn new(uptime: String, version: Option<String>, backends: Vec<BackendSnapshot>) -> Self {
+    /// `version`, with these backends and certificates.
+    pub fn new(
+        uptime: String,
+        version: Option<String>,
+        backends: Vec<BackendSnapshot>,
+        certificates: Vec<CertificateSnapshot>,
+    ) -> Self {
         let backends = backends
             .into_iter()
             .map(|b| BackendHealth {
@@ -45,11 +61,21 @@ impl Health {
                 consecutive_failures: b.consecutive_failures,
             })
             .collect();
+        let certificates = certificates
+            .into_iter()
+            .map(|c| CertificateHealth {
+                listener: c.listener,
+                names: c.names,
+                file: c.file,
+                expires: c.expires,
+            })
+            .collect();
         Health {
             status: "UP",
             uptime,
             version,
             backends,
+            certificates,
         }
     }
 

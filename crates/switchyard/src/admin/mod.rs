@@ -2,7 +2,8 @@
 //! configuration gives `[admin] listen`, only on that listener; paths configurable):
 //!
 //! - `GET /health`: `200 {"status":"UP","uptime":"2m5s","version":...,"backends":[...]}`,
-//!   with each backend's circuit state and the configuration version in force.
+//!   with each backend's circuit state, the configuration version in force and the
+//!   certificates of the HTTPS listeners (`certificates`: listener, names, file, expiry).
 //! - `GET /metrics`: the counters as JSON (see [`crate::metrics`] for how they add up), or
 //!   in the Prometheus text format when the client asks for it with
 //!   `Accept: text/plain` / `Accept: application/openmetrics-text` or `?format=prometheus`.
@@ -30,7 +31,7 @@ use tokio::time::Instant;
 use crate::config::duration;
 use crate::state::{Shared, State};
 use json::Health;
-use snapshot::{BackendSnapshot, Snapshot};
+use snapshot::{BackendSnapshot, CertificateSnapshot, Snapshot};
 
 const JSON: &str = "application/json";
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -81,6 +82,7 @@ fn health(shared: &Shared, state: &State) -> Response<Bytes> {
         duration::format_go_seconds(shared.metrics.uptime()),
         state.version().map(str::to_owned),
         BackendSnapshot::read_all(state, Instant::now()),
+        CertificateSnapshot::read_all(shared),
     );
     response(StatusCode::OK, health.to_json(), JSON)
 }

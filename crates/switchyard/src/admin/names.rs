@@ -77,3 +77,9 @@ pub const LAST_RELOAD_SUCCESS: &str = "switchyard_config_last_reload_success";
 pub const LAST_RELOAD_TIME: &str = "switchyard_config_last_reload_timestamp_seconds";
 /// Always 1, labelled with the version (hash) of the configuration in force.
 pub const CONFIG_INFO: &str = "switchyard_config_info";
+/// TLS handshakes completed.
+pub const TLS_HANDSHAKES: &str = "switchyard_tls_handshakes";
+/// TLS handshakes that failed.
+pub const TLS_HANDSHAKE_FAILURES: &str = "switchyard_tls_handshake_failures";
+/// When a certificate in use expires, per listener and certificate.
+pub const TLS_CERTIFICATE_EXPIRY: &str = "switchyard_tls_certificate_expiry_timestamp_seconds";

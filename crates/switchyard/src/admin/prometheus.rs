@@ -14,7 +14,9 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::TypedMetric;
 
 use super::names;
-use super::snapshot::{BackendSnapshot, ConfigSnapshot, ReloadResult, Snapshot};
+use super::snapshot::{
+    BackendSnapshot, CertificateSnapshot, ConfigSnapshot, ReloadResult, Snapshot,
+};
 use crate::upstream::breaker;
 
 /// The OpenMetrics text rendering (ends with `# EOF`).
@@ -70,7 +72,8 @@ impl Collector for Snapshot {
         proxy_gauges(self, &mut encoder)?;
         backend_counters(&self.backends, &mut encoder)?;
         backend_gauges(&self.backends, &mut encoder)?;
-        config(&self.config, &mut encoder)
+        config(&self.config, &mut encoder)?;
+        certificates(&self.certificates, &mut encoder)
     }
 }
 
@@ -147,6 +150,16 @@ fn proxy_counters(s: &Snapshot, encoder: &mut DescriptorEncoder) -> fmt::Result 
             names::TUNNELS_IDLE_TIMEOUTS,
             "WebSocket tunnels closed because no byte went either way for the idle timeout.",
             s.tunnels_idle_timeouts,
+        ),
+        (
+            names::TLS_HANDSHAKES,
+            "TLS handshakes completed on HTTPS listeners.",
+            s.tls_handshakes,
+        ),
+        (
+            names::TLS_HANDSHAKE_FAILURES,
+            "TLS handshakes that failed or timed out.",
+            s.tls_handshake_failures,
         ),
     ];
     for (name, help, value) in counters {
@@ -314,6 +327,25 @@ fn config(c: &ConfigSnapshot, encoder: &mut DescriptorEncoder) -> fmt::Result {
     )?;
     let version = c.version.as_deref().unwrap_or("flags");
     ConstGauge::new(1).encode(family.encode_family(&[("version", version)])?)
+}
+
+fn certificates(certs: &[CertificateSnapshot], encoder: &mut DescriptorEncoder) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(
+        names::TLS_CERTIFICATE_EXPIRY,
+        "When a certificate an HTTPS listener serves expires (notAfter, Unix seconds).",
+        None,
+        ConstGauge::<i64>::TYPE,
+    )?;
+    for c in certs {
+        let name = c.names.first().map_or("", String::as_str);
+        let labels = [
+            ("listener", c.listener.as_str()),
+            ("name", name),
+            ("file", c.file.as_str()),
+        ];
+        ConstGauge::new(c.expiry_timestamp_seconds).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 /// A family with one unlabelled sample.

@@ -12,6 +12,7 @@ use serde::{Serialize, Serializer};
 use tokio::time::Instant;
 
 use crate::config::duration;
+use crate::config::tls::{format_utc, CertificateStatus};
 use crate::metrics::{BackendCounters, Metrics, Sharded};
 use crate::state::{Shared, State};
 use crate::upstream::breaker;
@@ -52,6 +53,10 @@ pub struct Snapshot {
     pub tunnels_refused: u64,
     /// WebSocket tunnels closed by their idle timeout.
     pub tunnels_idle_timeouts: u64,
+    /// TLS handshakes completed.
+    pub tls_handshakes: u64,
+    /// TLS handshakes that failed or timed out.
+    pub tls_handshake_failures: u64,
     /// Seconds since start.
     pub uptime_seconds: u64,
     /// Go-style uptime, as `/health` shows it.
@@ -60,6 +65,25 @@ pub struct Snapshot {
     pub backends: Vec<BackendSnapshot>,
     /// The configuration in force and how reloads went.
     pub config: ConfigSnapshot,
+    /// The certificates the HTTPS listeners serve.
+    pub certificates: Vec<CertificateSnapshot>,
+}
+
+/// A certificate an HTTPS listener serves.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertificateSnapshot {
+    /// The listener's address.
+    pub listener: String,
+    /// The certificate file.
+    pub file: String,
+    /// The names it is served for.
+    pub names: Vec<String>,
+    /// Its subject.
+    pub subject: String,
+    /// When it expires, UTC (`2026-01-31T12:00:00Z`).
+    pub expires: String,
+    /// When it expires, Unix seconds.
+    pub expiry_timestamp_seconds: i64,
 }
 
 /// One backend's figures.
@@ -139,11 +163,13 @@ impl Snapshot {
     /// Reads everything `/metrics` reports, now.
     pub fn read(shared: &Shared, state: &State) -> Self {
         let backends = BackendSnapshot::read_all(state, Instant::now());
-        Snapshot::new(
+        let mut snapshot = Snapshot::new(
             &shared.metrics,
             backends,
             ConfigSnapshot::read(shared, state),
-        )
+        );
+        snapshot.certificates = CertificateSnapshot::read_all(shared);
+        snapshot
     }
 
     /// Sums the proxy counters and puts them together with `backends` and `config`.
@@ -159,6 +185,8 @@ impl Snapshot {
         let unavailable = c.sum(|s| &s.unavailable);
         let try_timeouts = c.sum(|s| &s.try_timeouts);
         let request_timeouts = c.sum(|s| &s.request_timeouts);
+        let tls_handshakes = c.sum(|s| &s.tls_handshakes);
+        let tls_handshake_failures = c.sum(|s| &s.tls_handshake_failures);
         let requests = c.sum(|s| &s.requests);
         let done = responses + local + errors + rate_limited + cancelled;
         let tunnels = metrics.tunnels();
@@ -180,10 +208,35 @@ impl Snapshot {
             tunnels_open: tunnels.open(),
             tunnels_refused: tunnels.refused.load(Ordering::Relaxed),
             tunnels_idle_timeouts: tunnels.idle_timeouts.load(Ordering::Relaxed),
+            tls_handshakes,
+            tls_handshake_failures,
             uptime_seconds: uptime.as_secs() + u64::from(uptime.subsec_millis() >= 500),
             uptime: duration::format_go_seconds(uptime),
             backends,
             config,
+            certificates: Vec::new(),
+        }
+    }
+}
+
+// === impl CertificateSnapshot ===
+
+impl CertificateSnapshot {
+    /// The certificates in use now.
+    pub fn read_all(shared: &Shared) -> Vec<Self> {
+        shared.certificates().iter().map(Self::from).collect()
+    }
+}
+
+impl From<&CertificateStatus> for CertificateSnapshot {
+    fn from(c: &CertificateStatus) -> Self {
+        CertificateSnapshot {
+            listener: c.listener.clone(),
+            file: c.file.display().to_string(),
+            names: c.names.clone(),
+            subject: c.subject.clone(),
+            expires: format_utc(c.not_after),
+            expiry_timestamp_seconds: c.not_after,
         }
     }
 }

@@ -8,7 +8,9 @@ use tokio::time::Instant;
 
 use super::names;
 use super::prometheus;
-use super::snapshot::{BackendSnapshot, ConfigSnapshot, ReloadResult, Snapshot};
+use super::snapshot::{
+    BackendSnapshot, CertificateSnapshot, ConfigSnapshot, ReloadResult, Snapshot,
+};
 use super::{wanted_format, Format};
 use crate::config::BreakerConfig;
 use crate::metrics::{inc, Metrics};
@@ -69,11 +71,20 @@ fn snapshot() -> Snapshot {
         last_reload_time: Some(1_700_000_000),
         last_reload_error: Some("bad file".into()),
     };
-    Snapshot::new(
+    let mut snapshot = Snapshot::new(
         &m,
         vec![BackendSnapshot::read("default", &backend, now)],
         config,
-    )
+    );
+    snapshot.certificates = vec![CertificateSnapshot {
+        listener: "127.0.0.1:8443".into(),
+        file: "/etc/site.pem".into(),
+        names: vec!["example.com".into()],
+        subject: "CN=example.com".into(),
+        expires: "2027-01-01T00:00:00Z".into(),
+        expiry_timestamp_seconds: 1_798_761_600,
+    }];
+    snapshot
 }
 
 /// The Prometheus family of a number in the JSON document; `None` for labels and text.
@@ -96,8 +107,10 @@ fn proxy_family(key: &str) -> Option<&'static str> {
         "tunnels_open" => names::TUNNELS_OPEN,
         "tunnels_refused" => names::TUNNELS_REFUSED,
         "tunnels_idle_timeouts" => names::TUNNELS_IDLE_TIMEOUTS,
+        "tls_handshakes" => names::TLS_HANDSHAKES,
+        "tls_handshake_failures" => names::TLS_HANDSHAKE_FAILURES,
         "uptime_seconds" | "uptime" => names::UPTIME,
-        "backends" | "config" => return None,
+        "backends" | "config" | "certificates" => return None,
         other => panic!("JSON field `{other}` has no Prometheus family"),
     })
 }
@@ -137,6 +150,14 @@ fn config_family(key: &str) -> Option<&'static str> {
     })
 }
 
+fn certificate_family(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "listener" | "file" | "names" | "subject" | "expires" => return None,
+        "expiry_timestamp_seconds" => names::TLS_CERTIFICATE_EXPIRY,
+        other => panic!("certificate JSON field `{other}` has no Prometheus family"),
+    })
+}
+
 #[test]
 fn every_json_number_has_a_prometheus_family() {
     let snapshot = snapshot();
@@ -152,6 +173,11 @@ fn every_json_number_has_a_prometheus_family() {
             object(&json["config"])
                 .keys()
                 .filter_map(|k| config_family(k)),
+        )
+        .chain(
+            object(&json["certificates"][0])
+                .keys()
+                .filter_map(|k| certificate_family(k)),
         )
         .collect::<Vec<_>>();
     assert!(families.len() > 30, "{families:?}");
@@ -178,6 +204,7 @@ fn prometheus_text_has_the_values() {
         "switchyard_config_reloads_total{result=\"error\"} 1".to_owned(),
         "switchyard_config_last_reload_success 0".to_owned(),
         "switchyard_config_info{version=\"abc123\"} 1".to_owned(),
+        "switchyard_tls_certificate_expiry_timestamp_seconds{listener=\"127.0.0.1:8443\",name=\"example.com\",file=\"/etc/site.pem\"} 1798761600".to_owned(),
     ] {
         assert!(text.contains(&line), "{line} missing:\n{text}");
     }

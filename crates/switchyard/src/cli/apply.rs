@@ -1,8 +1,12 @@
 //! Flags over a configuration (flags > file > defaults): [`Cli::apply`], one part per
-//! concern (listeners, rate limit, backends, the upstream CA, upstream connections, breaker,
-//! balancing, health checks, retries, top-level settings).
+//! concern (listeners, TLS, rate limit, backends, the upstream CA, upstream connections,
+//! breaker, balancing, health checks, retries, top-level settings).
+
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use super::Cli;
+use crate::config::tls::{self, ClientAuth, ClientAuthMode, TlsConfig};
 use crate::config::upstream_tls::CaBundle;
 use crate::config::{
     BackendConfig, Config, HealthCheckConfig, ListenerConfig, Policy, PoolConfig, RateLimitConfig,
@@ -11,7 +15,10 @@ use crate::config::{
 impl Cli {
     /// Applies the flags to `config`: all of them (`only_given == false`, no file) or only
     /// those given on the command line. `--listen` sets the first listener; the timeouts and
-    /// header limit every listener; `--backends` the pool's backends (only when there is one
+    /// header limit every listener; `--tls-cert` and `--tls-key` make the first listener HTTPS
+    /// with that certificate (replacing the file's certificates), `--tls-client-ca` makes it
+    /// require client certificates, `--tls-resumption` applies to every HTTPS listener;
+    /// `--backends` the pool's backends (only when there is one
     /// pool); the other upstream flags every pool; the rest the globals. Fails when a flag
     /// cannot be applied (`--backends` over several pools, `--policy` without the hash key it
     /// needs, an `--upstream-ca` file that cannot be read or used).
@@ -21,6 +28,7 @@ impl Cli {
             only_given,
         };
         flags.listeners(&mut config.listeners);
+        flags.tls(&mut config.listeners)?;
         flags.rate_limit(&mut config.rate_limit);
         flags.backends(&mut config.pools)?;
         let upstream_ca = flags.upstream_ca()?;
@@ -74,6 +82,49 @@ impl Flags<'_> {
                 l.max_header_bytes = cli.max_header_bytes;
             }
         }
+    }
+
+    /// `--tls-cert` with `--tls-key`, `--tls-client-ca` (the first listener) and
+    /// `--tls-resumption` (every HTTPS listener); the files are checked as the configuration
+    /// check does.
+    fn tls(self, listeners: &mut [ListenerConfig]) -> Result<(), String> {
+        let cli = self.cli;
+        if let (Some(first), Some(cert), Some(key)) =
+            (listeners.first_mut(), &cli.tls_cert, &cli.tls_key)
+        {
+            tls::load_pair(cert, key, SystemTime::now()).map_err(|e| format!("--tls-cert: {e}"))?;
+            let single = TlsConfig::single(cert.clone(), key.clone());
+            let config = match first.tls.take() {
+                Some(mut file) => {
+                    let file_config = Arc::make_mut(&mut file);
+                    file_config.certificates = single.certificates;
+                    file_config.default = 0;
+                    file
+                }
+                None => Arc::new(single),
+            };
+            first.tls = Some(config);
+            first.redirect_to_https = None;
+        }
+        if let Some(ca) = &cli.tls_client_ca {
+            let Some(first) = listeners.first_mut().and_then(|l| l.tls.as_mut()) else {
+                return Err(
+                    "--tls-client-ca needs an HTTPS listener: give --tls-cert and --tls-key"
+                        .to_owned(),
+                );
+            };
+            tls::read_roots(ca).map_err(|e| format!("--tls-client-ca: {e}"))?;
+            Arc::make_mut(first).client_auth = Some(ClientAuth {
+                mode: ClientAuthMode::Required,
+                ca: ca.clone(),
+            });
+        }
+        if self.set("tls_resumption") {
+            for tls in listeners.iter_mut().filter_map(|l| l.tls.as_mut()) {
+                Arc::make_mut(tls).resumption = cli.tls_resumption;
+            }
+        }
+        Ok(())
     }
 
     /// `--rate-limit` and `--rate-window`.

@@ -39,6 +39,10 @@ const GO_FLAGS: &[&str] = &[
     "workers",
     "runtime",
     "log-format",
+    "tls-cert",
+    "tls-key",
+    "tls-client-ca",
+    "tls-resumption",
 ];
 
 /// `args` with the Go-style forms of [`GO_FLAGS`] (`-flag=value`, `-flag value`) rewritten
@@ -80,6 +84,14 @@ pub(super) fn parse_positive_duration(s: &str) -> Result<Duration, String> {
 
 pub(super) fn parse_hash_key(s: &str) -> Result<HashKey, String> {
     s.parse()
+}
+
+pub(super) fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err("must be on or off".to_owned()),
+    }
 }
 
 pub(super) fn parse_header_limit(s: &str) -> Result<usize, String> {

@@ -21,7 +21,9 @@ use crate::config::{
     RuntimeModel,
 };
 pub use args::one_line_error;
-use args::{parse_duration, parse_hash_key, parse_header_limit, parse_positive_duration};
+use args::{
+    parse_duration, parse_hash_key, parse_header_limit, parse_on_off, parse_positive_duration,
+};
 
 /// switchyard: an HTTP reverse proxy and load balancer.
 ///
@@ -159,6 +161,26 @@ pub struct Cli {
     /// Event loop model: `per-core` (default) or `multi-thread` (kept for benchmarking).
     #[arg(long, global = true, value_enum, default_value_t = RuntimeModel::PerCore, hide = true)]
     pub runtime: RuntimeModel,
+
+    /// Serve the --listen listener over HTTPS only, with this certificate chain (PEM, the
+    /// certificate first, then its intermediates); ALPN h2 and http/1.1. Needs --tls-key.
+    /// Reloaded when the file changes and on SIGHUP.
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require client certificates signed by one of these CAs (PEM bundle): mutual TLS.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// TLS session resumption (rotated tickets): on or off (off: every connection makes a
+    /// full handshake).
+    #[arg(long, global = true, default_value = "on", value_name = "on|off", value_parser = parse_on_off,
+          action = clap::ArgAction::Set)]
+    pub tls_resumption: bool,
 
     /// Log line format. The level comes from $RUST_LOG (default: info, which logs every
     /// request; warn turns request logging off).

@@ -18,7 +18,7 @@ fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
 fn seed_defaults() {
     let cli = parse(&[]).unwrap();
     let config = cli.load_config().unwrap();
-    let listener = config.listeners[0];
+    let listener = &config.listeners[0];
     assert_eq!(listener.addr.to_string(), ":3000");
     assert_eq!(listener.read_timeout, Duration::from_secs(5));
     assert_eq!(listener.write_timeout, Duration::from_secs(10));

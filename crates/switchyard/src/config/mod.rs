@@ -8,6 +8,7 @@
 //! - [`validate`]: file → [`Config`], with every problem found located in the file;
 //! - [`error`]: errors that name the file, line, column and key;
 //! - [`route`]: route matching and rewriting settings;
+//! - [`tls`]: a listener's TLS settings, and reading certificates and keys;
 //! - [`upstream`]: a pool's balancing policy, health checks, outlier ejection and retries;
 //! - [`upstream_tls`]: TLS to a pool's `https://` backends (CA, server name, client
 //!   certificate), read from [`pem`] files;
@@ -19,18 +20,22 @@ pub mod error;
 pub mod file;
 pub mod pem;
 pub mod route;
+pub mod tls;
 pub mod upstream;
 pub mod upstream_tls;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use addr::{BackendUrl, ListenAddr, Scheme};
 pub use error::ConfigError;
 pub use route::{
-    HeaderEdits, HostMatch, PathMatch, PathRewrite, RouteAction, RouteConfig, RouteMatch,
+    ClientMatch, HeaderEdits, HostMatch, PathMatch, PathRewrite, RouteAction, RouteConfig,
+    RouteMatch,
 };
+pub use tls::TlsConfig;
 pub use upstream::{
     HashKey, HealthCheckConfig, OutlierConfig, Policy, RetryConfig, UpstreamProtocol,
 };
@@ -131,7 +136,7 @@ pub struct Source {
 }
 
 /// One listener and its client-side (downstream) limits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListenerConfig {
     /// Address.
     pub addr: ListenAddr,
@@ -144,6 +149,11 @@ pub struct ListenerConfig {
     pub write_timeout: Duration,
     /// Limit on the request line plus headers; larger gets `431`.
     pub max_header_bytes: usize,
+    /// HTTPS only, with these settings; `None`: plaintext.
+    pub tls: Option<Arc<TlsConfig>>,
+    /// A plaintext listener that answers every request (the admin endpoints aside) with a
+    /// `308` to the same URL over HTTPS on this port.
+    pub redirect_to_https: Option<u16>,
 }
 
 /// The admin endpoints.
@@ -341,6 +351,8 @@ impl Default for ListenerConfig {
             read_timeout: defaults::READ_TIMEOUT,
             write_timeout: defaults::WRITE_TIMEOUT,
             max_header_bytes: defaults::MAX_HEADER_BYTES,
+            tls: None,
+            redirect_to_https: None,
         }
     }
 }

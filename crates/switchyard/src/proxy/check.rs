@@ -7,11 +7,17 @@
 //! HTTP/1.1 backend needs (an HTTP/2 backend gets it back as `:authority`, see
 //! `upstream::connect`). An HTTP/2 request without `:authority` must carry a `Host`, as an
 //! HTTP/1.1 one must.
+//!
+//! On a TLS connection, the host must be one that the certificate the connection was made
+//! with covers (RFC 9110 §15.5.20: else `421`, so that a connection made for one site, or
+//! with one client certificate, cannot reach another site's routes).
 
 use http::header::{self, HeaderValue};
 use http::{request, Method, Version};
 
+use super::context::ConnInfo;
 use super::error::ProxyError;
+use crate::routing::request_host;
 
 /// Rejects what a reverse proxy must not pass on, and brings an absolute-form target
 /// (`GET http://host/path`) into origin form: its authority becomes the `Host` (RFC 9112
@@ -73,6 +79,21 @@ pub fn check_request(parts: &mut request::Parts) -> Result<(), ProxyError> {
                 Err(ProxyError::BadRequest("invalid Host header"))
             }
         }
+    }
+}
+
+/// On a TLS connection, the request's host (its `Host`, without port) must be one of the
+/// names of the certificate the connection was made with; a request without a host (HTTP/1.0)
+/// has nothing to misdirect.
+pub fn check_authority(parts: &request::Parts, conn: &ConnInfo) -> Result<(), ProxyError> {
+    let Some(tls) = &conn.transport.tls else {
+        return Ok(());
+    };
+    let host = request_host(parts);
+    if host.is_empty() || tls.names.covers(&host) {
+        Ok(())
+    } else {
+        Err(ProxyError::Misdirected)
     }
 }
 

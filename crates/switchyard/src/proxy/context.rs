@@ -3,24 +3,70 @@
 //! [`super::handle`] and turned into the access-log line at the end).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use tokio::time::Instant;
 
-use crate::config::ListenerConfig;
+use crate::config::tls::ServerNames;
+use crate::config::{ListenerConfig, TlsConfig};
 use crate::metrics::{self, Metrics};
 use crate::telemetry::AccessLog;
 
-/// How a client connection is carried. It sets `X-Forwarded-Proto`; TLS termination will add
-/// the server name and the client's verified identity here. (How a local error response is
-/// rendered depends on the request: see `proxy::error::Render`.)
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a client connection is carried. It sets `X-Forwarded-Proto`; a TLS connection also
+/// says which certificate it was made with and who the client is ([`TlsInfo`]). (How a local
+/// error response is rendered depends on the request: see `proxy::error::Render`.)
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transport {
     /// Plain TCP or TLS.
     pub security: Security,
     /// The HTTP version the connection speaks.
     pub protocol: Protocol,
+    /// What the TLS handshake settled, for TLS connections.
+    pub tls: Option<Arc<TlsInfo>>,
+}
+
+/// What a TLS handshake settled, for the requests of that connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// The name the client asked for (SNI), lower case.
+    pub server_name: Option<String>,
+    /// The names of the certificate the connection was made with: a request for any other
+    /// host gets `421 Misdirected Request`.
+    pub names: Arc<ServerNames>,
+    /// The client's verified certificate, if it presented one.
+    pub client: Option<ClientIdentity>,
+    /// The identity headers to send to the backends (names from the listener's
+    /// `identity_headers`, values from `client`).
+    pub identity_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The listener's TLS settings in force at the handshake.
+    pub settings: Arc<TlsConfig>,
+    /// The HTTP version ALPN chose, when the client offered ALPN.
+    pub alpn: Option<Protocol>,
+}
+
+/// A client's verified certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// Its subject, RFC 4514 style (`CN=client,O=Example`).
+    pub subject: String,
+    /// Its subject alternative names as text (URIs, DNS names, e-mails, IP addresses).
+    pub sans: Vec<String>,
+    /// The SHA-256 of the certificate (DER), lower-case hex.
+    pub fingerprint: String,
+}
+
+/// What a listener does to every request beyond proxying it, when it does anything: the
+/// redirect of a plaintext listener to HTTPS, the identity headers removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerPolicy {
+    /// Every request (the admin endpoints aside) is answered with a `308` to this
+    /// `Location` template: `https://{host}{uri}`, with the port when it is not 443.
+    pub redirect_to_https: Option<String>,
+    /// The identity headers of every HTTPS listener, removed from every request on every
+    /// listener so that no client can send its own.
+    pub strip: Vec<HeaderName>,
 }
 
 /// Whether a connection is encrypted.
@@ -42,11 +88,28 @@ pub enum Protocol {
 }
 
 impl Transport {
-    /// Plaintext HTTP/1.1, the only transport listeners offer today.
+    /// Plaintext HTTP/1.1.
     pub const PLAIN_HTTP1: Transport = Transport {
         security: Security::Plain,
         protocol: Protocol::Http1,
+        tls: None,
     };
+
+    /// TLS, speaking `protocol` (as ALPN chose), as the handshake settled.
+    pub fn tls(protocol: Protocol, info: TlsInfo) -> Self {
+        Transport {
+            security: Security::Tls,
+            protocol,
+            tls: Some(Arc::new(info)),
+        }
+    }
+
+    /// The subject alternative names of the client's verified certificate (`None`: no TLS,
+    /// or no client certificate).
+    pub fn client_sans(&self) -> Option<&[String]> {
+        let client = self.tls.as_ref()?.client.as_ref()?;
+        Some(&client.sans)
+    }
 
     /// The scheme the client used, for `X-Forwarded-Proto`.
     pub fn scheme(&self) -> HeaderValue {
@@ -72,6 +135,8 @@ pub struct ConnInfo {
     pub write_timeout: Duration,
     /// The connection came in on the admin listener: only admin endpoints are served.
     pub admin_only: bool,
+    /// The listener's redirect and header policy, when it has one.
+    pub policy: Option<Arc<ListenerPolicy>>,
 }
 
 impl ConnInfo {
@@ -94,7 +159,36 @@ impl ConnInfo {
             read_timeout: listener.read_timeout,
             write_timeout: listener.write_timeout,
             admin_only,
+            policy: None,
         }
+    }
+}
+
+// === impl ListenerPolicy ===
+
+impl ListenerPolicy {
+    /// The policy of `listener` among `all` the listeners; `None` when it has nothing to do.
+    pub fn for_listener(listener: &ListenerConfig, all: &[ListenerConfig]) -> Option<Arc<Self>> {
+        let mut strip: Vec<HeaderName> = Vec::new();
+        for name in all
+            .iter()
+            .filter_map(|l| l.tls.as_ref())
+            .flat_map(|t| t.identity_headers.names())
+        {
+            if !strip.contains(name) {
+                strip.push(name.clone());
+            }
+        }
+        let redirect_to_https = listener.redirect_to_https.map(|port| match port {
+            443 => "https://{host}{uri}".to_owned(),
+            port => format!("https://{{host}}:{port}{{uri}}"),
+        });
+        (redirect_to_https.is_some() || !strip.is_empty()).then(|| {
+            Arc::new(ListenerPolicy {
+                redirect_to_https,
+                strip,
+            })
+        })
     }
 }
 

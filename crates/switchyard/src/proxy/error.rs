@@ -39,6 +39,10 @@ pub enum ProxyError {
     /// A WebSocket upgrade while `max_tunnels` tunnels are open (policy).
     #[error("too many open WebSocket tunnels")]
     TunnelLimit,
+    /// The request's host is not covered by the certificate its TLS connection was made
+    /// with (client fault: it must open a connection for that host).
+    #[error("misdirected request: the connection's certificate does not cover this host")]
+    Misdirected,
     /// The upstream client got no usable response (mostly upstream faults; a client whose
     /// request body fails is its own).
     #[error(transparent)]
@@ -83,6 +87,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
+            ProxyError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::TunnelLimit => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Upstream(e) => match e {
@@ -127,6 +132,9 @@ impl ProxyError {
                 "CONNECT is not supported: switchyard is a reverse proxy, not a forward proxy\n"
             }
             ProxyError::NoRoute => "Not Found: no route for this request\n",
+            ProxyError::Misdirected => {
+                "Misdirected Request: this connection's certificate does not cover the requested host\n"
+            }
             ProxyError::RateLimited { .. } => "Too Many Requests\n",
             ProxyError::TunnelLimit => "Service Unavailable: too many open WebSocket tunnels\n",
             ProxyError::Upstream(e) => match e {
@@ -206,9 +214,10 @@ impl ProxyError {
     pub fn is_client_fault(&self) -> bool {
         use upstream::Error as U;
         match self {
-            ProxyError::BadRequest(_) | ProxyError::MethodNotAllowed(_) | ProxyError::NoRoute => {
-                true
-            }
+            ProxyError::BadRequest(_)
+            | ProxyError::MethodNotAllowed(_)
+            | ProxyError::NoRoute
+            | ProxyError::Misdirected => true,
             ProxyError::RateLimited { .. } | ProxyError::TunnelLimit => false,
             ProxyError::Upstream(e) => match e {
                 U::ClientBodyTimeout | U::ClientBody => true,

@@ -1,12 +1,16 @@
 //! The request path, top to bottom. [`handle`] runs the phases of one request in order:
 //!
-//! 1. check the request (malformed → 4xx) — [`check`]
+//! 1. check the request (malformed → 4xx; on TLS, a host the connection's certificate does
+//!    not cover → 421) — [`check`]
 //! 2. admin endpoints (`/health`, `/metrics`), answered without counting or limiting —
 //!    [`crate::admin`]
-//! 3. rate limit, global (over → 429) — [`crate::ratelimit`]
-//! 4. route (no route → 404), then the route's own rate limit; a redirect or fixed-response
-//!    route answers here — [`crate::routing`], [`local`]
-//! 5. rewrite the request for the backend (path, headers) — [`rewrite`]
+//! 3. a plaintext listener that redirects to HTTPS answers here (308) — [`local`]; then the
+//!    rate limit, global (over → 429) — [`crate::ratelimit`]
+//! 4. route (no route → 404; a route can ask for the client's certificate), then the route's
+//!    own rate limit; a redirect or fixed-response route answers here — [`crate::routing`],
+//!    [`local`]
+//! 5. rewrite the request for the backend (path, headers, the client's identity) —
+//!    [`rewrite`]
 //! 6. to 9. the upstream client ([`crate::upstream::client`]): pick a backend from the
 //!    route's pool, admit, connect or reuse a connection, send under the per-try timeout,
 //!    retry on another backend when that is safe; the attempt that answers is classified
@@ -14,7 +18,8 @@
 //!    instead ([`tunnel`]): its own connection to the backend, and on `101` bytes copied
 //!    both ways until either side closes
 //! 10. respond, streaming the backend's body ([`body`]); the access-log line is written
-//!     when it is done
+//!     when it is done. Every response on an HTTPS listener with `hsts` carries
+//!     `Strict-Transport-Security`.
 //!
 //! `handle_inner` returns `Result` and uses `?`; `handle` converts errors to responses once,
 //! in [`error`], and never fails (an error reaching hyper would drop the connection without
@@ -28,7 +33,8 @@ pub mod local;
 pub mod rewrite;
 pub mod tunnel;
 
-use http::{Request, Response};
+use http::header::STRICT_TRANSPORT_SECURITY;
+use http::{Request, Response, StatusCode};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use tokio::time::Instant;
@@ -49,12 +55,32 @@ pub async fn handle(
     conn: &ConnInfo,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
+    let mut resp = handle_request(shared, conn, req).await;
+    if let Some(hsts) = conn
+        .transport
+        .tls
+        .as_ref()
+        .and_then(|t| t.settings.hsts.as_ref())
+    {
+        resp.headers_mut()
+            .insert(STRICT_TRANSPORT_SECURITY, hsts.clone());
+    }
+    resp
+}
+
+async fn handle_request(
+    shared: &Shared,
+    conn: &ConnInfo,
+    req: Request<Incoming>,
+) -> Response<ResponseBody> {
     let state = shared.state();
     let (mut parts, body) = req.into_parts();
     let render = Render::for_request(&parts.headers, !body.is_end_stream());
 
     // Phase 1 and 2: requests that are not proxied.
-    if let Err(e) = check::check_request(&mut parts) {
+    let checked =
+        check::check_request(&mut parts).and_then(|()| check::check_authority(&parts, conn));
+    if let Err(e) = checked {
         let ctx = RequestCtx::new(&shared.metrics, conn.addr, &parts);
         return respond_error(ctx, e, render);
     }
@@ -100,14 +126,26 @@ async fn handle_inner(
     body: Incoming,
     grpc: bool,
 ) -> Result<(Response<ResponseBody>, Outcome), ProxyError> {
-    // Phase 3: the global rate limit.
+    // Phase 3: a listener that only redirects to HTTPS; the global rate limit.
+    if let Some(to) = conn
+        .policy
+        .as_ref()
+        .and_then(|p| p.redirect_to_https.as_ref())
+    {
+        let unread = !body.is_end_stream();
+        let resp = local::redirect(&parts, to, StatusCode::PERMANENT_REDIRECT, unread);
+        return Ok((resp, Outcome::Local));
+    }
     let now = Instant::now();
     if let Decision::Deny { retry_after } = state.limiter.check(now) {
         return Err(ProxyError::RateLimited { retry_after });
     }
 
     // Phase 4: route, and the route's own limit; local answers.
-    let route = state.routes.find(&parts).ok_or(ProxyError::NoRoute)?;
+    let route = state
+        .routes
+        .find(&parts, conn.transport.client_sans())
+        .ok_or(ProxyError::NoRoute)?;
     if let Some(limiter) = &route.limiter {
         if let Decision::Deny { retry_after } = limiter.check(now) {
             return Err(ProxyError::RateLimited { retry_after });

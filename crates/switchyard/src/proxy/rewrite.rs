@@ -1,5 +1,6 @@
 //! Phase 5 and the way back: how the request head is rewritten for the backend (the route's
-//! path rewrite and header edits, hop-by-hop headers out, `X-Forwarded-*` in) and how the
+//! path rewrite and header edits, hop-by-hop headers out, `X-Forwarded-*` in, the identity
+//! headers of a client certificate: any the client sent removed, then ours set) and how the
 //! backend's response head is rewritten for the client (RFC 9110 §7.6.1); and the request's
 //! consistent-hashing key.
 //!
@@ -46,10 +47,11 @@ pub struct Hops {
 }
 
 /// Rewrites the request head for the backend: hop-by-hop headers out, `X-Forwarded-*` in
-/// (the scheme from the client connection's transport), the route's path rewrite and header
-/// edits. The `Host` header stays the client's unless the route sets it. `body_unread`: the
-/// request has a body (so it cannot be a WebSocket upgrade). Returns what was kept of the
-/// hop-by-hop headers.
+/// (the scheme from the client connection's transport), the identity headers (those of every
+/// HTTPS listener removed, then this connection's client certificate's set), the route's
+/// path rewrite and header edits. The `Host` header stays the client's unless the route sets
+/// it. `body_unread`: the request has a body (so it cannot be a WebSocket upgrade). Returns
+/// what was kept of the hop-by-hop headers.
 pub fn rewrite_request(
     parts: &mut request::Parts,
     conn: &ConnInfo,
@@ -77,6 +79,16 @@ pub fn rewrite_request(
     headers.insert(X_FORWARDED_PROTO, conn.transport.scheme());
     if let Some(host) = headers.get(header::HOST).cloned() {
         headers.insert(X_FORWARDED_HOST, host);
+    }
+    if let Some(policy) = &conn.policy {
+        for name in &policy.strip {
+            headers.remove(name);
+        }
+    }
+    if let Some(tls) = &conn.transport.tls {
+        for (name, value) in &tls.identity_headers {
+            headers.insert(name.clone(), value.clone());
+        }
     }
     route.config.request_headers.apply(headers);
     hops

@@ -1,16 +1,14 @@
 //! One client connection: the downstream transport under it (plain TCP with the write
-//! timeout; TLS termination plugs in before [`serve_http`]) and HTTP served on it, each
-//! request handed to [`crate::proxy::handle`].
+//! timeout, or TLS on it for an HTTPS listener: [`serve_connection`]), and HTTP served on
+//! that transport ([`serve_http`]), each request handed to [`crate::proxy::handle`].
 //!
-//! Which HTTP is told from the first bytes ([`super::preface`]): HTTP/2 with prior
-//! knowledge (h2c, or `h2` after TLS: the client sends the same preface) or HTTP/1.1, on the
-//! same listener. The protocol goes into the connection's `Transport`. HTTP/1.1 is served
+//! Which HTTP is told by ALPN after TLS, else from the first bytes ([`super::preface`]):
+//! HTTP/2 with prior knowledge (h2c) or HTTP/1.1, on the same listener. The protocol goes into the connection's `Transport`. HTTP/1.1 is served
 //! with upgrades enabled; HTTP/2 with its limits and timers ([`super::http2`]), each stream
 //! one request, exactly as an HTTP/1.1 request is.
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -19,8 +17,10 @@ use tokio::sync::watch;
 
 use super::http2::{StreamBody, Streams};
 use super::shutdown::stopped;
+use super::tls::TlsAcceptor;
 use super::{io, preface};
 use crate::config::ListenerConfig;
+use crate::metrics;
 use crate::proxy;
 use crate::proxy::context::{ConnInfo, Protocol};
 use crate::state::Shared;
@@ -48,22 +48,49 @@ pub fn http_builder(settings: &ListenerConfig) -> HttpBuilder {
     }
 }
 
-/// Serves HTTP on one accepted TCP connection until it closes or shutdown drains it.
+/// Serves one accepted connection until it closes or shutdown drains it: the socket with
+/// the write timeout ([`io::ClientIo`]), the TLS handshake on it when the listener is HTTPS
+/// (within the read timeout; the handshake settles `conn.transport`), then HTTP.
 pub async fn serve_connection(
     http: HttpBuilder,
     shared: Arc<Shared>,
     stream: tokio::net::TcpStream,
-    conn: ConnInfo,
-    write_timeout: Duration,
-    shutdown: watch::Receiver<bool>,
+    mut conn: ConnInfo,
+    tls: Option<Arc<TlsAcceptor>>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let io = io::ClientIo::new(stream, write_timeout);
-    serve_http(&http, shared, io, conn, shutdown).await;
+    let io = io::ClientIo::new(stream, conn.write_timeout);
+    let Some(acceptor) = tls else {
+        return serve_http(&http, shared, io, conn, shutdown).await;
+    };
+    let handshake = tokio::time::timeout(conn.read_timeout, acceptor.accept(io));
+    let accepted = tokio::select! {
+        accepted = handshake => accepted,
+        // Nothing is in flight yet: nothing to finish.
+        _ = stopped(&mut shutdown) => return,
+    };
+    let counters = shared.metrics.local();
+    match accepted {
+        Ok(Ok((stream, transport))) => {
+            metrics::inc(&counters.tls_handshakes);
+            conn.transport = transport;
+            serve_http(&http, shared, stream, conn, shutdown).await;
+        }
+        Ok(Err(e)) => {
+            metrics::inc(&counters.tls_handshake_failures);
+            tracing::debug!(client = %conn.addr, error = %e, "TLS handshake failed");
+        }
+        Err(_) => {
+            metrics::inc(&counters.tls_handshake_failures);
+            tracing::debug!(client = %conn.addr, "TLS handshake timed out");
+        }
+    }
 }
 
-/// Serves HTTP on `io`, any transport (TCP, TLS), telling HTTP/1.1 from HTTP/2 by the first
-/// bytes the client sends; it has the read timeout to send them.
+/// Serves HTTP on `io`, any transport (TCP, TLS), in the version ALPN chose, else telling
+/// HTTP/1.1 from HTTP/2 by the first bytes the client sends; it has the read timeout to send
+/// them.
 pub async fn serve_http<I>(
     http: &HttpBuilder,
     shared: Arc<Shared>,
@@ -73,10 +100,18 @@ pub async fn serve_http<I>(
 ) where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let Some((protocol, io)) = preface::detect(io, conn.read_timeout).await else {
+    let Some((detected, io)) = preface::detect(io, conn.read_timeout).await else {
         tracing::debug!(client = %conn.addr, "client sent nothing: connection closed");
         return;
     };
+    // ALPN, when the client offered it, decides: a client that agreed on `http/1.1` is not
+    // served HTTP/2 because its first bytes look like the preface.
+    let protocol = conn
+        .transport
+        .tls
+        .as_ref()
+        .and_then(|tls| tls.alpn)
+        .unwrap_or(detected);
     conn.transport.protocol = protocol;
     let client = conn.addr;
     let result = match protocol {

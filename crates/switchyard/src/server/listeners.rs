@@ -1,6 +1,8 @@
 //! The set of listening sockets, published to every worker. Building the set for a new
 //! configuration reuses the sockets of addresses that stay (never re-bound: nothing is
-//! refused while reloading) and binds only the new ones.
+//! refused while reloading) and binds only the new ones. An HTTPS listener that stays keeps
+//! its TLS acceptor, into which the server puts the new certificates once the reload is
+//! certain ([`ListenerSet::prepare_tls`]).
 
 use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,8 +10,11 @@ use std::sync::Arc;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::tls::{Prepared, TlsAcceptor, TlsError};
 use super::StartError;
+use crate::config::tls::CertificateStatus;
 use crate::config::{Config, ListenAddr, ListenerConfig};
+use crate::proxy::context::ListenerPolicy;
 
 /// Every listener in force.
 #[derive(Debug, Default)]
@@ -34,6 +39,10 @@ pub struct ListenerEntry {
     pub settings: ListenerConfig,
     /// Serves only the admin endpoints.
     pub admin_only: bool,
+    /// The TLS side of an HTTPS listener.
+    pub tls: Option<Arc<TlsAcceptor>>,
+    /// What it does to requests beyond proxying them (redirect, identity headers removed).
+    pub policy: Option<Arc<ListenerPolicy>>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -46,17 +55,25 @@ impl ListenerSet {
         current: Option<&ListenerSet>,
         mut first: Option<std::net::TcpListener>,
     ) -> Result<ListenerSet, StartError> {
+        // The admin listener takes the first listener's timeouts, but is plaintext.
         let admin = config.admin.listen.map(|addr| ListenerConfig {
             addr,
-            ..config.listeners.first().copied().unwrap_or_default()
+            tls: None,
+            redirect_to_https: None,
+            ..config.listeners.first().cloned().unwrap_or_default()
         });
         let wanted = config
             .listeners
             .iter()
-            .map(|l| (*l, false))
+            .map(|l| (l.clone(), false))
             .chain(admin.map(|l| (l, true)));
         let mut entries: Vec<ListenerEntry> = Vec::new();
         for (settings, admin_only) in wanted {
+            let policy = if admin_only {
+                None
+            } else {
+                ListenerPolicy::for_listener(&settings, &config.listeners)
+            };
             // An address that stays keeps its socket. Addresses with port 0 ("any free
             // port") are all alike: the n-th of them keeps the n-th such socket. A socket is
             // never given to two listeners.
@@ -72,13 +89,20 @@ impl ListenerSet {
             let entry = match (kept, first.take()) {
                 (Some(kept), unused) => {
                     first = unused;
+                    let tls = match (&kept.tls, &settings.tls) {
+                        (Some(acceptor), Some(_)) => Some(acceptor.clone()),
+                        (None, Some(tls)) => Some(acceptor(kept.local_addr, tls)?),
+                        (_, None) => None,
+                    };
                     ListenerEntry {
-                        id: if kept.settings == settings {
+                        id: if kept.settings == settings && kept.policy == policy {
                             kept.id
                         } else {
                             NEXT_ID.fetch_add(1, Ordering::Relaxed)
                         },
                         settings,
+                        tls,
+                        policy,
                         ..kept.clone()
                     }
                 }
@@ -91,6 +115,10 @@ impl ListenerSet {
                         addr: settings.addr,
                         source,
                     })?;
+                    let tls = match &settings.tls {
+                        Some(tls) => Some(acceptor(local_addr, tls)?),
+                        None => None,
+                    };
                     ListenerEntry {
                         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                         addr: settings.addr,
@@ -98,6 +126,8 @@ impl ListenerSet {
                         socket: Arc::new(socket),
                         settings,
                         admin_only,
+                        tls,
+                        policy,
                     }
                 }
             };
@@ -105,6 +135,51 @@ impl ListenerSet {
         }
         Ok(ListenerSet { entries })
     }
+
+    /// The TLS acceptors of the HTTPS listeners.
+    pub fn acceptors(&self) -> impl Iterator<Item = &Arc<TlsAcceptor>> {
+        self.entries.iter().filter_map(|e| e.tls.as_ref())
+    }
+
+    /// For each acceptor this set took over from `current`, its new settings and
+    /// certificates, read now but not in force yet: the caller commits them once the reload
+    /// is certain.
+    pub fn prepare_tls(&self, current: &ListenerSet) -> Result<Vec<Prepared>, StartError> {
+        let mut prepared = Vec::new();
+        for entry in &self.entries {
+            let (Some(acceptor), Some(settings)) = (&entry.tls, &entry.settings.tls) else {
+                continue;
+            };
+            if current.acceptors().any(|a| Arc::ptr_eq(a, acceptor)) {
+                let loaded = acceptor
+                    .prepare(settings)
+                    .map_err(|source| StartError::Tls {
+                        listener: entry.local_addr,
+                        source,
+                    })?;
+                prepared.push((acceptor.clone(), loaded));
+            }
+        }
+        Ok(prepared)
+    }
+
+    /// The certificates every HTTPS listener serves.
+    pub fn certificates(&self) -> Vec<CertificateStatus> {
+        self.acceptors().flat_map(|a| a.statuses()).collect()
+    }
+}
+
+/// The TLS acceptor of the listener bound at `local_addr`.
+fn acceptor(
+    local_addr: SocketAddr,
+    tls: &Arc<crate::config::TlsConfig>,
+) -> Result<Arc<TlsAcceptor>, StartError> {
+    TlsAcceptor::new(local_addr.to_string(), tls)
+        .map(Arc::new)
+        .map_err(|source: TlsError| StartError::Tls {
+            listener: local_addr,
+            source,
+        })
 }
 
 /// Binds a listening socket: `:port` binds IPv6 `[::]` accepting IPv4 too (as Go does),

@@ -1,5 +1,6 @@
-//! The downstream edge: the listeners, the worker threads, accepting connections, serving
-//! HTTP/1.1 and HTTP/2 on them with the read/write timeouts, reloading, and draining on shutdown.
+//! The downstream edge: the listeners, the worker threads, accepting connections, TLS
+//! termination on HTTPS listeners ([`tls`]), serving HTTP/1.1 and HTTP/2 on them with the
+//! read/write timeouts, reloading, and draining on shutdown.
 //!
 //! Runtime model: one thread per worker, each running its own single-threaded tokio
 //! runtime, all accepting from the same listening sockets. A connection lives on the worker
@@ -18,6 +19,7 @@ pub mod io;
 pub mod listeners;
 pub mod preface;
 pub mod shutdown;
+pub mod tls;
 mod worker;
 
 use std::net::SocketAddr;
@@ -59,6 +61,15 @@ pub enum StartError {
     /// A worker thread could not be started.
     #[error("cannot start worker thread")]
     Thread(#[source] std::io::Error),
+    /// An HTTPS listener's certificates or settings cannot be used.
+    #[error("cannot serve HTTPS on {listener}: {source}")]
+    Tls {
+        /// The listener.
+        listener: SocketAddr,
+        /// Why.
+        #[source]
+        source: tls::TlsError,
+    },
 }
 
 /// Why a reload was rejected; the configuration in force stays.
@@ -116,6 +127,7 @@ fn start_inner(config: Config, first: Option<std::net::TcpListener>) -> Result<S
     let model = config.runtime;
     let state = State::build(config, None, workers)?;
     let shared = Arc::new(Shared::new(state, Metrics::new(workers)));
+    shared.set_certificates(set.certificates());
     let (health, health_rx) = watch::channel(Arc::new(shared.state().pools.clone()));
     health::spawn(health_rx).map_err(StartError::Thread)?;
     let (shutdown, _) = watch::channel(false);
@@ -197,13 +209,43 @@ impl Server {
     pub fn reload(&self, config: Config) -> Result<(), ReloadError> {
         let current = self.listeners.borrow().clone();
         let set = ListenerSet::bind(&config, Some(&current), None)?;
+        let certificates = set.prepare_tls(&current)?;
         let old = self.shared.state();
         let state = State::build(config, Some(&old), self.shards).map_err(StartError::from)?;
         self.shared.swap(state);
+        for (acceptor, loaded) in certificates {
+            acceptor.commit(loaded);
+        }
+        self.shared.set_certificates(set.certificates());
         self.health
             .send_replace(Arc::new(self.shared.state().pools.clone()));
         self.listeners.send_replace(Arc::new(set));
         Ok(())
+    }
+
+    /// Reloads the certificates of every HTTPS listener whose files changed (SIGHUP without
+    /// `--config`); a certificate that cannot be served is rejected with one log line and
+    /// the one in force stays. Returns true when new certificates are in force.
+    pub fn reload_certificates(&self) -> bool {
+        let mut changed = false;
+        for acceptor in self.tls_acceptors() {
+            changed |= acceptor.refresh(None);
+        }
+        if changed {
+            self.publish_certificates();
+        }
+        changed
+    }
+
+    /// The TLS acceptors of the HTTPS listeners in force.
+    pub(crate) fn tls_acceptors(&self) -> Vec<Arc<tls::TlsAcceptor>> {
+        self.listeners.borrow().acceptors().cloned().collect()
+    }
+
+    /// Records the certificates in force for `/health` and `/metrics`.
+    pub(crate) fn publish_certificates(&self) {
+        let certificates = self.listeners.borrow().certificates();
+        self.shared.set_certificates(certificates);
     }
 
     /// Stops accepting, lets in-flight requests finish (up to the shutdown timeout), closes

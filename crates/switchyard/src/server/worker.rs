@@ -147,18 +147,19 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, addr)) => {
-                let conn = ConnInfo::new(
+                let mut conn = ConnInfo::new(
                     addr,
                     &entry.settings,
                     entry.admin_only,
                     Transport::PLAIN_HTTP1,
                 );
+                conn.policy = entry.policy.clone();
                 let served = conn::serve_connection(
                     http.clone(),
                     shared.clone(),
                     stream,
                     conn,
-                    entry.settings.write_timeout,
+                    entry.tls.clone(),
                     shutdown.clone(),
                 );
                 let guard = connections.subscribe();

@@ -7,6 +7,7 @@ pub mod backends;
 pub mod h2;
 pub mod h2raw;
 pub mod metrics;
+pub mod pki;
 pub mod process;
 pub mod wire;
 

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Dur, PositiveDur, Str};
+use super::{Dur, PositiveDur, Str, TlsFile};
 
 /// Top-level scalar settings.
 #[derive(Debug, Default, Deserialize)]
@@ -43,6 +43,13 @@ pub struct ListenerFile {
     pub write_timeout: Option<PositiveDur>,
     /// See `--max-header-bytes`.
     pub max_header_bytes: Option<Spanned<usize>>,
+    /// HTTPS: certificates and client authentication (see `--tls-cert`).
+    pub tls: Option<Spanned<TlsFile>>,
+    /// A plaintext listener that answers every request (but the admin endpoints) with a
+    /// `308` to the same URL over HTTPS.
+    pub redirect_to_https: Option<Spanned<bool>>,
+    /// The port of those redirects (default: the first HTTPS listener's, else 443).
+    pub https_port: Option<Spanned<u16>>,
 }
 
 /// A rate limit (`[rate_limit]`, or a route's `rate_limit`).

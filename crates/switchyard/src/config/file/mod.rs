@@ -7,13 +7,14 @@
 //! file. `validate/` then turns these types into a [`super::Config`].
 //!
 //! The types, by section: `global.rs` (top-level keys, `[admin]`, `[[listeners]]`,
-//! `[rate_limit]`, `[websocket]`), `pool.rs` (`[pools.NAME]`), `route.rs` (`[[routes]]`); `values.rs` holds
-//! the strings and durations they are made of.
+//! `[rate_limit]`, `[websocket]`), `tls.rs` (a listener's `tls`), `pool.rs` (`[pools.NAME]`),
+//! `route.rs` (`[[routes]]`); `values.rs` holds the strings and durations they are made of.
 
 mod global;
 mod pool;
 mod route;
 mod section;
+mod tls;
 mod values;
 
 use toml::de::{DeTable, DeValue};
@@ -27,6 +28,7 @@ pub use pool::{
     BackendFile, BreakerFile, HealthCheckFile, OutlierFile, PoolFile, RetryFile, UpstreamTlsFile,
 };
 pub use route::{HeadersFile, MatchFile, RedirectFile, RespondFile, RouteFile};
+pub use tls::{CertificateFile, ClientAuthFile, HstsFile, IdentityHeadersFile, TlsFile};
 pub use values::{interpolate, Dur, PositiveDur, Str};
 
 /// The whole file, read section by section.

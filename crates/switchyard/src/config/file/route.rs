@@ -51,6 +51,11 @@ pub struct MatchFile {
     pub methods: Option<Vec<Spanned<Str>>>,
     /// Headers that must be present with these values.
     pub headers: Option<BTreeMap<Spanned<String>, Spanned<Str>>>,
+    /// A subject alternative name the client's verified certificate must have
+    /// (`spiffe://example.org/web`, a DNS name, an e-mail address, an IP address).
+    pub client_san: Option<Spanned<Str>>,
+    /// `true`: the client must have presented a verified certificate.
+    pub client_cert: Option<Spanned<bool>>,
 }
 
 /// `request_headers` / `response_headers`.

@@ -11,7 +11,9 @@
 //!    shorter one, and any wildcard beats no host condition;
 //! 2. path: an exact path beats a prefix, a longer prefix beats a shorter one, and any
 //!    prefix beats no path condition;
-//! 3. conditions: a route with a method condition beats one without; then more header
+//! 3. client certificate: a route asking for a subject alternative name beats one asking
+//!    for any verified certificate, which beats one asking nothing;
+//! 4. conditions: a route with a method condition beats one without; then more header
 //!    conditions beat fewer.
 //!
 //! A route that can never match because a route ranked before it takes every request it
@@ -56,6 +58,21 @@ pub struct RouteMatch {
     pub methods: Vec<Method>,
     /// Headers that must be present with exactly these values.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// What the client's verified certificate (mutual TLS) must be.
+    pub client: ClientMatch,
+}
+
+/// Client certificate condition.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum ClientMatch {
+    /// Any client, with or without a certificate.
+    #[default]
+    Any,
+    /// A client that presented a verified certificate.
+    Certificate,
+    /// A client whose verified certificate has this subject alternative name (compared as
+    /// written: `spiffe://example.org/web`, a DNS name, an e-mail or an IP address).
+    San(String),
 }
 
 /// Host condition (compared without port, case-insensitively).
@@ -162,16 +179,19 @@ impl RouteConfig {
 
 impl RouteMatch {
     /// True when the request matches every condition. `host` is the request's host without
-    /// port, lower case.
+    /// port, lower case; `client_sans` the subject alternative names of the client's
+    /// verified certificate (`None`: the client presented none).
     pub fn matches(
         &self,
         host: &str,
         path: &str,
         method: &Method,
         headers: &http::HeaderMap,
+        client_sans: Option<&[String]>,
     ) -> bool {
         self.host.matches(host)
             && self.path.matches(path)
+            && self.client.matches(client_sans)
             && (self.methods.is_empty() || self.methods.contains(method))
             && self
                 .headers
@@ -180,7 +200,7 @@ impl RouteMatch {
     }
 
     /// Specificity, larger first (see the module doc).
-    pub fn rank(&self) -> (u8, usize, u8, usize, bool, usize) {
+    pub fn rank(&self) -> (u8, usize, u8, usize, u8, bool, usize) {
         let (host_kind, host_len) = match &self.host {
             HostMatch::Exact(h) => (2, h.len()),
             HostMatch::Wildcard(s) => (1, s.len()),
@@ -191,11 +211,17 @@ impl RouteMatch {
             PathMatch::Prefix(p) => (1, p.len()),
             PathMatch::Any => (0, 0),
         };
+        let client = match &self.client {
+            ClientMatch::San(_) => 2,
+            ClientMatch::Certificate => 1,
+            ClientMatch::Any => 0,
+        };
         (
             host_kind,
             host_len,
             path_kind,
             path_len,
+            client,
             !self.methods.is_empty(),
             self.headers.len(),
         )
@@ -223,7 +249,25 @@ impl RouteMatch {
             || (!other.methods.is_empty()
                 && other.methods.iter().all(|m| self.methods.contains(m)));
         let headers = self.headers.iter().all(|h| other.headers.contains(h));
-        host && path && methods && headers
+        let client = match (&self.client, &other.client) {
+            (ClientMatch::Any, _) => true,
+            (ClientMatch::Certificate, other) => *other != ClientMatch::Any,
+            (ClientMatch::San(a), ClientMatch::San(b)) => a == b,
+            (ClientMatch::San(_), _) => false,
+        };
+        host && path && methods && headers && client
+    }
+}
+
+impl ClientMatch {
+    /// True when a client with these verified subject alternative names (`None`: no
+    /// certificate) meets the condition.
+    pub fn matches(&self, client_sans: Option<&[String]>) -> bool {
+        match self {
+            ClientMatch::Any => true,
+            ClientMatch::Certificate => client_sans.is_some(),
+            ClientMatch::San(san) => client_sans.is_some_and(|sans| sans.contains(san)),
+        }
     }
 }
 

@@ -87,3 +87,27 @@ fn coverage() {
     assert!(!api_get.covers(&api));
     assert!(!api.covers(&any));
 }
+
+#[test]
+fn client_certificate_conditions() {
+    let sans = vec!["spiffe://test/web".to_owned()];
+    let san = ClientMatch::San("spiffe://test/web".into());
+    assert!(san.matches(Some(&sans)));
+    assert!(!san.matches(Some(&[])));
+    assert!(!san.matches(None));
+    assert!(ClientMatch::Certificate.matches(Some(&[])));
+    assert!(!ClientMatch::Certificate.matches(None));
+    assert!(ClientMatch::Any.matches(None));
+
+    let with = |client| RouteMatch {
+        client,
+        ..RouteMatch::default()
+    };
+    let any = with(ClientMatch::Any);
+    let cert = with(ClientMatch::Certificate);
+    let web = with(san.clone());
+    assert!(web.rank() > cert.rank() && cert.rank() > any.rank());
+    assert!(any.covers(&web) && cert.covers(&web) && web.covers(&web));
+    assert!(!web.covers(&cert) && !cert.covers(&any));
+    assert!(!web.covers(&with(ClientMatch::San("spiffe://test/ops".into()))));
+}

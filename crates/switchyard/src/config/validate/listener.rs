@@ -1,29 +1,87 @@
-//! `[[listeners]]`: addresses (none twice, see [`overlaps`]), timeouts and the header limit.
+//! `[[listeners]]`: addresses (none twice, see [`overlaps`]), timeouts, the header limit, TLS
+//! (`tls.rs`) and the redirect of a plaintext listener to HTTPS.
+
+use std::path::Path;
+use std::sync::Arc;
 
 use toml::Spanned;
 
-use super::Checker;
+use super::{tls, Checker};
 use crate::config::file::ListenerFile;
+use crate::config::tls::ServerNames;
 use crate::config::{ListenAddr, ListenerConfig};
 
-/// The listeners of the file; without any, the default one (`:3000`).
+/// The port HTTPS redirects go to when neither `https_port` nor an HTTPS listener says.
+const HTTPS_PORT: u16 = 443;
+
+/// The listeners of the file (without any, the default one, `:3000`), and for each HTTPS one
+/// the names its certificates are served for. Relative certificate paths are taken from
+/// `base`.
 pub(super) fn listeners(
     files: &[Spanned<ListenerFile>],
+    base: &Path,
     c: &mut Checker<'_>,
-) -> Vec<ListenerConfig> {
+) -> (Vec<ListenerConfig>, Vec<Vec<ServerNames>>) {
     if files.is_empty() {
-        return vec![ListenerConfig::default()];
+        return (vec![ListenerConfig::default()], Vec::new());
     }
     let mut out: Vec<ListenerConfig> = Vec::new();
+    let mut served = Vec::new();
     let mut seen: Vec<(ListenAddr, usize)> = Vec::new();
     for (i, l) in files.iter().enumerate() {
         let Some(addr) = address(i, l.get_ref(), &seen, c) else {
             continue;
         };
         seen.push((addr, i));
-        out.push(listener(i, addr, l.get_ref(), c));
+        let mut listener = listener(i, addr, l.get_ref(), c);
+        if let Some(file) = &l.get_ref().tls {
+            if let Some((config, names)) = tls::tls(file, &format!("listeners[{i}].tls"), base, c) {
+                listener.tls = Some(Arc::new(config));
+                served.push(names);
+            }
+        }
+        out.push(listener);
     }
-    out
+    let https_port = out
+        .iter()
+        .find(|l| l.tls.is_some() && l.addr.port != 0)
+        .map_or(HTTPS_PORT, |l| l.addr.port);
+    for ((i, l), listener) in seen.iter().map(|(_, i)| (*i, &files[*i])).zip(&mut out) {
+        redirect(i, l.get_ref(), listener, https_port, c);
+    }
+    (out, served)
+}
+
+/// `redirect_to_https` (plaintext listeners only) and `https_port` (only with it).
+fn redirect(
+    i: usize,
+    l: &ListenerFile,
+    listener: &mut ListenerConfig,
+    https_port: u16,
+    c: &mut Checker<'_>,
+) {
+    let on = l.redirect_to_https.as_ref().filter(|r| *r.get_ref());
+    match (on, &l.https_port) {
+        (Some(r), _) if l.tls.is_some() => c.error(
+            r.span(),
+            format!("listeners[{i}].redirect_to_https"),
+            "is for plaintext listeners; this one is HTTPS already",
+        ),
+        (Some(_), Some(port)) if *port.get_ref() == 0 => c.error(
+            port.span(),
+            format!("listeners[{i}].https_port"),
+            "must be a port from 1 to 65535",
+        ),
+        (Some(_), port) => {
+            listener.redirect_to_https = Some(port.as_ref().map_or(https_port, |p| *p.get_ref()));
+        }
+        (None, Some(port)) => c.error(
+            port.span(),
+            format!("listeners[{i}].https_port"),
+            "is the port of redirect_to_https, which is not set",
+        ),
+        (None, None) => {}
+    }
 }
 
 /// The address of `listeners[i]`, unless it is invalid or overlaps one `seen` before it.

@@ -5,7 +5,8 @@
 //! This module is the entry ([`from_text`]) and the merge of the sections into one
 //! [`Config`]; each section is checked by its own module:
 //!
-//! - `listener.rs`: `[[listeners]]`, and which addresses overlap;
+//! - `listener.rs`: `[[listeners]]`, and which addresses overlap; `tls.rs` their `tls`
+//!   tables (the certificate files they name included) and the checks of routes against them;
 //! - `admin.rs`: `[admin]`;
 //! - `pool.rs`: `[pools.NAME]`: backends, policy, timeouts, breaker, health checks, outlier
 //!   ejection, retries, limits; `pool_tls.rs` its `tls` table (the files it names are read
@@ -20,6 +21,7 @@ mod pool;
 mod pool_tls;
 mod route;
 mod route_match;
+mod tls;
 
 use std::ops::Range;
 use std::path::Path;
@@ -38,7 +40,8 @@ pub fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
     if doc.unparsed {
         return Err(ConfigError::new(path, text, problems));
     }
-    let mut config = build(doc, &mut problems);
+    let base = path.parent().unwrap_or(Path::new(""));
+    let mut config = build(doc, base, &mut problems);
     if !problems.is_empty() {
         return Err(ConfigError::new(path, text, problems));
     }
@@ -96,15 +99,17 @@ impl Checker<'_> {
     }
 }
 
-/// The sections of `doc`, checked one by one, merged over the defaults.
-fn build(doc: Document, problems: &mut Vec<Problem>) -> Config {
+/// The sections of `doc`, checked one by one, merged over the defaults. Files the
+/// configuration names are taken from `base` when their path is relative.
+fn build(doc: Document, base: &Path, problems: &mut Vec<Problem>) -> Config {
     let mut c = Checker { problems };
     let mut config = Config {
         workers: default_workers(),
         ..Config::default()
     };
     global(&doc.global, &mut config, &mut c);
-    config.listeners = listener::listeners(&doc.listeners, &mut c);
+    let (listeners, served) = listener::listeners(&doc.listeners, base, &mut c);
+    config.listeners = listeners;
     config.admin = admin::admin(doc.admin.as_ref(), &config.listeners, &mut c);
     if let Some(rl) = &doc.rate_limit {
         config.rate_limit = rate_limit(rl, "rate_limit", &mut c);
@@ -124,6 +129,7 @@ fn build(doc: Document, problems: &mut Vec<Problem>) -> Config {
         &doc.broken_pools,
         &mut c,
     );
+    tls::cross_checks(&doc, &config.listeners, &served, &mut c);
     config
 }
 

@@ -1,12 +1,12 @@
-//! A route's `match` table: host (exact or `*.` wildcard), path (exact or prefix), methods and
-//! headers.
+//! A route's `match` table: host (exact or `*.` wildcard), path (exact or prefix), methods,
+//! headers and the client's certificate.
 
 use http::Method;
 
 use super::headers::header_pair;
 use super::{valid_path, Checker};
 use crate::config::file::MatchFile;
-use crate::config::route::{HostMatch, PathMatch, RouteMatch};
+use crate::config::route::{ClientMatch, HostMatch, PathMatch, RouteMatch};
 
 /// The conditions of `routes[N].match` (`key` is `routes[N]`); without a table, none.
 pub(super) fn route_match(m: Option<&MatchFile>, key: &str, c: &mut Checker<'_>) -> RouteMatch {
@@ -37,6 +37,16 @@ pub(super) fn route_match(m: Option<&MatchFile>, key: &str, c: &mut Checker<'_>)
         let hkey = format!("{key}.match.headers.{}", name.get_ref());
         if let Some(pair) = header_pair(name, value, hkey, c) {
             out.headers.push(pair);
+        }
+    }
+    if m.client_cert.as_ref().is_some_and(|v| *v.get_ref()) {
+        out.client = ClientMatch::Certificate;
+    }
+    if let Some(san) = &m.client_san {
+        if san.get_ref().0.trim().is_empty() {
+            c.error(san.span(), format!("{key}.match.client_san"), "is empty");
+        } else {
+            out.client = ClientMatch::San(san.get_ref().0.clone());
         }
     }
     out
