@@ -241,6 +241,62 @@ async fn curl_gets_https_with_hsts() {
 }
 
 #[tokio::test]
+async fn curl_speaks_http2_over_tls_when_alpn_chooses_it() {
+    let b = backend("B").await;
+    let ca = TestCa::new("test CA");
+    let dir = CertDir::new("curl-h2");
+    dir.pair("a", &ca.server(&["a.example.com"]));
+    let ca_file = dir.write("ca.pem", &ca.pem());
+    let proxy = TestProxy::start(config_in(
+        &dir,
+        "[listeners.tls]\ncertificates = [{ cert = \"a.pem\", key = \"a.key\" }]",
+        &format!("[pools.p]\nbackends = [\"{}\"]", b.url()),
+    ));
+    let port = proxy.addr.port();
+    let run = |version: &'static str| {
+        let args = vec![
+            "--silent".to_owned(),
+            "--show-error".to_owned(),
+            version.to_owned(),
+            "--write-out".to_owned(),
+            " %{http_version}".to_owned(),
+            "--max-time".to_owned(),
+            "4".to_owned(),
+            "--cacert".to_owned(),
+            ca_file.display().to_string(),
+            "--resolve".to_owned(),
+            format!("a.example.com:{port}:127.0.0.1"),
+            format!("https://a.example.com:{port}/hello"),
+        ];
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new("/usr/bin/curl")
+                .args(&args)
+                .output()
+        })
+    };
+    let h2 = run("--http2")
+        .await
+        .expect("curl thread")
+        .expect("run curl");
+    let h1 = run("--http1.1")
+        .await
+        .expect("curl thread")
+        .expect("run curl");
+    let (h2_out, h1_out) = (
+        String::from_utf8_lossy(&h2.stdout).into_owned(),
+        String::from_utf8_lossy(&h1.stdout).into_owned(),
+    );
+    println!("curl --http2 over TLS: {h2_out:?}; curl --http1.1: {h1_out:?}");
+    assert!(
+        h2.status.success(),
+        "{}",
+        String::from_utf8_lossy(&h2.stderr)
+    );
+    assert_eq!(h2_out, "B\n 2", "ALPN h2: answered over HTTP/2");
+    assert_eq!(h1_out, "B\n 1.1", "ALPN http/1.1: answered over HTTP/1.1");
+}
+
+#[tokio::test]
 async fn a_plaintext_listener_redirects_to_https_but_keeps_health() {
     let b = backend("B").await;
     let dir = CertDir::new("redirect");
