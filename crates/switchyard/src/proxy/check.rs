@@ -2,6 +2,13 @@
 //! §8.3.1): no CONNECT, a single valid `Host`, a target in origin form (an absolute-form
 //! target is brought into origin form, its authority becoming the `Host`).
 //!
+//! One CONNECT is let through: HTTP/2's extended CONNECT with `:protocol = websocket` (RFC
+//! 8441 §4), a WebSocket opened on a stream. It is the `GET` of a WebSocket handshake in
+//! HTTP/2's terms (its `:path` and `:authority` are the target's), and goes on as that `GET`
+//! from here (the access log, the routes' method conditions see `GET`);
+//! [`is_h2_websocket`] tells it apart later, and `proxy::rewrite` makes it the HTTP/1.1
+//! upgrade its backend expects. A plain CONNECT, or one for another protocol, is `405`.
+//!
 //! An HTTP/2 request arrives in that absolute form: hyper builds its URI from `:scheme`,
 //! `:authority` and `:path`, so its `:authority` becomes the `Host` here, the header an
 //! HTTP/1.1 backend needs (an HTTP/2 backend gets it back as `:authority`, see
@@ -24,7 +31,10 @@ use crate::routing::request_host;
 /// §3.2.2), and the request goes to our backends like any other, never to that host.
 pub fn check_request(parts: &mut request::Parts) -> Result<(), ProxyError> {
     if parts.method == Method::CONNECT {
-        return Err(ProxyError::MethodNotAllowed(parts.method.clone()));
+        if !is_h2_websocket(parts) {
+            return Err(ProxyError::MethodNotAllowed(parts.method.clone()));
+        }
+        parts.method = Method::GET;
     }
     if parts.uri.scheme().is_some() {
         let scheme = parts.uri.scheme_str().unwrap_or_default();
@@ -82,6 +92,17 @@ pub fn check_request(parts: &mut request::Parts) -> Result<(), ProxyError> {
     }
 }
 
+/// True for a WebSocket on an HTTP/2 stream: an extended CONNECT whose `:protocol` is
+/// `websocket` (hyper gives `:protocol` only to a CONNECT, and `check_request` turns the
+/// method into `GET`).
+pub fn is_h2_websocket(parts: &request::Parts) -> bool {
+    parts.version == Version::HTTP_2
+        && parts
+            .extensions
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
+}
+
 /// On a TLS connection, the request's host (its `Host`, without port) must be one of the
 /// names of the certificate the connection was made with; a request without a host (HTTP/1.0)
 /// has nothing to misdirect.
@@ -129,6 +150,30 @@ mod tests {
             .body(())
             .unwrap();
         assert!(matches!(ok(connect), Err(ProxyError::MethodNotAllowed(_))));
+    }
+
+    #[test]
+    fn only_an_http2_websocket_connect_passes_and_becomes_get() {
+        let connect = |protocol: Option<&'static str>, version| {
+            let mut req = Request::connect("https://chat.example/room?x=1").version(version);
+            if let Some(protocol) = protocol {
+                req = req.extension(hyper::ext::Protocol::from_static(protocol));
+            }
+            let mut p = parts(req.body(()).unwrap());
+            check_request(&mut p).map(|()| p)
+        };
+        let p = connect(Some("websocket"), Version::HTTP_2).unwrap();
+        assert_eq!(p.method, Method::GET);
+        assert_eq!(p.headers["host"], "chat.example");
+        assert_eq!(p.uri.path(), "/room");
+        assert!(is_h2_websocket(&p));
+        let refused = |r: Result<request::Parts, ProxyError>| matches!(r, Err(ProxyError::MethodNotAllowed(m)) if m == Method::CONNECT);
+        assert!(refused(connect(None, Version::HTTP_2)), "plain CONNECT");
+        assert!(refused(connect(Some("webtransport"), Version::HTTP_2)));
+        assert!(refused(connect(Some("websocket"), Version::HTTP_11)));
+        // A GET is not one, whatever its extensions.
+        let get = parts(Request::get("/").body(()).unwrap());
+        assert!(!is_h2_websocket(&get));
     }
 
     #[test]

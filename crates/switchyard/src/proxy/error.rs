@@ -96,7 +96,10 @@ impl ProxyError {
                 U::NoBackendAvailable { .. } | U::BackendBusy { .. } => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }
-                U::Connect { .. } | U::NoResponse { .. } => StatusCode::BAD_GATEWAY,
+                U::Connect { .. }
+                | U::NoResponse { .. }
+                | U::UpgradeUnsupported { .. }
+                | U::NotSwitched { .. } => StatusCode::BAD_GATEWAY,
                 U::TryTimeout { .. } | U::RequestTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             },
         }
@@ -146,6 +149,12 @@ impl ProxyError {
                 U::BackendBusy { .. } => "Service Unavailable: backend busy\n",
                 U::RequestTimeout { .. } => "Gateway Timeout: request did not complete in time\n",
                 U::Connect { .. } | U::NoResponse { .. } => BAD_GATEWAY_BODY,
+                U::UpgradeUnsupported { .. } => {
+                    "Bad Gateway: WebSocket upgrades cannot be sent to this route's HTTP/2 backends\n"
+                }
+                U::NotSwitched { .. } => {
+                    "Bad Gateway: the backend did not switch to the WebSocket protocol\n"
+                }
                 U::TryTimeout { .. } => "Gateway Timeout: backend did not respond in time\n",
             },
         };
@@ -226,7 +235,9 @@ impl ProxyError {
                 | U::Connect { .. }
                 | U::NoResponse { .. }
                 | U::TryTimeout { .. }
-                | U::RequestTimeout { .. } => false,
+                | U::RequestTimeout { .. }
+                | U::UpgradeUnsupported { .. }
+                | U::NotSwitched { .. } => false,
             },
         }
     }

@@ -1,7 +1,8 @@
 //! The request path, top to bottom. [`handle`] runs the phases of one request in order:
 //!
 //! 1. check the request (malformed → 4xx; on TLS, a host the connection's certificate does
-//!    not cover → 421) — [`check`]
+//!    not cover → 421; CONNECT → 405, but an HTTP/2 WebSocket's, which goes on as a `GET`) —
+//!    [`check`]
 //! 2. admin endpoints (`/health`, `/metrics`), answered without counting or limiting —
 //!    [`crate::admin`]
 //! 3. a plaintext listener that redirects to HTTPS answers here (308) — [`local`]; then the
@@ -14,9 +15,10 @@
 //! 6. to 9. the upstream client ([`crate::upstream::client`]): pick a backend from the
 //!    route's pool, admit, connect or reuse a connection, send under the per-try timeout,
 //!    retry on another backend when that is safe; the attempt that answers is classified
-//!    and settled when its response body ends. A WebSocket upgrade goes to a tunnel
-//!    instead ([`tunnel`]): its own connection to the backend, and on `101` bytes copied
-//!    both ways until either side closes
+//!    and settled when its response body ends. A WebSocket upgrade (HTTP/1.1's, or an
+//!    HTTP/2 extended CONNECT made into one) goes to a tunnel instead ([`tunnel`]): its own
+//!    connection to the backend, and on `101` bytes copied both ways until either side
+//!    closes
 //! 10. respond, streaming the backend's body ([`body`]); the access-log line is written
 //!     when it is done. Every response on an HTTPS listener with `hsts` carries
 //!     `Strict-Transport-Security`.

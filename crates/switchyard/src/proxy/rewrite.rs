@@ -8,11 +8,14 @@
 //! `GET` without a body, with `Upgrade: websocket` and `Connection: upgrade`) keeps those two
 //! headers, as `Upgrade: websocket` and `Connection: upgrade`, so the backend can agree to
 //! switch; the request then goes to a tunnel (`proxy::tunnel`). Any other `Upgrade` (h2c,
-//! TLS, or `websocket` without `Connection: upgrade`) is stripped as before.
+//! TLS, or `websocket` without `Connection: upgrade`) is stripped as before. A WebSocket on
+//! an HTTP/2 stream (RFC 8441, let through by `proxy::check` as a `GET`) has neither header:
+//! it is given the HTTP/1.1 handshake's ([`websocket`]) and goes to a tunnel too.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{request, Method, Version};
 
+use super::check::is_h2_websocket;
 use super::context::ConnInfo;
 use crate::config::HashKey;
 use crate::routing::Route;
@@ -50,8 +53,9 @@ pub struct Hops {
 /// (the scheme from the client connection's transport), the identity headers (those of every
 /// HTTPS listener removed, then this connection's client certificate's set), the route's
 /// path rewrite and header edits. The `Host` header stays the client's unless the route sets
-/// it. `body_unread`: the request has a body (so it cannot be a WebSocket upgrade). Returns
-/// what was kept of the hop-by-hop headers.
+/// it. `body_unread`: the request has a body (so it cannot be a WebSocket upgrade). An HTTP/2
+/// WebSocket gets the HTTP/1.1 upgrade headers. Returns what was kept of the hop-by-hop
+/// headers.
 pub fn rewrite_request(
     parts: &mut request::Parts,
     conn: &ConnInfo,
@@ -70,7 +74,11 @@ pub fn rewrite_request(
     }
     let may_upgrade =
         parts.method == Method::GET && parts.version == Version::HTTP_11 && !body_unread;
-    let hops = strip_hop_by_hop(&mut parts.headers, true, may_upgrade);
+    let mut hops = strip_hop_by_hop(&mut parts.headers, true, may_upgrade);
+    if parts.version == Version::HTTP_2 && !body_unread && is_h2_websocket(parts) {
+        websocket::to_http1_upgrade(&mut parts.headers);
+        hops.websocket = true;
+    }
     let headers = &mut parts.headers;
     headers.remove(header::CONTENT_LENGTH);
     // hyper already answered `100 Continue` when it started reading the body for us.
@@ -113,6 +121,13 @@ pub fn rewrite_switching_response(parts: &mut http::response::Parts) {
     parts
         .headers
         .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+}
+
+/// Rewrites a backend's `101 Switching Protocols` for a client whose WebSocket is an HTTP/2
+/// stream: hop-by-hop headers out, and the `200` that opens the stream's tunnel.
+pub fn rewrite_h2_opened_response(parts: &mut http::response::Parts) {
+    rewrite_response(parts);
+    websocket::to_h2_opened(parts);
 }
 
 /// Removes the hop-by-hop headers. `keep_te_trailers`: a `TE` that lists `trailers` becomes
@@ -209,6 +224,8 @@ pub fn request_hash(key: &HashKey, parts: &request::Parts, client_ip: &HeaderVal
             .map(|(_, v)| hash_bytes(v.as_bytes())),
     }
 }
+
+mod websocket;
 
 #[cfg(test)]
 mod tests;

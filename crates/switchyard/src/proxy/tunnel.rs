@@ -10,9 +10,16 @@
 //! other answer (a `400`, a `403`) is relayed as a normal response, and the place given back.
 //!
 //! The tunnel works on upgraded IOs ([`hyper::upgrade::Upgraded`]), whatever carries the
-//! client connection (plain TCP, TLS): an HTTP/2 extended CONNECT stream (RFC 8441) gives an
-//! `Upgraded` through `hyper::upgrade::on` too, so it can be handed to [`Tunnel::run`] as
-//! the client side, answered `200` instead of `101`.
+//! client connection (plain TCP, TLS, an HTTP/2 stream). A WebSocket on an HTTP/2 stream (RFC
+//! 8441's extended CONNECT, which [`super::rewrite`] made an HTTP/1.1 upgrade for the backend)
+//! goes the same way: the backend's `101` becomes the client's `200`
+//! (`rewrite_h2_opened_response`: the backend's `Sec-WebSocket-Protocol` and `-Extensions`
+//! relayed, its `Sec-WebSocket-Accept` not), and the stream, which hyper hands over as an
+//! `Upgraded` once the `200` is sent, is the client side of the tunnel. Such a stream keeps
+//! its place among its connection's open streams while the tunnel lives ([`StreamHold`]). A
+//! backend that answers such an upgrade with a `2xx` other than `101` has not switched: the
+//! client would take that `2xx` for an open tunnel, so it gets `502` instead
+//! ([`upstream::Error::NotSwitched`]); any other answer is relayed.
 //!
 //! What a tunnel holds is held by guards, for its whole life: its place ([`TunnelSlot`]) and
 //! the backend's load slot ([`Switched`], the attempt that answered `101`). A tunnel
@@ -20,14 +27,16 @@
 //! graceful shutdown waits for it (the drain waits for `tunnels_open` to reach zero) and
 //! cuts it at the drain deadline, when the worker's runtime is dropped.
 
+use std::any::Any;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{request, Response};
+use http::{request, Response, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -41,7 +50,7 @@ use crate::config::WebSocketConfig;
 use crate::metrics::{self, TunnelSlot};
 use crate::upstream::client::Exchange;
 use crate::upstream::upgrade::{self, Switched, Upgrade};
-use crate::upstream::UpstreamBody;
+use crate::upstream::{self, UpstreamBody};
 
 /// Bytes buffered per direction of a tunnel.
 const BUFFER: usize = 8 * 1024;
@@ -70,21 +79,34 @@ pub async fn open(
         .extensions
         .remove::<OnUpgrade>()
         .ok_or(ProxyError::BadRequest("this connection cannot be upgraded"))?;
+    // A WebSocket on an HTTP/2 stream: answered `200`, its stream held open.
+    let h2 = parts.version == Version::HTTP_2;
+    let stream = parts.extensions.remove::<StreamHold>();
     let tunnels = ex.metrics.tunnels();
     let slot = tunnels
         .try_reserve(u64::from(settings.max_tunnels))
         .ok_or(ProxyError::TunnelLimit)?;
     let (mut head, backend_side) = match upgrade::send(ex, attempts, parts).await? {
         Upgrade::Switched(head, switched) => (head, switched),
+        Upgrade::Declined(resp) if h2 && resp.status().is_success() => {
+            let backend = resp.body().backend_label().into();
+            let status = resp.status();
+            return Err(upstream::Error::NotSwitched { backend, status }.into());
+        }
         Upgrade::Declined(resp) => return Ok(Opened::Declined(resp)),
     };
     metrics::inc(&tunnels.opened);
-    rewrite::rewrite_switching_response(&mut head);
+    if h2 {
+        rewrite::rewrite_h2_opened_response(&mut head);
+    } else {
+        rewrite::rewrite_switching_response(&mut head);
+    }
     let tunnel = Tunnel {
         client,
         backend: backend_side,
         idle_timeout: settings.idle_timeout,
         slot,
+        stream,
     };
     tokio::spawn(tunnel.run(client_side));
     Ok(Opened::Tunnel(Response::from_parts(
@@ -105,6 +127,36 @@ pub struct Tunnel {
     pub idle_timeout: Duration,
     /// Its place among the open tunnels.
     pub slot: TunnelSlot,
+    /// For a WebSocket on an HTTP/2 stream, the stream's place among its connection's open
+    /// streams.
+    pub stream: Option<StreamHold>,
+}
+
+/// Something the server keeps for as long as a tunnel on an HTTP/2 stream lives (the stream's
+/// place among its connection's open streams, so the connection's idle timer leaves it
+/// alone), given back when the last clone is dropped. The server puts it in the extended
+/// CONNECT request's extensions; [`open`] takes it for the tunnel.
+#[derive(Clone)]
+pub struct StreamHold {
+    /// Only ever dropped.
+    _held: Arc<dyn Any + Send + Sync>,
+}
+
+// === impl StreamHold ===
+
+impl StreamHold {
+    /// Holds `held` until the tunnel (or the request, if no tunnel opens) ends.
+    pub fn new<T: Any + Send + Sync>(held: T) -> Self {
+        StreamHold {
+            _held: Arc::new(held),
+        }
+    }
+}
+
+impl std::fmt::Debug for StreamHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamHold")
+    }
 }
 
 // === impl Tunnel ===

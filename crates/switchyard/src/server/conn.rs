@@ -142,8 +142,9 @@ pub async fn serve_http<I>(
             let streams = Arc::new(Streams::default());
             let open = streams.clone();
             let timeouts = (conn.read_timeout, conn.write_timeout);
-            let service = hyper::service::service_fn(move |req| {
+            let service = hyper::service::service_fn(move |mut req| {
                 let stream = open.open();
+                super::http2::hold_for_tunnel(&open, &mut req);
                 let shared = shared.clone();
                 let conn = conn.clone();
                 async move {

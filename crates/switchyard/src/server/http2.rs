@@ -1,6 +1,12 @@
 //! HTTP/2 on a client connection: the limits that bound what one connection can make
 //! switchyard do ([`builder`]), and the two timers hyper's HTTP/2 server lacks ([`serve`]).
 //!
+//! The server offers the extended CONNECT protocol (`SETTINGS_ENABLE_CONNECT_PROTOCOL`, RFC
+//! 8441), so a client can open a WebSocket on a stream (`proxy::tunnel`). Such a stream
+//! outlives its response (the `200` opens it, then it carries the tunnel): it keeps its place
+//! among the connection's open streams for as long as the tunnel holds it ([`hold_for_tunnel`]),
+//! so the idle timer never takes a connection with an open tunnel for an idle one.
+//!
 //! Limits (each a known attack):
 //! - at most [`MAX_CONCURRENT_STREAMS`] streams open at once (more are refused);
 //! - a decoded header list at most `max_header_bytes` long (the HTTP/1.1 head limit): a
@@ -43,6 +49,7 @@ use super::shutdown::stopped;
 use crate::body::BodyError;
 use crate::config::ListenerConfig;
 use crate::proxy::body::ResponseBody;
+use crate::proxy::tunnel::StreamHold;
 
 /// Streams a client may have open at once on one connection.
 pub const MAX_CONCURRENT_STREAMS: u32 = 100;
@@ -66,8 +73,24 @@ pub fn builder(settings: &ListenerConfig) -> http2::Builder<TokioExecutor> {
         .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
         .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
         .max_local_error_reset_streams(MAX_ERROR_RESETS)
-        .max_send_buf_size(MAX_SEND_BUF);
+        .max_send_buf_size(MAX_SEND_BUF)
+        // WebSockets over HTTP/2 (RFC 8441).
+        .enable_connect_protocol();
     http
+}
+
+/// On an extended CONNECT request (a `:protocol`, which hyper only lets through on a CONNECT),
+/// puts a [`StreamHold`] in its extensions: the stream counts as open for the idle timer until
+/// the tunnel it may become (or the request, if it does not) lets it go.
+pub fn hold_for_tunnel(streams: &Arc<Streams>, req: &mut http::Request<hyper::body::Incoming>) {
+    if req.extensions().get::<hyper::ext::Protocol>().is_some() {
+        streams.open.fetch_add(1, Ordering::Relaxed);
+        let guard = StreamGuard {
+            streams: streams.clone(),
+            answered: true,
+        };
+        req.extensions_mut().insert(StreamHold::new(guard));
+    }
 }
 
 /// How often a connection's timers are checked: a quarter of the shorter timeout.

@@ -58,6 +58,25 @@ pub enum Error {
         /// The limit.
         after: Duration,
     },
+    /// A WebSocket upgrade for a pool none of whose backends can take one: switchyard sends
+    /// upgrades in HTTP/1.1, and every backend is spoken to in HTTP/2 (`h2c://`, or the pool's
+    /// `protocol = "h2"`) (upstream configuration; nothing was sent).
+    #[error("pool {pool:?} has no HTTP/1.1 backend: WebSocket upgrades are sent in HTTP/1.1 only")]
+    UpgradeUnsupported {
+        /// The pool.
+        pool: String,
+    },
+    /// A backend answered a WebSocket upgrade with a success other than `101`: it did not
+    /// switch, but an HTTP/2 client would take a `2xx` for an open tunnel (upstream fault).
+    #[error(
+        "backend {backend} answered a WebSocket upgrade with {status} without switching protocols"
+    )]
+    NotSwitched {
+        /// The backend's URL.
+        backend: Arc<str>,
+        /// Its answer.
+        status: http::StatusCode,
+    },
     /// The client paused too long in the middle of its request body (client fault).
     #[error("request body timed out")]
     ClientBodyTimeout,
@@ -83,8 +102,10 @@ impl Error {
             Error::BackendBusy { backend }
             | Error::Connect { backend, .. }
             | Error::NoResponse { backend, .. }
-            | Error::TryTimeout { backend, .. } => Some(backend),
+            | Error::TryTimeout { backend, .. }
+            | Error::NotSwitched { backend, .. } => Some(backend),
             Error::NoBackendAvailable { .. }
+            | Error::UpgradeUnsupported { .. }
             | Error::RequestTimeout { .. }
             | Error::ClientBodyTimeout
             | Error::ClientBody => None,

@@ -6,6 +6,12 @@
 //! (a connect failure, a busy backend) is tried again on another backend, up to `retries`;
 //! once sent, an upgrade is never sent twice.
 //!
+//! Upgrades are HTTP/1.1's: a backend spoken to in HTTP/2 (`h2c://`, or any backend of a pool
+//! with `protocol = "h2"`) is passed over (WebSockets to HTTP/2 backends, RFC 8441 upstream,
+//! are not done), and a pool that has only such backends refuses the upgrade with
+//! [`Error::UpgradeUnsupported`] (`502`) before anything is sent. An `https://` backend is
+//! fine: its upgrade connection offers only `http/1.1` in ALPN.
+//!
 //! The attempt is settled when the response head arrives: a `101` is a success (what the
 //! tunnel does later is not the backend's HTTP outcome). The attempt then stays with the
 //! tunnel ([`Switched`]) and keeps the backend's load slot until the tunnel closes: a tunnel
@@ -33,6 +39,7 @@ use super::deadline::RequestTime;
 use super::error::Error;
 use super::exchange::{Target, TryError};
 use crate::body::RequestBody;
+use crate::config::{Scheme, UpstreamProtocol};
 use crate::errors::Chain;
 use crate::metrics;
 
@@ -89,6 +96,15 @@ async fn send_to_pool(
     parts: request::Parts,
 ) -> Result<Upgrade, Error> {
     let pool = ex.pool;
+    if !pool
+        .backends()
+        .iter()
+        .any(|b| takes_upgrades(&pool.connector, b))
+    {
+        return Err(Error::UpgradeUnsupported {
+            pool: pool.name.clone(),
+        });
+    }
     pool.budget.deposit(ex.now);
     let path_and_query = parts.uri.path_and_query().cloned();
     let mut req = Request::from_parts(parts, RequestBody::empty());
@@ -100,6 +116,10 @@ async fn send_to_pool(
         let Some(mut attempt) = candidates.next() else {
             break;
         };
+        if !takes_upgrades(&pool.connector, attempt.backend()) {
+            // Not tried: the attempt goes back unsettled, nothing held against the backend.
+            continue;
+        }
         if *attempts > 0 {
             metrics::inc(&ex.metrics.local().retries);
         }
@@ -150,6 +170,15 @@ async fn send_to_pool(
         metrics::inc(&ex.metrics.local().unavailable);
     }
     Err(last_error)
+}
+
+/// True when `backend` can be sent an HTTP/1.1 upgrade: it is not spoken to in HTTP/2 only
+/// (`h2c://`, or a pool with `protocol = "h2"`; `https://` negotiates `http/1.1` for it).
+fn takes_upgrades(connector: &Connector, backend: &super::Backend) -> bool {
+    !matches!(
+        (connector.protocol, backend.url.scheme),
+        (UpstreamProtocol::Http2, _) | (_, Scheme::H2c)
+    )
 }
 
 /// One try: a new connection to the target's backend, driven with upgrades enabled, and the

@@ -160,3 +160,59 @@ fn a_switching_response_keeps_its_protocol() {
     );
     assert!(!p.headers.contains_key("keep-alive"));
 }
+
+/// An HTTP/2 WebSocket as `check_request` lets it through: an extended CONNECT made a `GET`.
+fn h2_websocket(protocol: Option<&'static str>) -> request::Parts {
+    let mut req = Request::connect("https://chat.example/room")
+        .version(Version::HTTP_2)
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-protocol", "chat, superchat")
+        .header("sec-websocket-extensions", "permessage-deflate");
+    if let Some(protocol) = protocol {
+        req = req.extension(hyper::ext::Protocol::from_static(protocol));
+    }
+    let mut p = parts(req.body(()).unwrap());
+    p.method = Method::GET;
+    p
+}
+
+#[test]
+fn an_http2_websocket_becomes_an_http1_upgrade() {
+    let mut p = h2_websocket(Some("websocket"));
+    let hops = rewrite_request(&mut p, &conn("10.0.0.1"), &catch_all(), false);
+    assert!(hops.websocket);
+    assert_eq!(p.headers["upgrade"], "websocket");
+    assert_eq!(p.headers["connection"], "upgrade");
+    assert_eq!(p.headers["sec-websocket-version"], "13");
+    assert_eq!(p.headers["sec-websocket-key"].len(), 24, "16 bytes, base64");
+    assert_eq!(p.headers["sec-websocket-protocol"], "chat, superchat");
+    assert_eq!(p.headers["sec-websocket-extensions"], "permessage-deflate");
+
+    // Not for an HTTP/2 GET without `:protocol`, nor one with a body.
+    let mut get = h2_websocket(None);
+    assert!(!rewrite_request(&mut get, &conn("10.0.0.1"), &catch_all(), false).websocket);
+    assert!(!get.headers.contains_key("upgrade"));
+    let mut with_body = h2_websocket(Some("websocket"));
+    assert!(!rewrite_request(&mut with_body, &conn("10.0.0.1"), &catch_all(), true).websocket);
+}
+
+#[test]
+fn a_switching_response_becomes_200_for_an_http2_websocket() {
+    let (mut p, ()) = http::Response::builder()
+        .status(101)
+        .header("upgrade", "websocket")
+        .header("connection", "upgrade")
+        .header("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        .header("sec-websocket-protocol", "chat")
+        .header("x-backend", "b1")
+        .body(())
+        .unwrap()
+        .into_parts();
+    rewrite_h2_opened_response(&mut p);
+    assert_eq!(p.status, http::StatusCode::OK);
+    for gone in ["upgrade", "connection", "sec-websocket-accept"] {
+        assert!(!p.headers.contains_key(gone), "{gone}");
+    }
+    assert_eq!(p.headers["sec-websocket-protocol"], "chat");
+    assert_eq!(p.headers["x-backend"], "b1");
+}
