@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod pki;
 pub mod process;
 pub mod wire;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::time::Duration;
