@@ -3,12 +3,14 @@
 
 use std::time::Duration;
 
+use hyper::body::Incoming;
 use switchyard::config::{BackendUrl, Scheme};
 use tokio::time::Instant;
 use tonic::{Code, Request};
 
 use crate::client::{meta, EchoClient};
 use crate::service::GrpcBackend;
+use crate::support::h2::{channel_body, H2Backend};
 use crate::support::metrics::backend_entry;
 use crate::support::{config, dead_port, eventually, TestProxy};
 use crate::{proxied, step};
@@ -50,6 +52,87 @@ async fn grpc_timeout_against_a_slow_backend_is_deadline_exceeded_at_the_deadlin
         .await
         .expect("a call within its deadline");
     assert_eq!(resp.get_ref(), "echo: quick");
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn grpc_timeout_bounds_a_stream_that_outlives_it() {
+    let (backend, proxy) = proxied().await;
+    let mut client = EchoClient::h2c(proxy.addr).await;
+    let deadline = Duration::from_millis(300);
+    let mut req = Request::new("3 gated".to_owned());
+    req.set_timeout(deadline);
+    let started = Instant::now();
+    let mut stream = client.count(req).await.expect("stream head").into_inner();
+    assert_eq!(stream.message().await.expect("1"), Some("1".to_owned()));
+    // The backend now waits for a release that never comes, past the deadline.
+    let err = step("deadline", stream.message())
+        .await
+        .expect_err("DEADLINE_EXCEEDED");
+    let took = started.elapsed();
+    step("backend stream cancelled", backend.cancelled()).await;
+    let m = proxy.metrics().await;
+    let failures = backend_entry(&m, &backend.url())["consecutive_failures"].clone();
+    println!(
+        "server stream past its grpc-timeout of {deadline:?} after 1 message: {:?} {:?} \
+         after {took:?}, backend's stream cancelled, consecutive failures {failures}",
+        err.code(),
+        err.message()
+    );
+    assert_eq!(err.code(), Code::DeadlineExceeded);
+    assert!(took >= deadline, "{took:?}");
+    assert!(took < deadline + Duration::from_millis(500), "{took:?}");
+    // The client's deadline is no fault of the backend's.
+    assert_eq!(failures, 0);
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn a_deadline_in_the_middle_of_a_message_resets_the_stream() {
+    // A backend that sends the head, then the first 10 bytes of a 100-byte message, and
+    // stalls: trailers now would corrupt the message.
+    let backend = H2Backend::start(None, |_req: http::Request<Incoming>| async move {
+        let (tx, body) = channel_body();
+        tokio::spawn(async move {
+            let mut partial = vec![0, 0, 0, 0, 100];
+            partial.extend_from_slice(&[b'x'; 10]);
+            let _ = tx.send(http_body::Frame::data(partial.into())).await;
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        });
+        let mut resp = http::Response::new(body);
+        let grpc = http::HeaderValue::from_static("application/grpc");
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, grpc);
+        resp
+    })
+    .await;
+    let mut cfg = config(vec![backend.url()]);
+    cfg.pools[0].retries = 0;
+    let proxy = TestProxy::start(cfg);
+    let mut client = EchoClient::h2c(proxy.addr).await;
+    let deadline = Duration::from_millis(300);
+    let mut req = Request::new("3".to_owned());
+    req.set_timeout(deadline);
+    let started = Instant::now();
+    let mut stream = client.count(req).await.expect("stream head").into_inner();
+    let err = step("deadline", stream.message()).await.expect_err("reset");
+    let took = started.elapsed();
+    // The stream was reset with CANCEL (gRPC's CANCELLED; tonic built without its own
+    // transport does not map HTTP/2 reasons, so it says UNKNOWN and keeps the cause).
+    let mut reason = None;
+    let mut source = std::error::Error::source(&err);
+    while let Some(e) = source {
+        reason = reason.or(e.downcast_ref::<h2::Error>().and_then(h2::Error::reason));
+        source = e.source();
+    }
+    println!(
+        "deadline {deadline:?} passing in the middle of a message: stream reset with \
+         {reason:?} after {took:?} ({:?} {:?})",
+        err.code(),
+        err.message()
+    );
+    assert_eq!(reason, Some(h2::Reason::CANCEL), "{err:?}");
+    assert!(took >= deadline, "{took:?}");
+    assert!(took < deadline + Duration::from_millis(500), "{took:?}");
     proxy.stop().await;
 }
 
