@@ -35,6 +35,10 @@ pub enum BodyError {
     /// Reading the backend's response body failed.
     #[error("reading the response body from the backend failed")]
     Upstream(#[source] hyper::Error),
+    /// A gRPC call's deadline passed in the middle of a message of its answer: the stream
+    /// is reset with the reason inside (`CANCEL`).
+    #[error("the call's deadline passed in the middle of a message")]
+    Deadline(#[source] h2::Error),
 }
 
 /// Marks a response made while the request body is still unread to close the connection

@@ -207,7 +207,13 @@ impl ProxyError {
     /// A trailers-only gRPC answer: `200`, `grpc-status`, and the text as `grpc-message`.
     fn grpc_response(&self) -> Response<ResponseBody> {
         let mut resp = local_response(StatusCode::OK, bytes::Bytes::new(), "application/grpc");
-        let headers = resp.headers_mut();
+        self.insert_grpc_status(resp.headers_mut());
+        resp
+    }
+
+    /// Puts the error in gRPC's terms into `headers` (a trailers-only head, or trailers):
+    /// `grpc-status`, and the text as `grpc-message`.
+    pub fn insert_grpc_status(&self, headers: &mut HeaderMap) {
         headers.insert(
             upstream::classify::GRPC_STATUS,
             HeaderValue::from(self.grpc_status()),
@@ -216,7 +222,6 @@ impl ProxyError {
         if let Ok(value) = HeaderValue::from_str(&message) {
             headers.insert(GRPC_MESSAGE, value);
         }
-        resp
     }
 
     /// True when the client, not the upstream, caused the failure.

@@ -31,6 +31,7 @@ pub mod body;
 pub mod check;
 pub mod context;
 pub mod error;
+pub mod grpc;
 pub mod local;
 pub mod rewrite;
 pub mod tunnel;
@@ -220,7 +221,12 @@ async fn handle_inner(
     let (mut parts, body) = resp.into_parts();
     rewrite::rewrite_response(&mut parts);
     route.config.response_headers.apply(&mut parts.headers);
-    let resp = Response::from_parts(parts, ResponseBody::upstream(body));
+    let mut body = ResponseBody::upstream(body);
+    if let Some(after) = deadline {
+        // The call's deadline holds until its answer has ended, not only until its head.
+        body.set_deadline(now + after, after);
+    }
+    let resp = Response::from_parts(parts, body);
     Ok((resp, Outcome::Response))
 }
 

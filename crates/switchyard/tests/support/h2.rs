@@ -166,6 +166,7 @@ impl H2Backend {
         );
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                let _ = stream.set_nodelay(true);
                 connections.fetch_add(1, Ordering::SeqCst);
                 let handler = handler.clone();
                 let (streams, peak, requests) = (streams.clone(), peak.clone(), requests.clone());
