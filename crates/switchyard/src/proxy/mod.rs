@@ -206,7 +206,11 @@ async fn handle_inner(
     };
     let resp = if hops.websocket {
         let settings = &state.config.websocket;
-        match tunnel::open(exchange, &mut ctx.attempts, parts, settings, conn.addr).await? {
+        // Boxed: the tunnel's opening is rarer and larger than the upstream client's send,
+        // and unboxed every request's future (which hyper keeps room for in each idle
+        // connection) would be the size of it.
+        let open = tunnel::open(exchange, &mut ctx.attempts, parts, settings, conn.addr);
+        match Box::pin(open).await? {
             tunnel::Opened::Tunnel(mut resp) => {
                 route.config.response_headers.apply(resp.headers_mut());
                 return Ok((resp, Outcome::Response));

@@ -55,15 +55,30 @@ pub async fn serve_connection(
     http: HttpBuilder,
     shared: Arc<Shared>,
     stream: tokio::net::TcpStream,
-    mut conn: ConnInfo,
+    conn: ConnInfo,
     tls: Option<Arc<TlsAcceptor>>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     let io = io::ClientIo::new(stream, conn.write_timeout);
     let Some(acceptor) = tls else {
         return serve_http(&http, shared, io, conn, shutdown).await;
     };
+    // Boxed: the handshake's and the TLS stream's state would otherwise be part of every
+    // connection's task, plaintext ones included (each idle connection pays its task's size).
+    Box::pin(serve_tls(http, shared, io, conn, acceptor, shutdown)).await;
+}
+
+/// The TLS handshake on `io` (within the read timeout; it settles `conn.transport`), then
+/// HTTP on the TLS stream.
+async fn serve_tls(
+    http: HttpBuilder,
+    shared: Arc<Shared>,
+    io: io::ClientIo,
+    mut conn: ConnInfo,
+    acceptor: Arc<TlsAcceptor>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let handshake = tokio::time::timeout(conn.read_timeout, acceptor.accept(io));
     let accepted = tokio::select! {
         accepted = handshake => accepted,
@@ -157,7 +172,17 @@ pub async fn serve_http<I>(
                     Ok::<_, Infallible>(http::Response::from_parts(parts, body))
                 }
             });
-            super::http2::serve(&http.http2, io, service, streams, timeouts, shutdown).await
+            // Boxed, as the TLS path is: an HTTP/1.1 connection's task does not carry
+            // the HTTP/2 connection's state.
+            Box::pin(super::http2::serve(
+                &http.http2,
+                io,
+                service,
+                streams,
+                timeouts,
+                shutdown,
+            ))
+            .await
         }
     };
     if let Err(e) = result {

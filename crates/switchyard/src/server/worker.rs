@@ -154,18 +154,15 @@ async fn accept_loop(
                     Transport::PLAIN_HTTP1,
                 );
                 conn.policy = entry.policy.clone();
-                let served = conn::serve_connection(
-                    http.clone(),
-                    shared.clone(),
-                    stream,
-                    conn,
-                    entry.tls.clone(),
-                    shutdown.clone(),
-                );
+                let (http, shared, tls, shutdown) =
+                    (http.clone(), shared.clone(), entry.tls.clone(), shutdown.clone());
                 let guard = connections.subscribe();
+                // The connection's future is made inside the task, not moved into it: a
+                // future moved into an `async` block is stored twice in the task (once as
+                // captured, once being awaited), and every idle connection pays its task.
                 tokio::spawn(async move {
-                    served.await;
-                    drop(guard);
+                    let _guard = guard;
+                    conn::serve_connection(http, shared, stream, conn, tls, shutdown).await;
                 });
             }
             Err(e) => {
