@@ -8,122 +8,25 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::handshake::{client, server};
+use tokio_tungstenite::tungstenite::handshake::client;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
+use support::ws::WsBackend;
 use support::{backend, Client, TestProxy};
 use switchyard::config::validate::from_text;
 use switchyard::Config;
 
 type Ws = WebSocketStream<TcpStream>;
-
-/// A WebSocket backend on a fresh loopback port. It echoes text and binary messages, answers
-/// the text `close-me` with a close of its own, refuses handshakes on `/refuse` with `403`,
-/// and tags its answers with `x-backend: NAME`.
-struct WsBackend {
-    addr: SocketAddr,
-    stats: Arc<Stats>,
-}
-
-#[derive(Default)]
-struct Stats {
-    /// Handshakes accepted.
-    accepted: AtomicUsize,
-    /// Connections open now.
-    open: AtomicUsize,
-    /// Close frames received.
-    closes: AtomicUsize,
-    /// Path and headers of every handshake request.
-    seen: Mutex<Vec<(String, http::HeaderMap)>>,
-}
-
-impl WsBackend {
-    async fn start(name: &'static str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        let stats = Arc::new(Stats::default());
-        let shared = stats.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, name, shared.clone()));
-            }
-        });
-        WsBackend { addr, stats }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn open(&self) -> usize {
-        self.stats.open.load(Ordering::SeqCst)
-    }
-
-    /// The path and headers of the last handshake request it saw.
-    fn last_seen(&self) -> (String, http::HeaderMap) {
-        let seen = self.stats.seen.lock().expect("lock");
-        seen.last().cloned().expect("a handshake was seen")
-    }
-}
-
-async fn serve(stream: TcpStream, name: &'static str, stats: Arc<Stats>) {
-    let tag = http::HeaderValue::from_static(name);
-    // tungstenite's callback type, large error and all.
-    #[allow(clippy::result_large_err)]
-    let callback = |req: &server::Request, mut resp: server::Response| {
-        let path = req.uri().path().to_owned();
-        let seen = (path.clone(), req.headers().clone());
-        stats.seen.lock().expect("lock").push(seen);
-        if path == "/refuse" {
-            let mut refusal = server::ErrorResponse::new(Some("no websockets here\n".into()));
-            *refusal.status_mut() = http::StatusCode::FORBIDDEN;
-            refusal.headers_mut().insert("x-backend", tag.clone());
-            return Err(refusal);
-        }
-        resp.headers_mut().insert("x-backend", tag.clone());
-        Ok(resp)
-    };
-    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
-        return;
-    };
-    stats.accepted.fetch_add(1, Ordering::SeqCst);
-    stats.open.fetch_add(1, Ordering::SeqCst);
-    while let Some(Ok(msg)) = ws.next().await {
-        match msg {
-            Message::Text(ref text) if text.as_str() == "close-me" => {
-                let bye = CloseFrame {
-                    code: CloseCode::Normal,
-                    reason: "bye".into(),
-                };
-                let _ = ws.close(Some(bye)).await;
-            }
-            Message::Text(_) | Message::Binary(_) => {
-                let sent = ws.send(msg).await;
-                if sent.is_err() {
-                    break;
-                }
-            }
-            // tungstenite answers pings and replies to a close itself.
-            Message::Close(_) => {
-                stats.closes.fetch_add(1, Ordering::SeqCst);
-            }
-            _ => {}
-        }
-    }
-    stats.open.fetch_sub(1, Ordering::SeqCst);
-}
 
 /// Connects to the proxy and upgrades `path`.
 async fn connect(proxy: SocketAddr, path: &str) -> Result<(Ws, client::Response), WsError> {
@@ -256,7 +159,7 @@ async fn messages_echo_through_a_tunnel_and_the_client_closes_it() {
         || async { ws_backend.open() == 0 && tunnels_open(&proxy) == 0 },
         "the tunnel stayed open after the close handshake"
     );
-    assert_eq!(ws_backend.stats.closes.load(Ordering::SeqCst), 1);
+    assert_eq!(ws_backend.closes(), 1);
     let metrics = proxy.metrics().await;
     assert_eq!(json_u64(&metrics, "tunnels_opened"), 1, "{metrics:#}");
     assert_eq!(
@@ -292,7 +195,7 @@ async fn a_close_started_by_the_backend_reaches_the_client() {
         "the tunnel stayed open after the close handshake"
     );
     // The client's reply crossed the tunnel back to the backend.
-    assert_eq!(ws_backend.stats.closes.load(Ordering::SeqCst), 1);
+    assert_eq!(ws_backend.closes(), 1);
     println!(
         "websocket close from the backend: code {}, reply delivered",
         u16::from(close.code)
@@ -377,8 +280,8 @@ rate_limit = {{ requests = 1, window = "1m" }}
     // The lobby route's own rate limit, and the route table's 404, come before any backend.
     assert_eq!(refused(proxy.addr, "/lobby").await.status(), 429);
     assert_eq!(refused(proxy.addr, "/nowhere").await.status(), 404);
-    assert_eq!(lobby.stats.accepted.load(Ordering::SeqCst), 1);
-    assert_eq!(chat.stats.accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(lobby.accepted(), 1);
+    assert_eq!(chat.accepted(), 1);
     drop((ws, lobby_ws));
     println!("websocket routes: /chat -> chat (prefix stripped), /lobby -> lobby, 429 and 404 before any backend");
     stop(proxy).await;
@@ -440,11 +343,7 @@ async fn the_tunnel_limit_refuses_one_more_and_a_closed_tunnel_frees_its_place()
         String::from_utf8_lossy(&body).contains("too many open WebSocket tunnels"),
         "{resp:?}"
     );
-    assert_eq!(
-        ws_backend.stats.accepted.load(Ordering::SeqCst),
-        2,
-        "no backend saw it"
-    );
+    assert_eq!(ws_backend.accepted(), 2, "no backend saw it");
     assert_eq!(tunnels_open(&proxy), 2);
 
     first.close(None).await.expect("close");
@@ -500,7 +399,7 @@ async fn a_tunnel_holds_its_backend_slot_under_max_connections() {
         "{resp:?}"
     );
     assert!(waited >= Duration::from_millis(100), "{waited:?}");
-    assert_eq!(ws_backend.stats.accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(ws_backend.accepted(), 1);
 
     first.close(None).await.expect("close");
     ended(&mut first, Duration::from_secs(2)).await;

@@ -154,8 +154,12 @@ async fn accept_loop(
                     Transport::PLAIN_HTTP1,
                 );
                 conn.policy = entry.policy.clone();
-                let (http, shared, tls, shutdown) =
-                    (http.clone(), shared.clone(), entry.tls.clone(), shutdown.clone());
+                let (http, shared, tls, shutdown) = (
+                    http.clone(),
+                    shared.clone(),
+                    entry.tls.clone(),
+                    shutdown.clone(),
+                );
                 let guard = connections.subscribe();
                 // The connection's future is made inside the task, not moved into it: a
                 // future moved into an `async` block is stored twice in the task (once as

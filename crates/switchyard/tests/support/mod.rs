@@ -150,6 +150,14 @@ pub struct Client {
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect(addr).await.expect("connect");
+        Client::over(stream, &addr.to_string()).await
+    }
+
+    /// An HTTP/1.1 client over an established connection (TCP, TLS), for `host`.
+    pub async fn over<S>(stream: S, host: &str) -> Self
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
         let (sender, conn) = http1::handshake(TokioIo::new(stream))
             .await
             .expect("handshake");
@@ -158,7 +166,7 @@ impl Client {
         });
         Client {
             sender,
-            host: addr.to_string(),
+            host: host.to_owned(),
         }
     }
 

@@ -8,9 +8,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose, SanType,
@@ -207,58 +204,8 @@ pub fn peer_names(stream: &TlsStream<TcpStream>) -> Vec<String> {
         .to_strings()
 }
 
-/// An HTTP/1.1 client over an established TLS connection.
-pub struct HttpsClient {
-    sender: http1::SendRequest<Full<Bytes>>,
-    host: String,
-}
-
-impl HttpsClient {
-    pub async fn over(stream: TlsStream<TcpStream>, host: &str) -> Self {
-        let (sender, conn) = http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("HTTP/1.1 handshake");
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        HttpsClient {
-            sender,
-            host: host.to_owned(),
-        }
-    }
-
-    /// Sends `req` (`Host` is the client's host unless given).
-    pub async fn send(&mut self, req: http::Request<Bytes>) -> Result<Resp, hyper::Error> {
-        let (mut parts, body) = req.into_parts();
-        if !parts.headers.contains_key(http::header::HOST) {
-            parts
-                .headers
-                .insert(http::header::HOST, self.host.parse().expect("host"));
-        }
-        self.sender.ready().await?;
-        let resp = self
-            .sender
-            .send_request(http::Request::from_parts(parts, Full::new(body)))
-            .await?;
-        let (parts, body) = resp.into_parts();
-        let body = body.collect().await?.to_bytes();
-        Ok(Resp {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body,
-        })
-    }
-
-    pub async fn get(&mut self, path: &str) -> Resp {
-        self.send(
-            http::Request::get(path)
-                .body(Bytes::new())
-                .expect("request"),
-        )
-        .await
-        .expect("GET over TLS")
-    }
-}
+/// An HTTP/1.1 client over an established TLS connection: [`super::Client::over`].
+pub type HttpsClient = super::Client;
 
 /// `GET path` over a new TLS connection for `server_name`, `Host: host`.
 pub async fn https_get(
