@@ -87,13 +87,22 @@ impl Machine {
         }
     }
 
-    /// The current state (an open circuit whose time is up still reads `Open` until a
-    /// request asks for a permit).
+    /// The state the machine is in (an open circuit whose time is up still reads `Open`
+    /// until a request asks for a permit; see [`Machine::state_at`]).
     pub fn state(&self) -> State {
         match self.inner {
             Inner::Closed { .. } => State::Closed,
             Inner::Open { .. } => State::Open,
             Inner::HalfOpen { .. } => State::HalfOpen,
+        }
+    }
+
+    /// The state as of `now`: an open circuit whose open time has passed reads `HalfOpen`,
+    /// as the next request will find it (ready for a trial), without waiting for one.
+    pub fn state_at(&self, now: Instant) -> State {
+        match self.inner {
+            Inner::Open { until } if now >= until => State::HalfOpen,
+            _ => self.state(),
         }
     }
 
@@ -244,9 +253,13 @@ impl Breaker {
         self.with_machine(|m| m.config = config);
     }
 
-    /// The current state and consecutive failure count, for `/health` and `/metrics`.
-    pub fn snapshot(&self) -> (State, u32) {
-        self.with_machine(|m| (m.state(), m.failures()))
+    /// The state as of `now` (see [`Machine::state_at`]) and the consecutive failure
+    /// count, for `/health` and `/metrics`.
+    pub fn snapshot(&self, now: Instant) -> (State, u32) {
+        if self.clean.load(Ordering::Acquire) {
+            return (State::Closed, 0);
+        }
+        self.with_machine(|m| (m.state_at(now), m.failures()))
     }
 
     fn with_machine<T>(&self, f: impl FnOnce(&mut Machine) -> T) -> T {
@@ -363,6 +376,22 @@ mod tests {
     }
 
     #[test]
+    fn an_open_circuit_reads_half_open_once_its_time_has_passed() {
+        let now = Instant::now();
+        let mut m = Machine::new(CONFIG);
+        for _ in 0..5 {
+            fail(&mut m, now);
+        }
+        assert_eq!(m.state_at(now + Duration::from_millis(9_999)), State::Open);
+        assert_eq!(m.state_at(now + Duration::from_secs(10)), State::HalfOpen);
+        assert_eq!(m.state(), State::Open, "reading changes nothing");
+        assert_eq!(
+            m.try_acquire(now + Duration::from_secs(10)).0,
+            Some(Permit::Probe)
+        );
+    }
+
+    #[test]
     fn cancelled_probe_hands_the_slot_back() {
         let now = Instant::now();
         let mut m = Machine::new(CONFIG);
@@ -394,7 +423,7 @@ mod tests {
         assert!(b.clean.load(Ordering::Relaxed));
         b.on_failure(Permit::Normal, now);
         assert!(!b.clean.load(Ordering::Relaxed));
-        assert_eq!(b.snapshot(), (State::Closed, 1));
+        assert_eq!(b.snapshot(now), (State::Closed, 1));
         b.on_success(Permit::Normal);
         assert!(b.clean.load(Ordering::Relaxed));
     }
