@@ -151,13 +151,6 @@ fn start_inner(config: Config, first: Option<std::net::TcpListener>) -> Result<S
             .map_err(StartError::Thread)?;
         threads.push(thread);
     }
-    let addrs: Vec<String> = listeners
-        .borrow()
-        .entries
-        .iter()
-        .map(|e| e.local_addr.to_string())
-        .collect();
-    tracing::info!(listen = ?addrs, workers, "switchyard started");
     Ok(Server {
         shared,
         shutdown,
