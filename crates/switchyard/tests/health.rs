@@ -205,3 +205,18 @@ async fn a_backend_that_does_not_resolve_is_down_and_the_others_serve() {
     println!("{served}/10 requests served by the real backend; the unresolvable one shown down");
     proxy.stop().await;
 }
+
+#[test]
+fn a_down_status_out_of_range_is_a_config_error_naming_the_key() {
+    let text = "[[listeners]]\naddress = \"127.0.0.1:0\"\n[admin]\ndown_status = 99\n\
+                [pools.p]\nbackends = [\"http://127.0.0.1:1\"]\n";
+    let err = switchyard::config::validate::from_text(std::path::Path::new("t.toml"), text)
+        .expect_err("99 is not a status");
+    let text = err.to_string();
+    assert!(text.contains("admin.down_status"), "{text}");
+    assert!(text.contains("t.toml:4"), "names the line: {text}");
+    println!(
+        "down_status = 99: {}",
+        text.lines().next().unwrap_or_default()
+    );
+}

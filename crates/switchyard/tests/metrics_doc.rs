@@ -86,7 +86,9 @@ async fn documented_metrics_are_the_ones_emitted() {
         &keys(&m["certificates"][0], "certificates[0]"),
     );
 
-    let text = support::get(&url("/metrics?format=prometheus")).await.text();
+    let text = support::get(&url("/metrics?format=prometheus"))
+        .await
+        .text();
     let families: BTreeSet<String> = text
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
