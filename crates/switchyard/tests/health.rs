@@ -220,3 +220,34 @@ fn a_down_status_out_of_range_is_a_config_error_naming_the_key() {
         text.lines().next().unwrap_or_default()
     );
 }
+
+#[tokio::test]
+async fn a_reload_adding_a_backend_that_does_not_resolve_is_accepted() {
+    let real = backend("real").await;
+    let file = |backends: &str| {
+        let text = format!(
+            "workers = 1\n[[listeners]]\naddress = \"127.0.0.1:0\"\n[rate_limit]\nrequests = 0\n\
+             [pools.p]\nbackends = [{backends}]\n"
+        );
+        switchyard::config::validate::from_text(std::path::Path::new("t.toml"), &text)
+            .expect("config")
+    };
+    let proxy = TestProxy::start(file(&format!("\"{}\"", real.url())));
+    let both = format!("\"{}\", \"http://does-not-resolve.invalid:80\"", real.url());
+    proxy
+        .server
+        .reload(file(&both))
+        .expect("the reload is accepted");
+    for _ in 0..6 {
+        let resp = support::get(&proxy.url("/")).await;
+        assert_eq!(resp.served_by(), Some(port(&real)), "{}", resp.text());
+    }
+    let (code, doc) = health(&proxy).await;
+    assert_eq!(
+        (code, doc["status"].as_str()),
+        (200, Some("DEGRADED")),
+        "{doc:#}"
+    );
+    println!("reload with an unresolvable backend: accepted, 6/6 served by the real one");
+    proxy.stop().await;
+}
