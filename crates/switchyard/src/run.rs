@@ -9,7 +9,8 @@
 //! hands it to [`supervise`]. [`supervise`] reloads on [`Control::Reload`] and when the
 //! `--config` file changes ([`reload::watch`]), reloads certificates when their files change
 //! ([`server::tls::watch`]), and on [`Control::Shutdown`] drains the proxy
-//! ([`Server::shutdown`]).
+//! ([`Server::shutdown`]). Once the proxy listens, [`log_started`] writes the one start-up
+//! summary.
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ use crate::cli::{Cli, Command, LoadError};
 use crate::config::{defaults, Config};
 use crate::server::shutdown::{Request, Signals};
 use crate::server::{self, Server, ShutdownReport, StartError};
+use crate::telemetry::json::AsJson;
 use crate::{demo, reload};
 
 /// What the process is asked to do while it runs.
@@ -67,12 +69,63 @@ pub fn run(cli: Cli, config: Config) -> Result<ShutdownReport, RunError> {
         match cli.command {
             Some(Command::Demo) => {
                 let demo = start_demo(&cli, config).await?;
+                log_started(&demo.server);
                 // The backends are served by this runtime until the drain is over.
                 Ok(supervise(demo.server, &cli, receiver).await)
             }
-            _ => Ok(supervise(server::start(config)?, &cli, receiver).await),
+            _ => {
+                let server = server::start(config)?;
+                log_started(&server);
+                Ok(supervise(server, &cli, receiver).await)
+            }
         }
     })
+}
+
+/// The start-up summary, one line: the software version, the configuration file and its
+/// version (hash; both absent when running from flags), the proxy listeners, the workers,
+/// the admin endpoints and each pool with its policy and backends. Lists and tables are
+/// JSON (arrays and objects in JSON log lines, see [`crate::telemetry::json`]).
+pub fn log_started(server: &Server) {
+    let state = server.shared().state();
+    let config = &state.config;
+    let addrs = server.listener_addrs();
+    let listen: Vec<String> = addrs
+        .iter()
+        .filter(|(_, admin)| !admin)
+        .map(|(addr, _)| addr.to_string())
+        .collect();
+    let health = &state.admin.health_path;
+    let admin = serde_json::json!({
+        "listen": addrs.iter().find(|(_, admin)| *admin).map(|(addr, _)| addr.to_string()),
+        "health": health,
+        "live": format!("{health}/live"),
+        "ready": format!("{health}/ready"),
+        "metrics": state.admin.metrics_path,
+    });
+    let pools: Vec<serde_json::Value> = config
+        .pools
+        .iter()
+        .map(|pool| {
+            let backends: Vec<String> = pool.backends.iter().map(|b| b.url.to_string()).collect();
+            serde_json::json!({
+                "name": pool.name,
+                "policy": pool.policy.name(),
+                "backends": backends,
+            })
+        })
+        .collect();
+    let file = config.source.as_ref().map(|s| s.path.display().to_string());
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config_file = file.as_deref(),
+        config_version = state.version(),
+        listen = ?AsJson(&listen),
+        workers = config.workers,
+        admin = ?AsJson(&admin),
+        pools = ?AsJson(&pools),
+        "switchyard started"
+    );
 }
 
 /// Turns each signal into a [`Control`] until nobody listens.

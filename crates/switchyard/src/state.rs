@@ -8,6 +8,7 @@
 //! limiters whose settings did not change keep their counts. In-flight requests finish on the
 //! state they started with.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -18,7 +19,6 @@ use crate::config::{AdminConfig, Config, RouteAction};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::routing::{Route, RouteTable};
-use crate::upstream::backend::ResolveError;
 use crate::upstream::{Backend, Pool};
 
 /// The request path's view of one configuration.
@@ -57,18 +57,17 @@ pub struct Shared {
     pub reloads: Mutex<ReloadStatus>,
     /// The certificates the HTTPS listeners serve (set by `server` whenever they change).
     certificates: Mutex<Vec<CertificateStatus>>,
+    /// `/health/ready` has answered ready once (it stays so).
+    ready: AtomicBool,
 }
 
 // === impl State ===
 
 impl State {
     /// Builds the state `config` describes, reusing what `previous` has that still applies.
-    /// Resolves backend host names (blocking).
-    pub fn build(
-        config: Config,
-        previous: Option<&State>,
-        shards: usize,
-    ) -> Result<State, ResolveError> {
+    /// Resolves new backends' host names (blocking briefly; a name that does not resolve
+    /// leaves that backend out of rotation, see [`Backend::new`]).
+    pub fn build(config: Config, previous: Option<&State>, shards: usize) -> State {
         let max_header_bytes = config
             .listeners
             .iter()
@@ -91,7 +90,7 @@ impl State {
                         kept.breaker.set_config(pool.breaker);
                         kept.clone()
                     }
-                    None => Arc::new(Backend::new(b.url.clone(), pool.breaker, shards)?),
+                    None => Arc::new(Backend::new(b.url.clone(), pool.breaker, shards)),
                 };
                 backends.push(backend);
             }
@@ -135,13 +134,13 @@ impl State {
                 }
             })
             .collect();
-        Ok(State {
+        State {
             routes: RouteTable::new(routes),
             pools,
             limiter,
             admin: config.admin.clone(),
             config: Arc::new(config),
-        })
+        }
     }
 
     /// The pool called `name`.
@@ -165,6 +164,7 @@ impl Shared {
             metrics,
             reloads: Mutex::new(ReloadStatus::default()),
             certificates: Mutex::new(Vec::new()),
+            ready: AtomicBool::new(false),
         }
     }
 
@@ -207,6 +207,16 @@ impl Shared {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// True once the proxy has been found ready (`/health/ready`).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Records that the proxy is ready; it stays so.
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Relaxed);
     }
 
     /// A copy of the reload history.

@@ -1,5 +1,10 @@
-//! Logging: the tracing subscriber (text or JSON lines, level from `RUST_LOG`) and the
-//! access log, one line per request written when its response body is finished.
+//! Logging: the tracing subscriber (text or JSON lines, level from `RUST_LOG`; see [`json`])
+//! and the access log, one line per request written when its response body is finished. A
+//! request that failed for an upstream reason is logged once: its access line, at `WARN`,
+//! with the backend tried last, the attempts and the cause (or, with access lines off, a
+//! `request failed` line with the same fields).
+
+pub mod json;
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -37,9 +42,7 @@ pub fn init(format: LogFormat) -> Result<(), String> {
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(false)
+                    .event_format(json::JsonLines)
                     .with_writer(std::io::stderr),
             )
             .try_init(),
@@ -64,6 +67,8 @@ pub struct AccessLog {
     pub attempts: u32,
     /// When the request head was received.
     pub start: Instant,
+    /// Why switchyard answered with an error it logs as a failure (its whole chain).
+    pub error: Option<String>,
 }
 
 impl AccessLog {
@@ -79,6 +84,23 @@ impl AccessLog {
     pub fn write(&self, answered_by: Option<&str>, bytes: u64, complete: bool) {
         let duration_ms = self.start.elapsed().as_secs_f64() * 1e3;
         let backend = answered_by.or(self.backend.as_deref()).unwrap_or("-");
+        if let Some(error) = &self.error {
+            tracing::warn!(
+                target: ACCESS_TARGET,
+                method = %self.method,
+                path = %self.uri.path(),
+                status = self.status,
+                backend = %backend,
+                attempts = self.attempts,
+                duration_ms = (duration_ms * 1000.0).round() / 1000.0,
+                bytes,
+                complete,
+                client = %self.client.ip(),
+                error = %error,
+                "request failed"
+            );
+            return;
+        }
         tracing::info!(
             target: ACCESS_TARGET,
             method = %self.method,

@@ -555,7 +555,7 @@ async fn reloads_under_load_lose_no_request_and_route_by_the_config_in_force() {
     assert!(config["last_reload_time"].is_u64(), "{config:#}");
     assert_eq!(config["version"], version_of(&last_valid), "{config:#}");
     let h = proxy.health().await;
-    assert_eq!(h["version"], version_of(&last_valid), "{h:#}");
+    assert_eq!(h["config_version"], version_of(&last_valid), "{h:#}");
     drop(taken);
 }
 
@@ -1069,7 +1069,7 @@ async fn supervise_reloads_on_a_control_and_drains_on_shutdown() {
     let proxy = TestProxy::start(config);
     let addr = proxy.addr;
     assert_eq!(try_get(addr, "/").await, Some((200, Some(port(&a)))));
-    assert_eq!(proxy.health().await["version"], version_of(&text0));
+    assert_eq!(proxy.health().await["config_version"], version_of(&text0));
 
     let (controls, receiver) = mpsc::channel(4);
     let supervisor = tokio::spawn(async move {
@@ -1096,7 +1096,7 @@ async fn supervise_reloads_on_a_control_and_drains_on_shutdown() {
             let version = version.clone();
             async move {
                 let resp = support::get(&format!("http://{addr}/health")).await;
-                resp.status == 200 && resp.json()["version"] == version.as_str()
+                resp.status == 200 && resp.json()["config_version"] == version.as_str()
             }
         },
         "the reloaded file is not in force"
@@ -1314,7 +1314,7 @@ async fn binary_reloads_on_sighup_and_keeps_serving_through_an_invalid_file() {
         "no reload on SIGHUP logged:\n{}",
         proc.stderr()
     );
-    let version = try_get_json(addr, "/health").await["version"].clone();
+    let version = try_get_json(addr, "/health").await["config_version"].clone();
     assert_eq!(version, version_of(&to_b));
     let a_served = a.requests();
 
@@ -1341,7 +1341,7 @@ async fn binary_reloads_on_sighup_and_keeps_serving_through_an_invalid_file() {
     for _ in 0..5 {
         assert_eq!(try_get(addr, "/").await, Some((200, Some(b_port))));
     }
-    let version = try_get_json(addr, "/health").await["version"].clone();
+    let version = try_get_json(addr, "/health").await["config_version"].clone();
     assert_eq!(
         version,
         version_of(&to_b),

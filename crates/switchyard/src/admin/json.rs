@@ -1,18 +1,19 @@
-//! The JSON documents: `/metrics` is the [`Snapshot`] itself; `/health` is the status, the
-//! uptime, the configuration version, each backend's availability and circuit state, and the
-//! certificates the HTTPS listeners serve with their expiry.
+//! The JSON documents: `/metrics` is the [`Snapshot`] itself; `/health` is the status (see
+//! [`super::health`]), the uptime, the configuration version, each backend's availability
+//! and circuit state, and the certificates the HTTPS listeners serve with their expiry.
 
 use serde::Serialize;
 
-use super::snapshot::{circuit_name, BackendSnapshot, CertificateSnapshot, Snapshot};
-use crate::upstream::breaker;
+use super::health::{BackendHealth, Status};
+use super::snapshot::{CertificateSnapshot, Snapshot};
 
 /// The `/health` document.
 #[derive(Debug, Serialize)]
 pub struct Health {
-    status: &'static str,
+    status: Status,
     uptime: String,
-    version: Option<String>,
+    /// The hash of the configuration file in force (`null` when running from flags alone).
+    config_version: Option<String>,
     backends: Vec<BackendHealth>,
     certificates: Vec<CertificateHealth>,
 }
@@ -26,41 +27,18 @@ struct CertificateHealth {
     expires: String,
 }
 
-#[derive(Debug, Serialize)]
-struct BackendHealth {
-    pool: String,
-    url: String,
-    /// Active health checks pass (always true without checks).
-    healthy: bool,
-    /// Ejected for consecutive failed answers now.
-    ejected: bool,
-    #[serde(serialize_with = "circuit_name")]
-    circuit: breaker::State,
-    consecutive_failures: u32,
-}
-
 // === impl Health ===
 
 impl Health {
-    /// The document for a proxy up for `uptime` (Go-style, `2m5s`), running configuration
-    /// `version`, with these backends and certificates.
+    /// The document for a proxy in `status`, up for `uptime` (Go-style, `2m5s`), running
+    /// configuration `config_version`, with these backends and certificates.
     pub fn new(
+        status: Status,
         uptime: String,
-        version: Option<String>,
-        backends: Vec<BackendSnapshot>,
+        config_version: Option<String>,
+        backends: Vec<BackendHealth>,
         certificates: Vec<CertificateSnapshot>,
     ) -> Self {
-        let backends = backends
-            .into_iter()
-            .map(|b| BackendHealth {
-                pool: b.pool,
-                url: b.url,
-                healthy: b.healthy,
-                ejected: b.ejected,
-                circuit: b.circuit,
-                consecutive_failures: b.consecutive_failures,
-            })
-            .collect();
         let certificates = certificates
             .into_iter()
             .map(|c| CertificateHealth {
@@ -71,12 +49,17 @@ impl Health {
             })
             .collect();
         Health {
-            status: "UP",
+            status,
             uptime,
-            version,
+            config_version,
             backends,
             certificates,
         }
+    }
+
+    /// The status reported.
+    pub fn status(&self) -> Status {
+        self.status
     }
 
     /// The pretty-printed JSON text.

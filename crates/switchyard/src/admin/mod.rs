@@ -1,9 +1,13 @@
 //! The admin endpoints, served on the proxy's own port as in the seed (or, when the
 //! configuration gives `[admin] listen`, only on that listener; paths configurable):
 //!
-//! - `GET /health`: `200 {"status":"UP","uptime":"2m5s","version":...,"backends":[...]}`,
-//!   with each backend's circuit state, the configuration version in force and the
-//!   certificates of the HTTPS listeners (`certificates`: listener, names, file, expiry).
+//! - `GET /health`: `{"status":"UP","uptime":"2m5s","config_version":...,"backends":[...]}`
+//!   with the status as of now (`UP`, `DEGRADED`, or `DOWN` answered with
+//!   `[admin] down_status`, default `503`), each backend's availability and circuit state,
+//!   the configuration version in force and the certificates of the HTTPS listeners
+//!   (`certificates`: listener, names, file, expiry). See [`health`].
+//! - `GET /health/live` (`200` while the process answers) and `GET /health/ready` (`200`
+//!   once the first health checks have settled, `503` before), under the health path.
 //! - `GET /metrics`: the counters as JSON (see [`crate::metrics`] for how they add up), or
 //!   in the Prometheus text format when the client asks for it with
 //!   `Accept: text/plain` / `Accept: application/openmetrics-text` or `?format=prometheus`.
@@ -11,6 +15,7 @@
 //! Admin requests are not rate limited and not counted in the request counters, so
 //! monitoring keeps working while the proxy sheds load. Other methods get `405`.
 //!
+//! - [`health`]: the status and what the health endpoints show.
 //! - [`snapshot`]: the figures, read at one moment from the state's backends and the counters.
 //! - [`json`]: the `/health` and `/metrics` JSON documents.
 //! - [`prometheus`]: the OpenMetrics and Prometheus text renderings; [`names`]: their families.
@@ -18,6 +23,7 @@
 //! Admin answers with complete bodies (`Response<Bytes>`) and knows nothing of the proxy's
 //! body types; the proxy wraps them.
 
+pub mod health;
 pub mod json;
 pub mod names;
 pub mod prometheus;
@@ -31,7 +37,7 @@ use tokio::time::Instant;
 use crate::config::duration;
 use crate::state::{Shared, State};
 use json::Health;
-use snapshot::{BackendSnapshot, CertificateSnapshot, Snapshot};
+use snapshot::{CertificateSnapshot, Snapshot};
 
 const JSON: &str = "application/json";
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -52,13 +58,22 @@ pub fn route(
         state.admin.health_path.as_str(),
         state.admin.metrics_path.as_str(),
     );
-    let is_admin = path == health_path || path == metrics_path;
-    if !admin_only && (!is_admin || state.admin.listen.is_some()) {
+    let endpoint = if path == metrics_path {
+        Some(Endpoint::Metrics)
+    } else {
+        match path.strip_prefix(health_path) {
+            Some("") => Some(Endpoint::Health),
+            Some("/live") => Some(Endpoint::Live),
+            Some("/ready") => Some(Endpoint::Ready),
+            _ => None,
+        }
+    };
+    if !admin_only && (endpoint.is_none() || state.admin.listen.is_some()) {
         return None;
     }
-    if !is_admin {
+    let Some(endpoint) = endpoint else {
         return Some(response(StatusCode::NOT_FOUND, "Not Found\n", PLAIN_TEXT));
-    }
+    };
     let mut resp = if req.method != Method::GET && req.method != Method::HEAD {
         let mut resp = response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -68,23 +83,57 @@ pub fn route(
         resp.headers_mut()
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         resp
-    } else if path == health_path {
-        health(shared, state)
     } else {
-        metrics(shared, state, req)
+        match endpoint {
+            Endpoint::Health => health(shared, state),
+            Endpoint::Live => response(StatusCode::OK, "{\"status\":\"UP\"}\n", JSON),
+            Endpoint::Ready => ready(shared, state),
+            Endpoint::Metrics => metrics(shared, state, req),
+        }
     };
     crate::body::close_if_unread(resp.headers_mut(), body_unread);
     Some(resp)
 }
 
+/// The admin endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Health,
+    Live,
+    Ready,
+    Metrics,
+}
+
 fn health(shared: &Shared, state: &State) -> Response<Bytes> {
+    let backends = health::backends(state, Instant::now());
+    let status = health::status(&state.pools, &backends);
     let health = Health::new(
+        status,
         duration::format_go_seconds(shared.metrics.uptime()),
         state.version().map(str::to_owned),
-        BackendSnapshot::read_all(state, Instant::now()),
+        backends,
         CertificateSnapshot::read_all(shared),
     );
-    response(StatusCode::OK, health.to_json(), JSON)
+    let code = match health.status() {
+        health::Status::Down => state.admin.down_status,
+        health::Status::Up | health::Status::Degraded => StatusCode::OK,
+    };
+    response(code, health.to_json(), JSON)
+}
+
+/// `/health/ready`: ready once every backend with active checks has had its first; latched.
+fn ready(shared: &Shared, state: &State) -> Response<Bytes> {
+    let pending = if shared.is_ready() {
+        0
+    } else {
+        health::unchecked(state)
+    };
+    if pending == 0 {
+        shared.set_ready();
+        return response(StatusCode::OK, "{\"status\":\"READY\"}\n", JSON);
+    }
+    let body = format!("{{\"status\":\"NOT_READY\",\"unchecked_backends\":{pending}}}\n");
+    response(StatusCode::SERVICE_UNAVAILABLE, body, JSON)
 }
 
 fn metrics(shared: &Shared, state: &State, req: &request::Parts) -> Response<Bytes> {

@@ -259,7 +259,7 @@ impl BackendSnapshot {
 
     /// Reads one backend of pool `pool`: its counters, breaker, health, ejection and load.
     pub fn read(pool: &str, backend: &Backend, now: Instant) -> Self {
-        let (circuit, consecutive_failures) = backend.breaker.snapshot();
+        let (circuit, consecutive_failures) = backend.breaker.snapshot(now);
         let c: &Sharded<BackendCounters> = &backend.counters;
         let responses = c.sum(|s| &s.responses);
         let errors = c.sum(|s| &s.errors);

@@ -59,7 +59,7 @@ fn snapshot() -> Snapshot {
         failure_threshold: 1,
         open_duration: Duration::from_secs(10),
     };
-    let backend = Backend::new("http://127.0.0.1:1".parse().unwrap(), breaker, 1).unwrap();
+    let backend = Backend::new("http://127.0.0.1:1".parse().unwrap(), breaker, 1);
     let now = Instant::now();
     let (permit, _) = backend.breaker.try_acquire(now);
     backend.breaker.on_failure(permit.unwrap(), now);

@@ -82,6 +82,9 @@ pub mod defaults {
     pub const HEALTH_PATH: &str = "/health";
     /// Path of the metrics endpoint.
     pub const METRICS_PATH: &str = "/metrics";
+    /// `[admin] down_status`: what `/health` answers when `DOWN`, so that a load balancer
+    /// probing it stops sending traffic.
+    pub const DOWN_STATUS: http::StatusCode = http::StatusCode::SERVICE_UNAVAILABLE;
     /// Name of the pool the flags describe.
     pub const POOL_NAME: &str = "default";
     /// How often the configuration file is checked for changes.
@@ -165,6 +168,8 @@ pub struct AdminConfig {
     pub health_path: String,
     /// Path of the metrics endpoint.
     pub metrics_path: String,
+    /// Status of `/health` when a pool has no available backend (`DOWN`).
+    pub down_status: http::StatusCode,
 }
 
 /// WebSocket tunnels (HTTP/1.1 `Upgrade: websocket`), over all listeners.
@@ -372,6 +377,7 @@ impl Default for AdminConfig {
             listen: None,
             health_path: defaults::HEALTH_PATH.to_owned(),
             metrics_path: defaults::METRICS_PATH.to_owned(),
+            down_status: defaults::DOWN_STATUS,
         }
     }
 }

@@ -49,6 +49,21 @@ pub enum Policy {
     ConsistentHash(HashKey),
 }
 
+// === impl Policy ===
+
+impl Policy {
+    /// The policy's name in the file (`round_robin`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Policy::RoundRobin => "round_robin",
+            Policy::Random => "random",
+            Policy::LeastRequest => "least_request",
+            Policy::PeakEwma => "peak_ewma",
+            Policy::ConsistentHash(_) => "consistent_hash",
+        }
+    }
+}
+
 /// What a consistent-hash pool hashes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HashKey {

@@ -237,6 +237,7 @@ impl<'a> RequestCtx<'a> {
                 backend: None,
                 attempts: 0,
                 start,
+                error: None,
             })
         });
         RequestCtx {

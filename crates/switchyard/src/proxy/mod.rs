@@ -102,7 +102,9 @@ async fn handle_request(
     }
 }
 
-/// Logs `err` once, turns it into the response and closes the request's context.
+/// Logs `err` once, turns it into the response and closes the request's context. A failure
+/// (not the client's fault, not policy) is logged on the request's access line, at `WARN`
+/// with its cause; with access lines off, on a `request failed` line of its own.
 fn respond_error(ctx: RequestCtx<'_>, err: ProxyError, render: Render) -> Response<ResponseBody> {
     let status = err.status();
     let outcome = match err {
@@ -110,12 +112,20 @@ fn respond_error(ctx: RequestCtx<'_>, err: ProxyError, render: Render) -> Respon
         _ => Outcome::Error,
     };
     let policy = matches!(err, ProxyError::TunnelLimit);
-    if outcome == Outcome::Error && !err.is_client_fault() && !policy {
-        tracing::warn!(error = %Chain(&err), status = status.as_u16(), "request failed");
-    } else {
-        tracing::debug!(error = %Chain(&err), status = status.as_u16(), "request refused");
+    let failed = outcome == Outcome::Error && !err.is_client_fault() && !policy;
+    let attempts = ctx.attempts;
+    let mut log = ctx.finish(outcome, status.as_u16(), err.backend());
+    match &mut log {
+        Some(log) if failed => log.error = Some(Chain(&err).to_string()),
+        None if failed => tracing::warn!(
+            backend = err.backend().map_or("-", |b| &**b),
+            attempts,
+            error = %Chain(&err),
+            status = status.as_u16(),
+            "request failed"
+        ),
+        _ => tracing::debug!(error = %Chain(&err), status = status.as_u16(), "request refused"),
     }
-    let log = ctx.finish(outcome, status.as_u16(), err.backend());
     let mut resp = err.into_response(render);
     resp.body_mut().set_log(log);
     resp

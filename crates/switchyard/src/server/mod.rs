@@ -30,7 +30,6 @@ use tokio::sync::{mpsc, watch};
 use crate::config::{Config, ConfigError, ListenAddr, RuntimeModel};
 use crate::metrics::Metrics;
 use crate::state::{Shared, State};
-use crate::upstream::backend::ResolveError;
 use crate::upstream::health;
 use listeners::ListenerSet;
 use worker::Worker;
@@ -55,9 +54,6 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
-    /// A backend host did not resolve.
-    #[error(transparent)]
-    Resolve(#[from] ResolveError),
     /// A worker thread could not be started.
     #[error("cannot start worker thread")]
     Thread(#[source] std::io::Error),
@@ -81,7 +77,7 @@ pub enum ReloadError {
     /// Command-line flags cannot be applied to it.
     #[error("{0}")]
     Flags(String),
-    /// A new listener could not be opened, or a backend not resolved.
+    /// A new listener could not be opened.
     #[error(transparent)]
     Start(#[from] StartError),
 }
@@ -125,7 +121,7 @@ fn start_inner(config: Config, first: Option<std::net::TcpListener>) -> Result<S
     let set = ListenerSet::bind(&config, None, first)?;
     let shutdown_timeout = config.shutdown_timeout;
     let model = config.runtime;
-    let state = State::build(config, None, workers)?;
+    let state = State::build(config, None, workers);
     let shared = Arc::new(Shared::new(state, Metrics::new(workers)));
     shared.set_certificates(set.certificates());
     let (health, health_rx) = watch::channel(Arc::new(shared.state().pools.clone()));
@@ -155,13 +151,6 @@ fn start_inner(config: Config, first: Option<std::net::TcpListener>) -> Result<S
             .map_err(StartError::Thread)?;
         threads.push(thread);
     }
-    let addrs: Vec<String> = listeners
-        .borrow()
-        .entries
-        .iter()
-        .map(|e| e.local_addr.to_string())
-        .collect();
-    tracing::info!(listen = ?addrs, workers, "switchyard started");
     Ok(Server {
         shared,
         shutdown,
@@ -204,14 +193,14 @@ impl Server {
 
     /// Puts `config` in force: builds its state (reusing backends, breakers, limiters and
     /// connections that still apply), opens new listeners, swaps, and closes listeners no
-    /// longer configured. On error nothing changes. Resolves host names: call it where
-    /// blocking briefly is fine.
+    /// longer configured. On error nothing changes. Resolves new backends' host names: call
+    /// it where blocking briefly is fine.
     pub fn reload(&self, config: Config) -> Result<(), ReloadError> {
         let current = self.listeners.borrow().clone();
         let set = ListenerSet::bind(&config, Some(&current), None)?;
         let certificates = set.prepare_tls(&current)?;
         let old = self.shared.state();
-        let state = State::build(config, Some(&old), self.shards).map_err(StartError::from)?;
+        let state = State::build(config, Some(&old), self.shards);
         self.shared.swap(state);
         for (acceptor, loaded) in certificates {
             acceptor.commit(loaded);

@@ -1,10 +1,18 @@
 //! One backend: where it is, its circuit breaker and its counters. Backends are shared
 //! (`Arc`) by every worker thread.
+//!
+//! A backend's host name is resolved when the backend is built (at start and on reload). A
+//! name that does not resolve is not fatal: the backend is built without addresses, logged
+//! once, kept out of rotation (see [`Backend::is_resolved`]) and resolved again later — by
+//! the health-check thread every [`RESOLVE_RETRY`], and by a connection attempt that reaches
+//! it (panic mode) — while the pool serves from its other backends.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use http::uri::PathAndQuery;
 use http::HeaderValue;
 
@@ -27,7 +35,10 @@ pub struct Backend {
     pub label: Arc<str>,
     /// `Host` sent when the client sent none (HTTP/1.0).
     pub host_header: HeaderValue,
-    addrs: Vec<SocketAddr>,
+    /// The addresses its host resolved to; empty until it resolves.
+    addrs: ArcSwap<Vec<SocketAddr>>,
+    /// True once `addrs` is not empty (read on the request path without touching `addrs`).
+    resolved: AtomicBool,
     /// Index into `addrs` of the address that last accepted a connection.
     preferred: AtomicUsize,
     /// The circuit breaker.
@@ -46,11 +57,14 @@ pub struct Backend {
     h2: AtomicBool,
 }
 
+/// How often the health-check thread tries again to resolve a backend whose host name did
+/// not resolve.
+pub const RESOLVE_RETRY: Duration = Duration::from_secs(5);
+
 /// A backend host name did not resolve.
 #[derive(Debug, thiserror::Error)]
-#[error("backend {url}: cannot resolve {host:?}: {source}")]
+#[error("cannot resolve {host:?}")]
 pub struct ResolveError {
-    url: String,
     host: String,
     #[source]
     source: std::io::Error,
@@ -59,37 +73,33 @@ pub struct ResolveError {
 // === impl Backend ===
 
 impl Backend {
-    /// Resolves `url`'s host (once, at start) and builds the backend.
-    pub fn new(
-        url: BackendUrl,
-        breaker: BreakerConfig,
-        shards: usize,
-    ) -> Result<Self, ResolveError> {
+    /// Resolves `url`'s host (blocking briefly) and builds the backend. A host that does not
+    /// resolve gives a backend without addresses, out of rotation until it resolves (logged
+    /// here, once).
+    pub fn new(url: BackendUrl, breaker: BreakerConfig, shards: usize) -> Self {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let label = url.to_string();
-        let resolve_err = |source| ResolveError {
-            url: label.clone(),
-            host: url.host.clone(),
-            source,
+        let addrs = match resolve_now(&url) {
+            Ok(addrs) => addrs,
+            Err(e) => {
+                tracing::warn!(
+                    backend = %label,
+                    error = %crate::errors::Chain(&e),
+                    retry_every = ?RESOLVE_RETRY,
+                    "backend host name does not resolve: out of rotation until it does"
+                );
+                Vec::new()
+            }
         };
-        let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
-            .to_socket_addrs()
-            .map_err(resolve_err)?
-            .collect();
-        if addrs.is_empty() {
-            return Err(resolve_err(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "no addresses",
-            )));
-        }
         let host_header = HeaderValue::from_str(&url.authority())
             .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
         let identity = super::pick::hash_bytes(label.as_bytes());
-        Ok(Backend {
+        Backend {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             url,
             host_header,
-            addrs,
+            resolved: AtomicBool::new(!addrs.is_empty()),
+            addrs: ArcSwap::from_pointee(addrs),
             preferred: AtomicUsize::new(0),
             breaker: Breaker::new(breaker),
             health: Health::default(),
@@ -99,16 +109,37 @@ impl Backend {
             counters: Sharded::new(shards),
             h2: AtomicBool::new(false),
             label: label.into(),
-        })
+        }
     }
 
-    /// Addresses to try, the one that worked last time first.
-    pub fn addrs(&self) -> impl Iterator<Item = (usize, SocketAddr)> + '_ {
+    /// True once the host name has resolved to at least one address.
+    #[inline]
+    pub fn is_resolved(&self) -> bool {
+        self.resolved.load(Ordering::Relaxed)
+    }
+
+    /// Resolves the host name again, without blocking the runtime; on success the backend
+    /// has addresses (and is back in rotation, as far as resolution goes).
+    pub async fn resolve(&self) -> Result<(), ResolveError> {
+        let host = (self.url.host.clone(), self.url.port);
+        let found = tokio::net::lookup_host(host)
+            .await
+            .map(Iterator::collect::<Vec<_>>);
+        let addrs = non_empty(&self.url, found)?;
+        self.addrs.store(Arc::new(addrs));
+        self.preferred.store(0, Ordering::Relaxed);
+        self.resolved.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Addresses to try, the one that worked last time first (none while unresolved).
+    pub fn addrs(&self) -> impl Iterator<Item = (usize, SocketAddr)> {
+        let addrs = self.addrs.load_full();
         let start = self.preferred.load(Ordering::Relaxed);
-        let n = self.addrs.len();
+        let n = addrs.len();
         (0..n).map(move |i| {
             let idx = (start + i) % n;
-            (idx, self.addrs[idx])
+            (idx, addrs[idx])
         })
     }
 
@@ -153,6 +184,30 @@ impl Backend {
     }
 }
 
+/// Resolves `url`'s host with the system resolver, blocking.
+fn resolve_now(url: &BackendUrl) -> Result<Vec<SocketAddr>, ResolveError> {
+    let found = (url.host.as_str(), url.port)
+        .to_socket_addrs()
+        .map(Iterator::collect::<Vec<_>>);
+    non_empty(url, found)
+}
+
+/// The addresses found, or why there are none.
+fn non_empty(
+    url: &BackendUrl,
+    found: std::io::Result<Vec<SocketAddr>>,
+) -> Result<Vec<SocketAddr>, ResolveError> {
+    let source = match found {
+        Ok(addrs) if !addrs.is_empty() => return Ok(addrs),
+        Ok(_) => std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"),
+        Err(e) => e,
+    };
+    Err(ResolveError {
+        host: url.host.clone(),
+        source,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,7 +218,7 @@ mod tests {
             failure_threshold: 5,
             open_duration: Duration::from_secs(10),
         };
-        Backend::new(url.parse().unwrap(), breaker, 1).unwrap()
+        Backend::new(url.parse().unwrap(), breaker, 1)
     }
 
     #[test]
@@ -183,6 +238,21 @@ mod tests {
     #[test]
     fn localhost_resolves_to_loopback() {
         let b = backend("http://localhost:8080");
+        assert!(b.is_resolved());
         assert!(b.addrs().all(|(_, a)| a.ip().is_loopback()));
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_gives_a_backend_without_addresses() {
+        let b = backend("http://does-not-resolve.invalid:80");
+        assert!(!b.is_resolved());
+        assert_eq!(b.addrs().count(), 0);
+        let err = b.resolve().await.expect_err(".invalid never resolves");
+        let text = crate::errors::Chain(&err).to_string();
+        assert!(
+            text.starts_with("cannot resolve \"does-not-resolve.invalid\": "),
+            "{text}"
+        );
+        assert!(!b.is_resolved());
     }
 }

@@ -200,7 +200,7 @@ fn answer(ex: Exchange<'_>, mut attempt: Attempt, tried: TryResult) -> Tried {
             Tried::Answer(Response::from_parts(parts, body))
         }
         Err(TryError::Connect(source, unsent)) => {
-            tracing::warn!(backend = %attempt.backend().label, error = %Chain(&source), "cannot connect to backend");
+            tracing::debug!(backend = %attempt.backend().label, error = %Chain(&source), "cannot connect to backend");
             let err = Error::Connect {
                 backend: label(),
                 source,
@@ -213,7 +213,7 @@ fn answer(ex: Exchange<'_>, mut attempt: Attempt, tried: TryResult) -> Tried {
                 // Dropping the attempt unsettled holds nothing against the backend.
                 return Tried::ClientFault(Error::client_body(body));
             }
-            tracing::warn!(backend = %attempt.backend().label, error = %Chain(&source), "backend failed to respond");
+            tracing::debug!(backend = %attempt.backend().label, error = %Chain(&source), "backend failed to respond");
             let err = Error::NoResponse {
                 backend: label(),
                 source,
@@ -223,7 +223,7 @@ fn answer(ex: Exchange<'_>, mut attempt: Attempt, tried: TryResult) -> Tried {
         }
         Err(TryError::Timeout) => {
             metrics::inc(&ex.metrics.local().try_timeouts);
-            tracing::warn!(backend = %attempt.backend().label, after = ?ex.try_timeout, "backend did not respond in time");
+            tracing::debug!(backend = %attempt.backend().label, after = ?ex.try_timeout, "backend did not respond in time");
             let err = Error::TryTimeout {
                 backend: label(),
                 after: ex.try_timeout,

@@ -79,6 +79,9 @@ pub enum ConnectError {
     /// trusted, or the handshake itself failed).
     #[error("TLS handshake failed")]
     Tls(#[source] TlsError),
+    /// The backend's host name does not resolve (yet).
+    #[error("cannot resolve the backend's host")]
+    Resolve(#[source] super::backend::ResolveError),
     /// The HTTP/2 connection this request waited for (another request of this worker was
     /// opening it) could not be opened.
     #[error(transparent)]
@@ -270,6 +273,11 @@ impl Connector {
     /// Opens a new stream to the backend, trying each of its addresses, without speaking
     /// HTTP on it yet (a tunnel's connection is made from it, see `super::upgrade`).
     pub async fn open(&self, backend: &Backend) -> Result<UpstreamIo, ConnectError> {
+        if !backend.is_resolved() {
+            // Out of rotation until it resolves, but a health check or panic mode got here:
+            // resolve again now.
+            backend.resolve().await.map_err(ConnectError::Resolve)?;
+        }
         let mut last_err = ConnectError::Timeout(self.connect_timeout);
         for (idx, addr) in backend.addrs() {
             match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {

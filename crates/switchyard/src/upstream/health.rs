@@ -5,6 +5,8 @@
 //!
 //! The checks run on a thread of their own ([`spawn`]), which follows the pools in force: a
 //! reload that adds, removes or changes a pool's checks starts and stops only those tasks.
+//! The same thread tries again, every [`RESOLVE_RETRY`], to resolve the host names of
+//! backends that did not resolve (see [`super::backend`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,6 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::backend::RESOLVE_RETRY;
 use super::connect::{Connection, Connector};
 use super::tls::TlsClient;
 use super::{pick, Backend, Pool};
@@ -28,6 +31,8 @@ use crate::config::{HealthCheckConfig, KeepAliveConfig, UpstreamProtocol};
 #[derive(Debug)]
 pub struct Health {
     healthy: AtomicBool,
+    /// True once an active check has given a result (for `/health/ready`).
+    checked: AtomicBool,
     /// `nanos()` when the backend last became usable again (for slow start); 0: never out.
     recovered_at: AtomicU64,
 }
@@ -36,6 +41,7 @@ impl Default for Health {
     fn default() -> Self {
         Health {
             healthy: AtomicBool::new(true),
+            checked: AtomicBool::new(false),
             recovered_at: AtomicU64::new(0),
         }
     }
@@ -46,6 +52,11 @@ impl Health {
     #[inline]
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// True once an active check of this backend has given a result.
+    pub fn is_checked(&self) -> bool {
+        self.checked.load(Ordering::Relaxed)
     }
 
     /// Sets the flag; returns true when it changed.
@@ -100,8 +111,27 @@ pub fn spawn(pools: watch::Receiver<Pools>) -> std::io::Result<std::thread::Join
 /// Keeps one check task per (backend, settings) of the pools in force.
 async fn follow(mut pools: watch::Receiver<Pools>) {
     let mut tasks: HashMap<(u64, String, usize), JoinHandle<()>> = HashMap::new();
+    let mut resolving: HashMap<u64, JoinHandle<()>> = HashMap::new();
     loop {
         let current = pools.borrow_and_update().clone();
+        let unresolved: HashMap<u64, Arc<Backend>> = current
+            .iter()
+            .flat_map(|pool| pool.backends())
+            .filter(|b| !b.is_resolved())
+            .map(|b| (b.id, b.clone()))
+            .collect();
+        resolving.retain(|id, task| {
+            let keep = unresolved.contains_key(id) && !task.is_finished();
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for (id, backend) in unresolved {
+            resolving
+                .entry(id)
+                .or_insert_with(|| tokio::spawn(resolve_loop(backend)));
+        }
         let mut wanted = HashMap::new();
         for pool in current.iter() {
             let Some(config) = &pool.health_check else {
@@ -138,8 +168,28 @@ async fn follow(mut pools: watch::Receiver<Pools>) {
             break;
         }
     }
-    for task in tasks.values() {
+    for task in tasks.values().chain(resolving.values()) {
         task.abort();
+    }
+}
+
+/// Resolves an unresolved backend's host name every [`RESOLVE_RETRY`] until it resolves.
+async fn resolve_loop(backend: Arc<Backend>) {
+    loop {
+        tokio::time::sleep(RESOLVE_RETRY).await;
+        if backend.is_resolved() {
+            return;
+        }
+        match backend.resolve().await {
+            Ok(()) => {
+                backend.health.mark_recovered(Instant::now());
+                tracing::info!(backend = %backend.label, "backend host name resolved: back in rotation");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(backend = %backend.label, error = %crate::errors::Chain(&e), "backend host name still does not resolve");
+            }
+        }
     }
 }
 
@@ -187,6 +237,7 @@ async fn check_loop(
                 }
             }
         }
+        backend.health.checked.store(true, Ordering::Relaxed);
     }
 }
 

@@ -156,9 +156,9 @@ impl Pool {
         self.picker.hash_key()
     }
 
-    /// True when `backend` may be offered: healthy and not ejected.
-    fn available(backend: &Backend, now: Instant) -> bool {
-        backend.health.is_healthy() && !backend.outlier.is_ejected(now)
+    /// True when `backend` may be offered: its host name resolved, healthy and not ejected.
+    pub(crate) fn available(backend: &Backend, now: Instant) -> bool {
+        backend.is_resolved() && backend.health.is_healthy() && !backend.outlier.is_ejected(now)
     }
 
     /// Backends to try for one request, in preference order: the picker's choice first, then

@@ -139,7 +139,7 @@ async fn send_to_pool(
         match tried.await.unwrap_or(Err(TryError::Timeout)) {
             Ok((resp, sender)) => return Ok(answered(ex, attempt, resp, sender)),
             Err(TryError::Connect(source, unsent)) => {
-                tracing::warn!(backend = %label, error = %Chain(&source), "cannot connect to backend");
+                tracing::debug!(backend = %label, error = %Chain(&source), "cannot connect to backend");
                 attempt.settle(Outcome::NoAnswer);
                 last_error = Error::Connect {
                     backend: label,
@@ -148,7 +148,7 @@ async fn send_to_pool(
                 req = *unsent;
             }
             Err(TryError::Request(source)) => {
-                tracing::warn!(backend = %label, error = %Chain(&source), "backend failed to answer an upgrade");
+                tracing::debug!(backend = %label, error = %Chain(&source), "backend failed to answer an upgrade");
                 attempt.settle(Outcome::NoAnswer);
                 return Err(Error::NoResponse {
                     backend: label,
@@ -157,7 +157,7 @@ async fn send_to_pool(
             }
             Err(TryError::Timeout) => {
                 metrics::inc(&ex.metrics.local().try_timeouts);
-                tracing::warn!(backend = %label, after = ?ex.try_timeout, "backend did not answer an upgrade in time");
+                tracing::debug!(backend = %label, after = ?ex.try_timeout, "backend did not answer an upgrade in time");
                 attempt.settle(Outcome::NoAnswer);
                 return Err(Error::TryTimeout {
                     backend: label,

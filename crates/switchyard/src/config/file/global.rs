@@ -29,6 +29,8 @@ pub struct AdminFile {
     pub health_path: Option<Spanned<Str>>,
     /// Path of the metrics endpoint.
     pub metrics_path: Option<Spanned<Str>>,
+    /// Status `/health` answers with when the proxy is `DOWN` (200 to 599).
+    pub down_status: Option<Spanned<u16>>,
 }
 
 /// One `[[listeners]]` entry.

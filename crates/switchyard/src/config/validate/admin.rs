@@ -1,5 +1,5 @@
-//! `[admin]`: the admin listener (never a proxy listener's address) and the two endpoint
-//! paths (each a path, and not the same).
+//! `[admin]`: the admin listener (never a proxy listener's address), the two endpoint
+//! paths (each a path, and not the same) and the status `/health` answers when `DOWN`.
 
 use super::listener::overlaps;
 use super::Checker;
@@ -19,6 +19,16 @@ pub(super) fn admin(
     admin.listen = listen(file, listeners, c);
     paths(file, &mut admin, c);
     distinct_paths(file, &admin, c);
+    if let Some(status) = &file.down_status {
+        match http::StatusCode::from_u16(*status.get_ref()) {
+            Ok(s) if (200..600).contains(&s.as_u16()) => admin.down_status = s,
+            _ => c.error(
+                status.span(),
+                "admin.down_status",
+                "must be a status code from 200 to 599",
+            ),
+        }
+    }
     admin
 }
 
