@@ -64,6 +64,8 @@ pub struct AccessLog {
     pub attempts: u32,
     /// When the request head was received.
     pub start: Instant,
+    /// The name of the API key presented, when the route asked for one (never the secret).
+    pub api_key: Option<Arc<str>>,
 }
 
 impl AccessLog {
@@ -90,6 +92,7 @@ impl AccessLog {
             bytes,
             complete,
             client = %self.client.ip(),
+            api_key = self.api_key.as_deref().unwrap_or("-"),
             "request"
         );
     }

@@ -8,6 +8,10 @@
 //!   in the Prometheus text format when the client asks for it with
 //!   `Accept: text/plain` / `Accept: application/openmetrics-text` or `?format=prometheus`.
 //!
+//! With `[admin] token_file` (`--admin-token-file`), `/metrics` needs
+//! `Authorization: Bearer TOKEN` (compared in constant time; `401` otherwise) and `/health`
+//! stays open for load balancers. Without it both are open, as in the seed.
+//!
 //! Admin requests are not rate limited and not counted in the request counters, so
 //! monitoring keeps working while the proxy sheds load. Other methods get `405`.
 //!
@@ -24,7 +28,7 @@ pub mod prometheus;
 pub mod snapshot;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
+use http::header::{HeaderValue, ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{request, Method, Response, StatusCode};
 use tokio::time::Instant;
 
@@ -70,11 +74,30 @@ pub fn route(
         resp
     } else if path == health_path {
         health(shared, state)
+    } else if !authorized(state, req) {
+        let mut resp = response(StatusCode::UNAUTHORIZED, "Unauthorized\n", PLAIN_TEXT);
+        resp.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"switchyard-admin\""),
+        );
+        resp
     } else {
         metrics(shared, state, req)
     };
     crate::body::close_if_unread(resp.headers_mut(), body_unread);
     Some(resp)
+}
+
+/// True when no token is configured, or the request carries it as a Bearer token.
+fn authorized(state: &State, req: &request::Parts) -> bool {
+    let Some(token) = &state.admin.token else {
+        return true;
+    };
+    req.headers
+        .get_all(AUTHORIZATION)
+        .iter()
+        .filter_map(crate::config::auth::bearer_token)
+        .any(|presented| token.matches(presented))
 }
 
 fn health(shared: &Shared, state: &State) -> Response<Bytes> {
