@@ -17,7 +17,10 @@ async fn metrics_status(proxy: &TestProxy, auth: Option<&str>) -> u16 {
     if let Some(auth) = auth {
         req = req.header("authorization", auth);
     }
-    let resp = client.send(req.body(Bytes::new()).unwrap()).await.unwrap();
+    let resp = client
+        .send(req.body(Bytes::new()).expect("request"))
+        .await
+        .expect("response");
     if resp.status == 401 {
         assert_eq!(
             resp.headers["www-authenticate"],

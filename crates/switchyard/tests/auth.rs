@@ -83,7 +83,10 @@ async fn keys_from_each_source_pass_and_never_reach_the_backend() {
         get("/echo?api_key=nope"),
         get("/echo").header("authorization", "Basic Y2k6Y2ktc2VjcmV0"),
     ] {
-        let resp = client.send(req.body(Bytes::new()).unwrap()).await.unwrap();
+        let resp = client
+            .send(req.body(Bytes::new()).expect("request"))
+            .await
+            .expect("response");
         assert_eq!(resp.status, 401, "{}", resp.text());
         assert_eq!(resp.headers["www-authenticate"], "Bearer realm=\"test\"");
     }
@@ -99,10 +102,10 @@ async fn keys_from_each_source_pass_and_never_reach_the_backend() {
             get("/echo")
                 .header("authorization", "Bearer ci-secret")
                 .body(Bytes::new())
-                .unwrap(),
+                .expect("valid"),
         )
         .await
-        .unwrap();
+        .expect("valid");
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert!(!seen_headers(&resp).contains(&"authorization".to_owned()));
     let resp = client
@@ -110,10 +113,10 @@ async fn keys_from_each_source_pass_and_never_reach_the_backend() {
             get("/echo")
                 .header("x-api-key", "ops-secret")
                 .body(Bytes::new())
-                .unwrap(),
+                .expect("valid"),
         )
         .await
-        .unwrap();
+        .expect("valid");
     assert_eq!(resp.status, 200);
     assert!(!seen_headers(&resp).contains(&"x-api-key".to_owned()));
     let resp = client.get("/echo?a=1&api_key=ci%2Dsecret&b=2").await;
@@ -137,15 +140,15 @@ async fn a_key_without_the_role_gets_403() {
         get("/admin/x")
             .header("authorization", format!("Bearer {key}"))
             .body(Bytes::new())
-            .unwrap()
+            .expect("valid")
     };
-    let resp = client.send(send("ci-secret")).await.unwrap();
+    let resp = client.send(send("ci-secret")).await.expect("response");
     assert_eq!(resp.status, 403, "{}", resp.text());
     assert!(!resp.headers.contains_key("www-authenticate"));
-    let resp = client.send(send("nope")).await.unwrap();
+    let resp = client.send(send("nope")).await.expect("response");
     assert_eq!(resp.status, 401);
     assert_eq!(server.requests(), 0);
-    let resp = client.send(send("ops-secret")).await.unwrap();
+    let resp = client.send(send("ops-secret")).await.expect("response");
     assert_eq!(resp.status, 200);
     assert_eq!(server.requests(), 1);
     println!("roles: read-only key 403, unknown 401, admin key 200; backend saw 1 request");
@@ -171,23 +174,27 @@ async fn h2c_and_grpc_meet_the_same_rules() {
         if let Some(key) = key {
             req = req.header("authorization", format!("Bearer {key}"));
         }
-        req.body(full(Bytes::from_static(b"\0\0\0\0\0"))).unwrap()
+        req.body(full(Bytes::from_static(b"\0\0\0\0\0")))
+            .expect("valid")
     };
-    let resp = h2.fetch(grpc(None, "/pkg.Svc/Call")).await.unwrap();
+    let resp = h2
+        .fetch(grpc(None, "/pkg.Svc/Call"))
+        .await
+        .expect("response");
     assert_eq!(resp.resp.status, 200);
     assert_eq!(resp.resp.headers["grpc-status"], "16", "UNAUTHENTICATED");
     let resp = h2
         .fetch(grpc(Some("ci-secret"), "/admin/Svc.Call"))
         .await
-        .unwrap();
+        .expect("valid");
     assert_eq!(resp.resp.headers["grpc-status"], "7", "PERMISSION_DENIED");
     assert_eq!(server.requests(), 0);
 
     let req = get("/echo")
         .header("x-api-key", "ci-secret")
         .body(full(""))
-        .unwrap();
-    let resp = h2.fetch(req).await.unwrap();
+        .expect("valid");
+    let resp = h2.fetch(req).await.expect("response");
     assert_eq!(resp.resp.status, 200);
     assert!(!seen_headers(&resp.resp).contains(&"x-api-key".to_owned()));
     println!("h2c: 401, gRPC 16 and 7, keyed request 200 and stripped; backend saw 1");
@@ -212,13 +219,15 @@ async fn a_websocket_upgrade_without_a_key_is_refused_before_any_backend() {
         .contains("www-authenticate: bearer"));
     assert_eq!(ws.handshakes(), 0, "the backend saw no handshake");
 
-    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr)
+        .await
+        .expect("response");
     tokio::io::AsyncWriteExt::write_all(
         &mut stream,
         upgrade("X-API-Key: ci-secret\r\n").as_bytes(),
     )
     .await
-    .unwrap();
+    .expect("valid");
     let mut buf = [0u8; 1024];
     let n = tokio::time::timeout(
         READ_WAIT,
@@ -226,7 +235,7 @@ async fn a_websocket_upgrade_without_a_key_is_refused_before_any_backend() {
     )
     .await
     .expect("answer in time")
-    .unwrap();
+    .expect("valid");
     let head = String::from_utf8_lossy(&buf[..n]);
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     let (_, headers) = ws.last_seen();
@@ -248,8 +257,8 @@ async fn the_key_file_reloads_with_the_config_and_a_bad_one_keeps_the_old() {
             let req = get("/x")
                 .header("x-api-key", key)
                 .body(Bytes::new())
-                .unwrap();
-            c.send(req).await.unwrap().status
+                .expect("valid");
+            c.send(req).await.expect("response").status
         }
     };
     assert_eq!(status("ci-secret").await, 200);
@@ -331,8 +340,8 @@ async fn the_api_keys_flag_guards_every_route_and_hash_key_makes_its_lines() {
     let req = get("/")
         .header("authorization", "Bearer cli-secret")
         .body(Bytes::new())
-        .unwrap();
-    assert_eq!(client.send(req).await.unwrap().status, 200);
+        .expect("valid");
+    assert_eq!(client.send(req).await.expect("response").status, 200);
     assert_eq!(server.requests(), 1);
     println!("--api-keys: hash-key line accepted; without key 401, with key 200");
 }

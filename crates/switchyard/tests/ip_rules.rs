@@ -36,7 +36,7 @@ async fn status(client: &mut Client, path: &str, xff: Option<&str>) -> u16 {
         req = req.header("x-forwarded-for", xff);
     }
     client
-        .send(req.body(Bytes::new()).unwrap())
+        .send(req.body(Bytes::new()).expect("request"))
         .await
         .expect("response")
         .status
