@@ -126,6 +126,25 @@ async fn keys_from_each_source_pass_and_never_reach_the_backend() {
     let resp = client.get("/open").await;
     assert_eq!(resp.status, 200);
     assert_eq!(server.requests(), 4);
+
+    // Metrics name the keys, never their secrets.
+    let doc = proxy.metrics().await;
+    assert_eq!(doc["access"]["unauthenticated"], 5, "{doc}");
+    assert_eq!(doc["access"]["api_keys"][0]["name"], "ci");
+    assert_eq!(doc["access"]["api_keys"][0]["requests"], 2);
+    assert_eq!(doc["access"]["api_keys"][1]["requests"], 1);
+    let text = support::get(&proxy.url("/metrics?format=prometheus"))
+        .await
+        .text();
+    assert!(
+        text.contains("switchyard_api_key_requests_total{key=\"ci\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("switchyard_unauthenticated_total 5"),
+        "{text}"
+    );
+    assert!(!text.contains("secret") && !doc.to_string().contains("secret"));
     println!("auth sources: 5 refused with 401 (0 reached the backend), 3 keys accepted and stripped, 1 open");
 }
 
@@ -151,6 +170,9 @@ async fn a_key_without_the_role_gets_403() {
     let resp = client.send(send("ops-secret")).await.expect("response");
     assert_eq!(resp.status, 200);
     assert_eq!(server.requests(), 1);
+    let doc = proxy.metrics().await;
+    assert_eq!(doc["access"]["forbidden"], 1, "{doc}");
+    assert_eq!(doc["access"]["unauthenticated"], 1, "{doc}");
     println!("roles: read-only key 403, unknown 401, admin key 200; backend saw 1 request");
 }
 

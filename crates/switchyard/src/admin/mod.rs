@@ -15,6 +15,7 @@
 //! Admin requests are not rate limited and not counted in the request counters, so
 //! monitoring keeps working while the proxy sheds load. Other methods get `405`.
 //!
+//! - [`access`]: the access-control figures (refusals, requests per API key).
 //! - [`snapshot`]: the figures, read at one moment from the state's backends and the counters.
 //! - [`json`]: the `/health` and `/metrics` JSON documents.
 //! - [`prometheus`]: the OpenMetrics and Prometheus text renderings; [`names`]: their families.
@@ -22,6 +23,7 @@
 //! Admin answers with complete bodies (`Response<Bytes>`) and knows nothing of the proxy's
 //! body types; the proxy wraps them.
 
+pub mod access;
 pub mod json;
 pub mod names;
 pub mod prometheus;

@@ -141,11 +141,16 @@ impl ApiKeys {
     /// The key whose secret is `presented`. Every key's digest is compared, whatever matches,
     /// so the time taken depends on the number of keys only.
     pub fn find(&self, presented: &[u8]) -> Option<&ApiKey> {
+        self.position(presented).map(|i| &self.keys[i])
+    }
+
+    /// The index of the key whose secret is `presented` (see [`ApiKeys::find`]).
+    pub fn position(&self, presented: &[u8]) -> Option<usize> {
         let digest = SecretDigest::of(presented);
         let mut found = None;
-        for key in &self.keys {
+        for (i, key) in self.keys.iter().enumerate() {
             if key.digest.matches_digest(&digest) {
-                found = found.or(Some(key));
+                found = found.or(Some(i));
             }
         }
         found

@@ -49,6 +49,7 @@ use tokio::time::Instant;
 use crate::admin;
 use crate::config::RouteAction;
 use crate::errors::Chain;
+use crate::metrics;
 use crate::ratelimit::Decision;
 use crate::state::{Shared, State};
 use crate::upstream::{self, client::Exchange};
@@ -118,6 +119,11 @@ fn respond_error(ctx: RequestCtx<'_>, err: ProxyError, render: Render) -> Respon
         _ => Outcome::Error,
     };
     let policy = matches!(err, ProxyError::TunnelLimit);
+    match err {
+        ProxyError::Unauthenticated { .. } => metrics::inc(&ctx.metrics.local().unauthenticated),
+        ProxyError::Forbidden(_) => metrics::inc(&ctx.metrics.local().forbidden),
+        _ => {}
+    }
     if outcome == Outcome::Error && !err.is_client_fault() && !policy {
         tracing::warn!(error = %Chain(&err), status = status.as_u16(), "request failed");
     } else {
@@ -151,7 +157,7 @@ async fn handle_inner(
         .routes
         .find(&parts, conn.transport.client_sans())
         .ok_or(ProxyError::NoRoute)?;
-    auth::authenticate(&state.config.access, route, ctx, &mut parts)?;
+    auth::authenticate(state, route, ctx, &mut parts)?;
 
     // Phase 4: the global rate limit and the route's own; local answers.
     let now = Instant::now();

@@ -21,8 +21,8 @@ use crate::config::AccessConfig;
 /// What [`take`] found.
 #[derive(Debug)]
 pub struct Found<'a> {
-    /// The key, or why there is none.
-    pub key: Result<&'a ApiKey, AuthFailure>,
+    /// The key and its index among the known keys, or why there is none.
+    pub key: Result<(usize, &'a ApiKey), AuthFailure>,
     /// The request's query lost a parameter (the access log's target must follow).
     pub query_changed: bool,
 }
@@ -32,7 +32,11 @@ pub struct Found<'a> {
 pub fn take<'a>(access: &'a AccessConfig, parts: &mut Parts) -> Found<'a> {
     let key = match presented(&access.key_sources, parts) {
         None => Err(AuthFailure::MissingKey),
-        Some(secret) => access.keys.find(&secret).ok_or(AuthFailure::UnknownKey),
+        Some(secret) => access
+            .keys
+            .position(&secret)
+            .map(|i| (i, &access.keys.keys()[i]))
+            .ok_or(AuthFailure::UnknownKey),
     };
     let query_changed = strip(&access.key_sources, parts);
     Found { key, query_changed }

@@ -31,7 +31,9 @@ use http::HeaderMap;
 use super::context::{ConnInfo, RequestCtx};
 use super::error::ProxyError;
 use crate::config::AccessConfig;
+use crate::metrics;
 use crate::routing::Route;
+use crate::state::State;
 
 /// Why a request has no valid identity (`401`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -80,9 +82,10 @@ pub fn client(
 }
 
 /// The route's requirements: its IP rules, then its API key and role. On success the key's
-/// name (if any) is in `ctx`; the credential is gone from `parts` either way.
+/// name (if any) is in `ctx` and the key's request counter is counted; the credential is gone
+/// from `parts` either way.
 pub fn authenticate(
-    access: &AccessConfig,
+    state: &State,
     route: &Route,
     ctx: &mut RequestCtx<'_>,
     parts: &mut Parts,
@@ -100,16 +103,20 @@ pub fn authenticate(
     if !needs.api_key {
         return Ok(());
     }
+    let access = &state.config.access;
     let found = api_key::take(access, parts);
     if found.query_changed {
         if let Some(log) = ctx.log.as_mut() {
             log.uri = parts.uri.clone();
         }
     }
-    let key = found.key.map_err(|reason| ProxyError::Unauthenticated {
+    let (index, key) = found.key.map_err(|reason| ProxyError::Unauthenticated {
         reason,
         challenge: access.challenge.clone(),
     })?;
+    if let Some(uses) = state.api_key_uses.get(index) {
+        metrics::inc(uses.local());
+    }
     ctx.api_key = Some(key.name.clone());
     let has_role =
         needs.roles.is_empty() || key.roles.iter().any(|r| needs.roles.iter().any(|n| n == r));
