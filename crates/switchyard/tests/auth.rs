@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use support::h2::{full, H2Client};
 use support::pki::{toml_path, CertDir};
-use support::ws::WsBackend;
+use support::ws::{websocket_connect, H2WsClient, WsBackend};
 use support::{backend, raw, Client, TestProxy};
 use switchyard::config::auth::key_line;
 use switchyard::Config;
@@ -262,7 +262,26 @@ async fn a_websocket_upgrade_without_a_key_is_refused_before_any_backend() {
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     let (_, headers) = ws.last_seen();
     assert!(!headers.contains_key("x-api-key"), "the key was removed");
-    println!("websocket: 401 with 0 backend handshakes; keyed upgrade 101 without the key header");
+    let seen = ws.handshakes();
+
+    // The same over HTTP/2 (RFC 8441's extended CONNECT, on h2c).
+    let mut h2 = H2WsClient::h2c(proxy.addr).await;
+    assert!(h2.connect_protocol_enabled().await);
+    let refused = h2.open("/chat", None).await;
+    assert_eq!(refused.status, 401);
+    assert!(refused.headers.contains_key("www-authenticate"));
+    assert_eq!(ws.handshakes(), seen, "the backend saw no handshake");
+    let mut req = websocket_connect("/chat");
+    req.headers_mut()
+        .insert("authorization", "Bearer ops-secret".parse().expect("value"));
+    let opened = h2.send(req).await.expect("extended CONNECT");
+    assert_eq!(opened.status, 200);
+    let (_, headers) = ws.last_seen();
+    assert!(
+        !headers.contains_key("authorization"),
+        "the key was removed"
+    );
+    println!("websocket: HTTP/1.1 and HTTP/2 upgrades 401 with 0 backend handshakes; keyed ones open without the key header");
 }
 
 #[tokio::test]
