@@ -8,7 +8,6 @@
 //! every key's digest in constant time ([`SecretDigest::matches`], `subtle`), so the time
 //! taken says nothing about how close a guess was.
 
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -295,13 +294,6 @@ impl AccessConfig {
         }
         HeaderValue::from_str(&format!("Bearer realm=\"{realm}\""))
             .map_err(|_| "must be printable ASCII without quotes or backslashes".to_owned())
-    }
-
-    /// True when `ip` is a trusted proxy.
-    pub fn trusts(&self, ip: IpAddr) -> bool {
-        self.trusted_proxies
-            .as_ref()
-            .is_some_and(|t| t.contains(ip))
     }
 }
 

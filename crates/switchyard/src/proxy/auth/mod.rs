@@ -63,7 +63,8 @@ pub enum Denial {
     },
 }
 
-/// Who the client is, and whether the listener lets it in. `peer` headers are the request's.
+/// Who the client is (from the connection's peer and, with trusted proxies, the request's
+/// `X-Forwarded-For`), and whether the listener's IP rules let it in.
 pub fn client(
     access: &AccessConfig,
     conn: &ConnInfo,
