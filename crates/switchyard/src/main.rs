@@ -24,6 +24,17 @@ fn main() -> ExitCode {
     if cli.command == Some(Command::Check) {
         return check(&cli);
     }
+    if let Some(Command::HashKey(args)) = &cli.command {
+        let result =
+            switchyard::cli::hash_key::run(args, &mut std::io::stdin(), &mut std::io::stdout());
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("switchyard hash-key: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let config = match cli.load_config() {
         Ok(config) => config,
         Err(e) => {

@@ -116,6 +116,11 @@ pub struct ProxyCounters {
     pub try_timeouts: AtomicU64,
     /// Requests that ran out of their whole-request timeout.
     pub request_timeouts: AtomicU64,
+    /// Requests refused with `401`: no valid API key (counted in `errors` too).
+    pub unauthenticated: AtomicU64,
+    /// Requests refused with `403`: an address the IP rules refuse, or a key without the
+    /// route's role (counted in `errors` too).
+    pub forbidden: AtomicU64,
     /// TLS handshakes completed on HTTPS listeners.
     pub tls_handshakes: AtomicU64,
     /// TLS handshakes that failed or timed out (no certificate for the name, no valid client

@@ -8,7 +8,7 @@
 //! limiters whose settings did not change keep their counts. In-flight requests finish on the
 //! state they started with.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -16,7 +16,7 @@ use arc_swap::ArcSwap;
 
 use crate::config::tls::CertificateStatus;
 use crate::config::{AdminConfig, Config, RouteAction};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Sharded};
 use crate::ratelimit::RateLimiter;
 use crate::routing::{Route, RouteTable};
 use crate::upstream::{Backend, Pool};
@@ -32,6 +32,9 @@ pub struct State {
     pub limiter: Arc<RateLimiter>,
     /// Admin endpoint settings.
     pub admin: AdminConfig,
+    /// Requests that presented each API key, in the order of `config.access.keys` (kept by
+    /// name across reloads).
+    pub api_key_uses: Vec<Arc<Sharded<AtomicU64>>>,
     /// The configuration this state was built from.
     pub config: Arc<Config>,
 }
@@ -134,11 +137,27 @@ impl State {
                 }
             })
             .collect();
+        let api_key_uses = config
+            .access
+            .keys
+            .keys()
+            .iter()
+            .map(|key| {
+                previous
+                    .and_then(|p| {
+                        let old = p.config.access.keys.keys();
+                        let i = old.iter().position(|k| k.name == key.name)?;
+                        p.api_key_uses.get(i).cloned()
+                    })
+                    .unwrap_or_else(|| Arc::new(Sharded::new(shards)))
+            })
+            .collect();
         State {
             routes: RouteTable::new(routes),
             pools,
             limiter,
             admin: config.admin.clone(),
+            api_key_uses,
             config: Arc::new(config),
         }
     }

@@ -69,6 +69,8 @@ pub struct AccessLog {
     pub start: Instant,
     /// Why switchyard answered with an error it logs as a failure (its whole chain).
     pub error: Option<String>,
+    /// The name of the API key presented, when the route asked for one (never the secret).
+    pub api_key: Option<Arc<str>>,
 }
 
 impl AccessLog {
@@ -112,6 +114,7 @@ impl AccessLog {
             bytes,
             complete,
             client = %self.client.ip(),
+            api_key = self.api_key.as_deref().unwrap_or("-"),
             "request"
         );
     }

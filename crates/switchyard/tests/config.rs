@@ -111,6 +111,7 @@ fn every_example_loads() {
     assert_eq!(
         seen,
         [
+            "api-keys.toml",
             "host-and-path-routing.toml",
             "maintenance-redirect.toml",
             "single-pool.toml"

@@ -81,6 +81,7 @@ async fn documented_metrics_are_the_ones_emitted() {
     let mut counted = same("metrics.top", &keys(&m, "/metrics"));
     counted += same("metrics.backend", &keys(&m["backends"][0], "backends[0]"));
     counted += same("metrics.config", &keys(&m["config"], "config"));
+    counted += same("metrics.access", &keys(&m["access"], "access"));
     counted += same(
         "metrics.certificate",
         &keys(&m["certificates"][0], "certificates[0]"),

@@ -12,10 +12,15 @@
 //!   in the Prometheus text format when the client asks for it with
 //!   `Accept: text/plain` / `Accept: application/openmetrics-text` or `?format=prometheus`.
 //!
+//! With `[admin] token_file` (`--admin-token-file`), `/metrics` needs
+//! `Authorization: Bearer TOKEN` (compared in constant time; `401` otherwise) and `/health`
+//! stays open for load balancers. Without it both are open, as in the seed.
+//!
 //! Admin requests are not rate limited and not counted in the request counters, so
 //! monitoring keeps working while the proxy sheds load. Other methods get `405`.
 //!
 //! - [`health`]: the status and what the health endpoints show.
+//! - [`access`]: the access-control figures (refusals, requests per API key).
 //! - [`snapshot`]: the figures, read at one moment from the state's backends and the counters.
 //! - [`json`]: the `/health` and `/metrics` JSON documents.
 //! - [`prometheus`]: the OpenMetrics and Prometheus text renderings; [`names`]: their families.
@@ -23,6 +28,7 @@
 //! Admin answers with complete bodies (`Response<Bytes>`) and knows nothing of the proxy's
 //! body types; the proxy wraps them.
 
+pub mod access;
 pub mod health;
 pub mod json;
 pub mod names;
@@ -30,7 +36,7 @@ pub mod prometheus;
 pub mod snapshot;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
+use http::header::{HeaderValue, ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{request, Method, Response, StatusCode};
 use tokio::time::Instant;
 
@@ -83,6 +89,13 @@ pub fn route(
         resp.headers_mut()
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         resp
+    } else if endpoint == Endpoint::Metrics && !authorized(state, req) {
+        let mut resp = response(StatusCode::UNAUTHORIZED, "Unauthorized\n", PLAIN_TEXT);
+        resp.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"switchyard-admin\""),
+        );
+        resp
     } else {
         match endpoint {
             Endpoint::Health => health(shared, state),
@@ -102,6 +115,18 @@ enum Endpoint {
     Live,
     Ready,
     Metrics,
+}
+
+/// True when no token is configured, or the request carries it as a Bearer token.
+fn authorized(state: &State, req: &request::Parts) -> bool {
+    let Some(token) = &state.admin.token else {
+        return true;
+    };
+    req.headers
+        .get_all(AUTHORIZATION)
+        .iter()
+        .filter_map(crate::config::auth::bearer_token)
+        .any(|presented| token.matches(presented))
 }
 
 fn health(shared: &Shared, state: &State) -> Response<Bytes> {

@@ -83,3 +83,9 @@ pub const TLS_HANDSHAKES: &str = "switchyard_tls_handshakes";
 pub const TLS_HANDSHAKE_FAILURES: &str = "switchyard_tls_handshake_failures";
 /// When a certificate in use expires, per listener and certificate.
 pub const TLS_CERTIFICATE_EXPIRY: &str = "switchyard_tls_certificate_expiry_timestamp_seconds";
+/// Requests refused with 401.
+pub const UNAUTHENTICATED: &str = "switchyard_unauthenticated";
+/// Requests refused with 403.
+pub const FORBIDDEN: &str = "switchyard_forbidden";
+/// Requests that presented an API key, per key name.
+pub const API_KEY_REQUESTS: &str = "switchyard_api_key_requests";

@@ -73,6 +73,7 @@ impl Collector for Snapshot {
         backend_counters(&self.backends, &mut encoder)?;
         backend_gauges(&self.backends, &mut encoder)?;
         config(&self.config, &mut encoder)?;
+        self.access.encode(&mut encoder)?;
         certificates(&self.certificates, &mut encoder)
     }
 }

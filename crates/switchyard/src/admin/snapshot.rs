@@ -67,6 +67,8 @@ pub struct Snapshot {
     pub config: ConfigSnapshot,
     /// The certificates the HTTPS listeners serve.
     pub certificates: Vec<CertificateSnapshot>,
+    /// Access control: refusals, requests per API key.
+    pub access: super::access::AccessSnapshot,
 }
 
 /// A certificate an HTTPS listener serves.
@@ -169,6 +171,7 @@ impl Snapshot {
             ConfigSnapshot::read(shared, state),
         );
         snapshot.certificates = CertificateSnapshot::read_all(shared);
+        snapshot.access = super::access::AccessSnapshot::read(&shared.metrics, state);
         snapshot
     }
 
@@ -215,6 +218,7 @@ impl Snapshot {
             backends,
             config,
             certificates: Vec::new(),
+            access: super::access::AccessSnapshot::default(),
         }
     }
 }

@@ -110,7 +110,7 @@ fn proxy_family(key: &str) -> Option<&'static str> {
         "tls_handshakes" => names::TLS_HANDSHAKES,
         "tls_handshake_failures" => names::TLS_HANDSHAKE_FAILURES,
         "uptime_seconds" | "uptime" => names::UPTIME,
-        "backends" | "config" | "certificates" => return None,
+        "backends" | "config" | "certificates" | "access" => return None,
         other => panic!("JSON field `{other}` has no Prometheus family"),
     })
 }

@@ -43,14 +43,15 @@ impl Cli {
             flags.retries(pool);
         }
         flags.globals(config);
+        flags.access(config)?;
         Ok(())
     }
 }
 
 /// The flags to apply: all of them, or only those given on the command line.
 #[derive(Clone, Copy)]
-struct Flags<'a> {
-    cli: &'a Cli,
+pub(super) struct Flags<'a> {
+    pub(super) cli: &'a Cli,
     only_given: bool,
 }
 
@@ -58,7 +59,7 @@ struct Flags<'a> {
 
 impl Flags<'_> {
     /// True when the flag `id` is to be applied.
-    fn set(self, id: &str) -> bool {
+    pub(super) fn set(self, id: &str) -> bool {
         !self.only_given || self.cli.given(id)
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
 
-use crate::config::{duration, validate, HashKey};
+use crate::config::{duration, validate, CidrSet, HashKey};
 
 /// The long flags that also work in Go's single-dash form.
 const GO_FLAGS: &[&str] = &[
@@ -43,6 +43,11 @@ const GO_FLAGS: &[&str] = &[
     "tls-key",
     "tls-client-ca",
     "tls-resumption",
+    "api-keys",
+    "allow-ip",
+    "deny-ip",
+    "trusted-proxies",
+    "admin-token-file",
 ];
 
 /// `args` with the Go-style forms of [`GO_FLAGS`] (`-flag=value`, `-flag value`) rewritten
@@ -84,6 +89,10 @@ pub(super) fn parse_positive_duration(s: &str) -> Result<Duration, String> {
 
 pub(super) fn parse_hash_key(s: &str) -> Result<HashKey, String> {
     s.parse()
+}
+
+pub(super) fn parse_cidrs(s: &str) -> Result<CidrSet, String> {
+    CidrSet::parse_list(s)
 }
 
 pub(super) fn parse_on_off(s: &str) -> Result<bool, String> {

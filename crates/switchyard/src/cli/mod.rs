@@ -5,8 +5,10 @@
 //! the flags given on the command line override it (flags > file > defaults); see
 //! [`Cli::apply`] for what each flag overrides.
 
+mod access;
 mod apply;
 mod args;
+pub mod hash_key;
 #[cfg(test)]
 mod tests;
 
@@ -17,12 +19,13 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::upstream::POLICIES;
 use crate::config::{
-    defaults, validate, BackendUrl, Config, ConfigError, HashKey, ListenAddr, LogFormat,
+    defaults, validate, BackendUrl, CidrSet, Config, ConfigError, HashKey, ListenAddr, LogFormat,
     RuntimeModel,
 };
 pub use args::one_line_error;
 use args::{
-    parse_duration, parse_hash_key, parse_header_limit, parse_on_off, parse_positive_duration,
+    parse_cidrs, parse_duration, parse_hash_key, parse_header_limit, parse_on_off,
+    parse_positive_duration,
 };
 
 /// switchyard: an HTTP reverse proxy and load balancer.
@@ -187,13 +190,37 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
 
+    /// Every proxied request needs an API key from this file (`NAME sha256:HEX [role,role]`
+    /// per line; `switchyard hash-key` makes a line). Missing or unknown key: 401.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub api_keys: Option<PathBuf>,
+
+    /// Only clients in these comma-separated CIDR blocks may connect to the listeners
+    /// (others get 403).
+    #[arg(long, global = true, value_name = "CIDRS", value_parser = parse_cidrs)]
+    pub allow_ip: Option<CidrSet>,
+
+    /// Clients in these comma-separated CIDR blocks get 403 on every listener.
+    #[arg(long, global = true, value_name = "CIDRS", value_parser = parse_cidrs)]
+    pub deny_ip: Option<CidrSet>,
+
+    /// Proxies (comma-separated CIDR blocks) whose X-Forwarded-For names the client; from any
+    /// other peer the peer is the client.
+    #[arg(long, global = true, value_name = "CIDRS", value_parser = parse_cidrs)]
+    pub trusted_proxies: Option<CidrSet>,
+
+    /// /metrics needs `Authorization: Bearer TOKEN`, TOKEN being this file's contents
+    /// (/health stays open).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
     /// The flags given on the command line (not defaulted), by id.
     #[arg(skip)]
     pub explicit: Vec<String>,
 }
 
 /// Subcommands.
-#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Start two built-in test backends and the proxy in front of them, and print the curl
     /// commands to try (the proxy listens on --listen, :3000 by default).
@@ -201,6 +228,9 @@ pub enum Command {
     /// Check the --config file (and the flags given with it) without starting; exits 1 and
     /// prints every problem found when it is invalid.
     Check,
+    /// Read an API key's secret on standard input and print its key-file line,
+    /// `NAME sha256:HEX [roles]` (the secret itself is stored nowhere).
+    HashKey(hash_key::HashKeyArgs),
 }
 
 // === impl Cli ===

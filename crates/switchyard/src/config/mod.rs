@@ -12,9 +12,13 @@
 //! - [`upstream`]: a pool's balancing policy, health checks, outlier ejection and retries;
 //! - [`upstream_tls`]: TLS to a pool's `https://` backends (CA, server name, client
 //!   certificate), read from [`pem`] files;
+//! - [`auth`]: access control (API keys, key sources, trusted proxies, a route's needs),
+//!   [`cidr`]: CIDR blocks and IP rules;
 //! - [`addr`], [`duration`]: listen addresses, backend URLs, Go durations.
 
 pub mod addr;
+pub mod auth;
+pub mod cidr;
 pub mod duration;
 pub mod error;
 pub mod file;
@@ -30,6 +34,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use addr::{BackendUrl, ListenAddr, Scheme};
+pub use auth::{AccessConfig, RouteAccess};
+pub use cidr::{CidrSet, IpRules};
 pub use error::ConfigError;
 pub use route::{
     ClientMatch, HeaderEdits, HostMatch, PathMatch, PathRewrite, RouteAction, RouteConfig,
@@ -123,6 +129,8 @@ pub struct Config {
     pub websocket: WebSocketConfig,
     /// Log output.
     pub log: LogConfig,
+    /// Access control: API keys, where requests carry them, trusted proxies.
+    pub access: AccessConfig,
     /// The file this configuration came from, if any.
     pub source: Option<Source>,
 }
@@ -157,6 +165,8 @@ pub struct ListenerConfig {
     /// A plaintext listener that answers every request (the admin endpoints aside) with a
     /// `308` to the same URL over HTTPS on this port.
     pub redirect_to_https: Option<u16>,
+    /// Which client addresses may talk to it (`None`: any).
+    pub ip_rules: Option<Arc<IpRules>>,
 }
 
 /// The admin endpoints.
@@ -170,6 +180,8 @@ pub struct AdminConfig {
     pub metrics_path: String,
     /// Status of `/health` when a pool has no available backend (`DOWN`).
     pub down_status: http::StatusCode,
+    /// The digest of the bearer token the metrics endpoint requires (`None`: open).
+    pub token: Option<auth::SecretDigest>,
 }
 
 /// WebSocket tunnels (HTTP/1.1 `Upgrade: websocket`), over all listeners.
@@ -317,6 +329,7 @@ impl Default for Config {
             shutdown_timeout: defaults::SHUTDOWN_TIMEOUT,
             websocket: WebSocketConfig::default(),
             log: LogConfig::default(),
+            access: AccessConfig::default(),
             source: None,
         }
     }
@@ -358,6 +371,7 @@ impl Default for ListenerConfig {
             max_header_bytes: defaults::MAX_HEADER_BYTES,
             tls: None,
             redirect_to_https: None,
+            ip_rules: None,
         }
     }
 }
@@ -378,6 +392,7 @@ impl Default for AdminConfig {
             health_path: defaults::HEALTH_PATH.to_owned(),
             metrics_path: defaults::METRICS_PATH.to_owned(),
             down_status: defaults::DOWN_STATUS,
+            token: None,
         }
     }
 }

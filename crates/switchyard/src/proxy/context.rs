@@ -10,7 +10,7 @@ use http::{HeaderName, HeaderValue};
 use tokio::time::Instant;
 
 use crate::config::tls::ServerNames;
-use crate::config::{ListenerConfig, TlsConfig};
+use crate::config::{IpRules, ListenerConfig, TlsConfig};
 use crate::metrics::{self, Metrics};
 use crate::telemetry::AccessLog;
 
@@ -137,6 +137,9 @@ pub struct ConnInfo {
     pub admin_only: bool,
     /// The listener's redirect and header policy, when it has one.
     pub policy: Option<Arc<ListenerPolicy>>,
+    /// The listener's IP rules, when it has some (checked per request against the client's
+    /// address, which trusted proxies may set: `proxy::auth::client`).
+    pub ip_rules: Option<Arc<IpRules>>,
 }
 
 impl ConnInfo {
@@ -160,6 +163,7 @@ impl ConnInfo {
             write_timeout: listener.write_timeout,
             admin_only,
             policy: None,
+            ip_rules: listener.ip_rules.clone(),
         }
     }
 }
@@ -195,8 +199,12 @@ impl ListenerPolicy {
 /// Per-request state.
 #[derive(Debug)]
 pub struct RequestCtx<'a> {
-    /// The client's address (IPv4-mapped IPv6 addresses already turned back into IPv4).
+    /// The client's address (IPv4-mapped IPv6 addresses already turned back into IPv4): the
+    /// connection's peer, or with trusted proxies the address they forwarded for
+    /// (`proxy::auth::ip`; port 0 then).
     pub client: SocketAddr,
+    /// The name of the API key the request presented, once authenticated (never the secret).
+    pub api_key: Option<Arc<str>>,
     /// When the request head was received.
     pub start: Instant,
     /// Backends tried so far.
@@ -238,10 +246,12 @@ impl<'a> RequestCtx<'a> {
                 attempts: 0,
                 start,
                 error: None,
+                api_key: None,
             })
         });
         RequestCtx {
             client,
+            api_key: None,
             start,
             attempts: 0,
             log,
@@ -264,6 +274,7 @@ impl<'a> RequestCtx<'a> {
         log.status = status;
         log.attempts = self.attempts;
         log.backend = backend.cloned();
+        log.api_key = self.api_key.take();
         Some(log)
     }
 }

@@ -10,9 +10,10 @@
 
 use std::time::Duration;
 
-use http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, Response, StatusCode};
 
+use super::auth::{AuthFailure, Denial};
 use super::body::ResponseBody;
 use super::local::local_response;
 use crate::body::close_if_unread;
@@ -43,6 +44,18 @@ pub enum ProxyError {
     /// with (client fault: it must open a connection for that host).
     #[error("misdirected request: the connection's certificate does not cover this host")]
     Misdirected,
+    /// The route needs an API key and the request has none that is valid (client fault):
+    /// `401` with the challenge.
+    #[error("unauthenticated: {reason}")]
+    Unauthenticated {
+        /// Missing or unknown.
+        reason: AuthFailure,
+        /// `WWW-Authenticate: Bearer realm="..."`.
+        challenge: HeaderValue,
+    },
+    /// The client may not pass: its address, or its key's roles (client fault): `403`.
+    #[error("forbidden: {0}")]
+    Forbidden(Denial),
     /// The upstream client got no usable response (mostly upstream faults; a client whose
     /// request body fails is its own).
     #[error(transparent)]
@@ -88,6 +101,8 @@ impl ProxyError {
             ProxyError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
+            ProxyError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
             ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::TunnelLimit => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Upstream(e) => match e {
@@ -114,6 +129,8 @@ impl ProxyError {
             ProxyError::Upstream(U::ClientBodyTimeout) => 4,
             // RESOURCE_EXHAUSTED: the client should slow down.
             ProxyError::RateLimited { .. } => 8,
+            ProxyError::Unauthenticated { .. } => 16,
+            ProxyError::Forbidden(_) => 7,
             _ => match self.status() {
                 StatusCode::BAD_REQUEST => 13,
                 StatusCode::NOT_FOUND => 12,
@@ -139,6 +156,9 @@ impl ProxyError {
                 "Misdirected Request: this connection's certificate does not cover the requested host\n"
             }
             ProxyError::RateLimited { .. } => "Too Many Requests\n",
+            ProxyError::Unauthenticated { .. } => "Unauthorized: a valid API key is required\n",
+            // Which rule refused is for the log, not for the client.
+            ProxyError::Forbidden(_) => "Forbidden\n",
             ProxyError::TunnelLimit => "Service Unavailable: too many open WebSocket tunnels\n",
             ProxyError::Upstream(e) => match e {
                 U::ClientBodyTimeout => "Request body timed out\n",
@@ -199,6 +219,9 @@ impl ProxyError {
                 let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 headers.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
             }
+            ProxyError::Unauthenticated { challenge, .. } => {
+                headers.insert(WWW_AUTHENTICATE, challenge.clone());
+            }
             _ => {}
         }
         resp
@@ -231,7 +254,9 @@ impl ProxyError {
             ProxyError::BadRequest(_)
             | ProxyError::MethodNotAllowed(_)
             | ProxyError::NoRoute
-            | ProxyError::Misdirected => true,
+            | ProxyError::Misdirected
+            | ProxyError::Unauthenticated { .. }
+            | ProxyError::Forbidden(_) => true,
             ProxyError::RateLimited { .. } | ProxyError::TunnelLimit => false,
             ProxyError::Upstream(e) => match e {
                 U::ClientBodyTimeout | U::ClientBody => true,

@@ -3,13 +3,16 @@
 //! 1. check the request (malformed → 4xx; on TLS, a host the connection's certificate does
 //!    not cover → 421; CONNECT → 405, but an HTTP/2 WebSocket's, which goes on as a `GET`) —
 //!    [`check`]
-//! 2. admin endpoints (`/health`, `/metrics`), answered without counting or limiting —
-//!    [`crate::admin`]
+//!    Then who the client is (the peer, or what trusted proxies forwarded for) and whether
+//!    the listener's IP rules let it in (→ 403) — [`auth::client`]
+//! 2. admin endpoints (`/health`, `/metrics`, which may need a token), answered without
+//!    counting or limiting — [`crate::admin`]
 //! 3. a plaintext listener that redirects to HTTPS answers here (308) — [`local`]; then the
-//!    rate limit, global (over → 429) — [`crate::ratelimit`]
-//! 4. route (no route → 404; a route can ask for the client's certificate), then the route's
-//!    own rate limit; a redirect or fixed-response route answers here — [`crate::routing`],
-//!    [`local`]
+//!    route (no route → 404; a route can ask for the client's certificate), and who may use
+//!    it: its IP rules (→ 403), its API key (missing or unknown → 401, without the role →
+//!    403) — [`crate::routing`], [`auth::authenticate`]
+//! 4. the rate limits, global then the route's own (over → 429) — [`crate::ratelimit`]; a
+//!    redirect or fixed-response route answers here — [`local`]
 //! 5. rewrite the request for the backend (path, headers, the client's identity) —
 //!    [`rewrite`]
 //! 6. to 9. the upstream client ([`crate::upstream::client`]): pick a backend from the
@@ -27,6 +30,7 @@
 //! in [`error`], and never fails (an error reaching hyper would drop the connection without
 //! a response).
 
+pub mod auth;
 pub mod body;
 pub mod check;
 pub mod context;
@@ -45,6 +49,7 @@ use tokio::time::Instant;
 use crate::admin;
 use crate::config::RouteAction;
 use crate::errors::Chain;
+use crate::metrics;
 use crate::ratelimit::Decision;
 use crate::state::{Shared, State};
 use crate::upstream::{self, client::Exchange};
@@ -83,15 +88,19 @@ async fn handle_request(
     // Phase 1 and 2: requests that are not proxied.
     let checked =
         check::check_request(&mut parts).and_then(|()| check::check_authority(&parts, conn));
-    if let Err(e) = checked {
-        let ctx = RequestCtx::new(&shared.metrics, conn.addr, &parts);
-        return respond_error(ctx, e, render);
-    }
+    let client = checked.and_then(|()| auth::client(&state.config.access, conn, &parts.headers));
+    let client = match client {
+        Ok(client) => client,
+        Err(e) => {
+            let ctx = RequestCtx::new(&shared.metrics, conn.addr, &parts);
+            return respond_error(ctx, e, render);
+        }
+    };
     if let Some(resp) = admin::route(shared, &state, &parts, render.body_unread, conn.admin_only) {
         return resp.map(ResponseBody::full);
     }
 
-    let mut ctx = RequestCtx::new(&shared.metrics, conn.addr, &parts);
+    let mut ctx = RequestCtx::new(&shared.metrics, client, &parts);
     match handle_inner(&state, conn, &mut ctx, parts, body, render.grpc).await {
         Ok((mut resp, outcome)) => {
             let log = ctx.finish(outcome, resp.status().as_u16(), None);
@@ -112,6 +121,11 @@ fn respond_error(ctx: RequestCtx<'_>, err: ProxyError, render: Render) -> Respon
         _ => Outcome::Error,
     };
     let policy = matches!(err, ProxyError::TunnelLimit);
+    match err {
+        ProxyError::Unauthenticated { .. } => metrics::inc(&ctx.metrics.local().unauthenticated),
+        ProxyError::Forbidden(_) => metrics::inc(&ctx.metrics.local().forbidden),
+        _ => {}
+    }
     let failed = outcome == Outcome::Error && !err.is_client_fault() && !policy;
     let attempts = ctx.attempts;
     let mut log = ctx.finish(outcome, status.as_u16(), err.backend());
@@ -139,7 +153,7 @@ async fn handle_inner(
     body: Incoming,
     grpc: bool,
 ) -> Result<(Response<ResponseBody>, Outcome), ProxyError> {
-    // Phase 3: a listener that only redirects to HTTPS; the global rate limit.
+    // Phase 3: a listener that only redirects to HTTPS; the route, and who may use it.
     if let Some(to) = conn
         .policy
         .as_ref()
@@ -149,16 +163,17 @@ async fn handle_inner(
         let resp = local::redirect(&parts, to, StatusCode::PERMANENT_REDIRECT, unread);
         return Ok((resp, Outcome::Local));
     }
-    let now = Instant::now();
-    if let Decision::Deny { retry_after } = state.limiter.check(now) {
-        return Err(ProxyError::RateLimited { retry_after });
-    }
-
-    // Phase 4: route, and the route's own limit; local answers.
     let route = state
         .routes
         .find(&parts, conn.transport.client_sans())
         .ok_or(ProxyError::NoRoute)?;
+    auth::authenticate(state, route, ctx, &mut parts)?;
+
+    // Phase 4: the global rate limit and the route's own; local answers.
+    let now = Instant::now();
+    if let Decision::Deny { retry_after } = state.limiter.check(now) {
+        return Err(ProxyError::RateLimited { retry_after });
+    }
     if let Some(limiter) = &route.limiter {
         if let Decision::Deny { retry_after } = limiter.check(now) {
             return Err(ProxyError::RateLimited { retry_after });
@@ -194,9 +209,15 @@ async fn handle_inner(
     };
 
     // Phase 5: rewrite for the backend.
-    let hash = pool
-        .hash_key()
-        .and_then(|key| rewrite::request_hash(key, &parts, &conn.ip_header));
+    let hash = pool.hash_key().and_then(|key| {
+        if ctx.client.ip() == conn.addr.ip() {
+            rewrite::request_hash(key, &parts, &conn.ip_header)
+        } else {
+            // A client that trusted proxies forwarded for: hashed by its own address.
+            let ip = http::HeaderValue::from_str(&ctx.client.ip().to_string()).ok()?;
+            rewrite::request_hash(key, &parts, &ip)
+        }
+    });
     let has_host = parts.headers.contains_key(http::header::HOST);
     let hops = rewrite::rewrite_request(&mut parts, conn, route, unread);
 
@@ -219,7 +240,7 @@ async fn handle_inner(
         // Boxed: the tunnel's opening is rarer and larger than the upstream client's send,
         // and unboxed every request's future (which hyper keeps room for in each idle
         // connection) would be the size of it.
-        let open = tunnel::open(exchange, &mut ctx.attempts, parts, settings, conn.addr);
+        let open = tunnel::open(exchange, &mut ctx.attempts, parts, settings, ctx.client);
         match Box::pin(open).await? {
             tunnel::Opened::Tunnel(mut resp) => {
                 route.config.response_headers.apply(resp.headers_mut());

@@ -55,11 +55,13 @@ impl ListenerSet {
         current: Option<&ListenerSet>,
         mut first: Option<std::net::TcpListener>,
     ) -> Result<ListenerSet, StartError> {
-        // The admin listener takes the first listener's timeouts, but is plaintext.
+        // The admin listener takes the first listener's timeouts, but is plaintext and has
+        // no IP rules of its own (its address is the restriction; `/metrics` can take a token).
         let admin = config.admin.listen.map(|addr| ListenerConfig {
             addr,
             tls: None,
             redirect_to_https: None,
+            ip_rules: None,
             ..config.listeners.first().cloned().unwrap_or_default()
         });
         let wanted = config

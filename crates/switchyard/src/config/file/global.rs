@@ -31,6 +31,8 @@ pub struct AdminFile {
     pub metrics_path: Option<Spanned<Str>>,
     /// Status `/health` answers with when the proxy is `DOWN` (200 to 599).
     pub down_status: Option<Spanned<u16>>,
+    /// A file holding the bearer token `/metrics` requires (`/health` stays open).
+    pub token_file: Option<Spanned<Str>>,
 }
 
 /// One `[[listeners]]` entry.
@@ -52,6 +54,10 @@ pub struct ListenerFile {
     pub redirect_to_https: Option<Spanned<bool>>,
     /// The port of those redirects (default: the first HTTPS listener's, else 443).
     pub https_port: Option<Spanned<u16>>,
+    /// CIDR blocks that may talk to this listener (empty: any not denied).
+    pub allow_ip: Option<Vec<Spanned<Str>>>,
+    /// CIDR blocks that may not.
+    pub deny_ip: Option<Vec<Spanned<Str>>>,
 }
 
 /// A rate limit (`[rate_limit]`, or a route's `rate_limit`).

@@ -7,9 +7,10 @@
 //! file. `validate/` then turns these types into a [`super::Config`].
 //!
 //! The types, by section: `global.rs` (top-level keys, `[admin]`, `[[listeners]]`,
-//! `[rate_limit]`, `[websocket]`), `tls.rs` (a listener's `tls`), `pool.rs` (`[pools.NAME]`),
+//! `[rate_limit]`, `[websocket]`), `access.rs` (`[access]`, a route's `access`), `tls.rs` (a listener's `tls`), `pool.rs` (`[pools.NAME]`),
 //! `route.rs` (`[[routes]]`); `values.rs` holds the strings and durations they are made of.
 
+mod access;
 mod global;
 mod pool;
 mod route;
@@ -23,6 +24,7 @@ use toml::Spanned;
 use super::error::{suggest, Problem};
 use section::{array_items, section, section_keeping};
 
+pub use access::{AccessFile, RouteAccessFile};
 pub use global::{AdminFile, GlobalFile, ListenerFile, RateLimitFile, WebSocketFile};
 pub use pool::{
     BackendFile, BreakerFile, HealthCheckFile, OutlierFile, PoolFile, RetryFile, UpstreamTlsFile,
@@ -44,6 +46,8 @@ pub struct Document {
     pub rate_limit: Option<RateLimitFile>,
     /// `[websocket]`.
     pub websocket: Option<WebSocketFile>,
+    /// `[access]`.
+    pub access: Option<Spanned<AccessFile>>,
     /// `[pools.NAME]`, with the name's span.
     pub pools: Vec<(Spanned<String>, PoolFile)>,
     /// Names of pools that are in the file but could not be read (already reported).
@@ -63,6 +67,7 @@ const TOP_LEVEL_TABLES: &[&str] = &[
     "pools",
     "routes",
     "websocket",
+    "access",
 ];
 const TOP_LEVEL_SCALARS: &[&str] = &["workers", "shutdown_timeout", "log_format"];
 
@@ -94,6 +99,10 @@ pub fn read(text: &str, problems: &mut Vec<Problem>) -> Document {
             "admin" => doc.admin = section(&name, value, problems),
             "rate_limit" => doc.rate_limit = section(&name, value, problems),
             "websocket" => doc.websocket = section(&name, value, problems),
+            "access" => {
+                let span = value.span();
+                doc.access = section(&name, value, problems).map(|a| Spanned::new(span, a));
+            }
             "listeners" => read_listeners(value, &mut doc, problems),
             "routes" => read_routes(value, &mut doc, problems),
             "pools" => read_pools(value, &mut doc, problems),

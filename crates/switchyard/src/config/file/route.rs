@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{PositiveDur, RateLimitFile, Str};
+use super::{PositiveDur, RateLimitFile, RouteAccessFile, Str};
 
 /// One `[[routes]]` entry.
 #[derive(Debug, Deserialize)]
@@ -35,6 +35,8 @@ pub struct RouteFile {
     pub request_headers: Option<HeadersFile>,
     /// Changes to the response headers.
     pub response_headers: Option<HeadersFile>,
+    /// Who may use the route: an API key, a role, IP rules.
+    pub access: Option<Spanned<RouteAccessFile>>,
 }
 
 /// `[routes.match]`.

@@ -45,6 +45,8 @@ pub struct RouteConfig {
     pub request_headers: HeaderEdits,
     /// Changes to response headers (before responding).
     pub response_headers: HeaderEdits,
+    /// Who may use it (`None`: anyone).
+    pub access: Option<std::sync::Arc<super::RouteAccess>>,
 }
 
 /// Conditions a request must meet; all must hold.
@@ -171,6 +173,7 @@ impl RouteConfig {
             rate_limit: None,
             request_headers: HeaderEdits::default(),
             response_headers: HeaderEdits::default(),
+            access: None,
         }
     }
 }

@@ -137,6 +137,12 @@ fn listener(i: usize, addr: ListenAddr, l: &ListenerFile, c: &mut Checker<'_>) -
             );
         }
     }
+    listener.ip_rules = super::access::ip_rules(
+        l.allow_ip.as_deref(),
+        l.deny_ip.as_deref(),
+        &format!("listeners[{i}]"),
+        c,
+    );
     listener
 }
 

@@ -8,12 +8,15 @@
 //! - `listener.rs`: `[[listeners]]`, and which addresses overlap; `tls.rs` their `tls`
 //!   tables (the certificate files they name included) and the checks of routes against them;
 //! - `admin.rs`: `[admin]`;
+//! - `access.rs`: `[access]` (API keys, key sources, trusted proxies), the IP lists of
+//!   listeners and routes, a route's `access`, `[admin] token_file`;
 //! - `pool.rs`: `[pools.NAME]`: backends, policy, timeouts, breaker, health checks, outlier
 //!   ejection, retries, limits; `pool_tls.rs` its `tls` table (the files it names are read
 //!   and checked);
 //! - `route.rs`: `[[routes]]`: actions, path rewrites, precedence and unreachable routes;
 //!   `route_match.rs` their `match` tables and `headers.rs` their header edits.
 
+mod access;
 mod admin;
 mod headers;
 mod listener;
@@ -32,6 +35,7 @@ use super::file::{self, Document, GlobalFile};
 use super::{defaults, Config, ConfigError, LogFormat, RateLimitConfig, Source, WebSocketConfig};
 
 pub use super::upstream::POLICIES;
+pub use access::{add_env, read_token};
 
 /// Parses and validates the text of the file at `path`.
 pub fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
@@ -111,6 +115,9 @@ fn build(doc: Document, base: &Path, problems: &mut Vec<Problem>) -> Config {
     let (listeners, served) = listener::listeners(&doc.listeners, base, &mut c);
     config.listeners = listeners;
     config.admin = admin::admin(doc.admin.as_ref(), &config.listeners, &mut c);
+    config.admin.token = access::admin_token(doc.admin.as_ref(), base, &mut c);
+    config.access = access::access(doc.access.as_ref(), base, &mut c);
+    access::keys_needed(&doc.routes, &config.access, &mut c);
     if let Some(rl) = &doc.rate_limit {
         config.rate_limit = rate_limit(rl, "rate_limit", &mut c);
     }

@@ -126,6 +126,7 @@ fn route(
             &format!("{key}.response_headers"),
             c,
         ),
+        access: super::access::route(r.access.as_ref(), &key, c),
     })
 }
 

@@ -1,0 +1,97 @@
+//! The access-control figures of `/metrics`: requests refused with `401` and `403`, and the
+//! requests that presented each API key, by the key's name (never its secret). The JSON
+//! document has them under `access`; the Prometheus families are
+//! `switchyard_unauthenticated_total`, `switchyard_forbidden_total` and
+//! `switchyard_api_key_requests_total{key}`.
+
+use std::fmt;
+
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::TypedMetric;
+use serde::Serialize;
+
+use super::names;
+use crate::metrics::Metrics;
+use crate::state::State;
+
+/// The access-control figures.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AccessSnapshot {
+    /// Requests refused with `401` (no valid API key).
+    pub unauthenticated: u64,
+    /// Requests refused with `403` (an address refused, or a key without the role).
+    pub forbidden: u64,
+    /// Requests that presented each known key (valid ones; kept across reloads by name).
+    pub api_keys: Vec<KeySnapshot>,
+}
+
+/// One API key's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeySnapshot {
+    /// The key's name.
+    pub name: String,
+    /// Requests that presented it.
+    pub requests: u64,
+}
+
+// === impl AccessSnapshot ===
+
+impl AccessSnapshot {
+    /// Reads the figures now.
+    pub fn read(metrics: &Metrics, state: &State) -> Self {
+        let c = metrics.counters();
+        let api_keys = state
+            .config
+            .access
+            .keys
+            .keys()
+            .iter()
+            .zip(&state.api_key_uses)
+            .map(|(key, uses)| KeySnapshot {
+                name: key.name.to_string(),
+                requests: uses.sum(|a| a),
+            })
+            .collect();
+        AccessSnapshot {
+            unauthenticated: c.sum(|s| &s.unauthenticated),
+            forbidden: c.sum(|s| &s.forbidden),
+            api_keys,
+        }
+    }
+
+    /// The Prometheus families.
+    pub fn encode(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        for (name, help, value) in [
+            (
+                names::UNAUTHENTICATED,
+                "Requests refused with 401: no valid API key.",
+                self.unauthenticated,
+            ),
+            (
+                names::FORBIDDEN,
+                "Requests refused with 403: a client address refused, or a key without the role.",
+                self.forbidden,
+            ),
+        ] {
+            let metric = ConstCounter::new(value);
+            metric.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                ConstCounter::<u64>::TYPE,
+            )?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            names::API_KEY_REQUESTS,
+            "Requests that presented this API key.",
+            None,
+            ConstCounter::<u64>::TYPE,
+        )?;
+        for key in &self.api_keys {
+            let labels = [("key", key.name.as_str())];
+            ConstCounter::new(key.requests).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,130 @@
+//! Who may pass: the authentication phase of the request path, before any rate limit, the
+//! same for HTTP/1.1, HTTP/2, gRPC and WebSocket upgrades (they all reach
+//! `proxy::handle` as one request head).
+//!
+//! Two entries, both called from `proxy/mod.rs`:
+//!
+//! - [`client`], right after the request is checked (before the admin endpoints): who the
+//!   client is ([`ip::client_addr`]: the peer, or with trusted proxies the rightmost
+//!   untrusted `X-Forwarded-For` address) and whether the listener's IP rules let it in
+//!   (`403` if not). That address is the one the access log, the rules and any per-client
+//!   limit see.
+//! - [`authenticate`], once the route is known and before the rate limits: the route's IP
+//!   rules (`403`), then its API key (`401` with `WWW-Authenticate` when missing or unknown,
+//!   `403` when the key lacks the role; [`api_key`]). The key's credential is removed from
+//!   the request whether or not it is valid, so it never reaches a backend or the log; the
+//!   key's name goes into the request's context (access log, and later per-key limits).
+//!
+//! A route without an `access` table and a listener without IP rules cost one branch each.
+//! Later pieces (JWT, forward auth) are further steps of [`authenticate`], each refusing with
+//! the same two errors.
+
+pub mod api_key;
+pub mod ip;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use http::request::Parts;
+use http::HeaderMap;
+
+use super::context::{ConnInfo, RequestCtx};
+use super::error::ProxyError;
+use crate::config::AccessConfig;
+use crate::metrics;
+use crate::routing::Route;
+use crate::state::State;
+
+/// Why a request has no valid identity (`401`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuthFailure {
+    /// No key where the configured sources look.
+    #[error("no API key")]
+    MissingKey,
+    /// A key that matches none known (the secret is never logged).
+    #[error("unknown API key")]
+    UnknownKey,
+}
+
+/// Why a request may not pass (`403`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    /// A valid key without any of the route's roles.
+    #[error("key {key} lacks the route's role")]
+    MissingRole {
+        /// The key's name.
+        key: Arc<str>,
+    },
+    /// The client's address is not allowed on this listener or route.
+    #[error("client address {ip} is not allowed")]
+    Address {
+        /// The client's address.
+        ip: IpAddr,
+    },
+}
+
+/// Who the client is (from the connection's peer and, with trusted proxies, the request's
+/// `X-Forwarded-For`), and whether the listener's IP rules let it in.
+pub fn client(
+    access: &AccessConfig,
+    conn: &ConnInfo,
+    headers: &HeaderMap,
+) -> Result<SocketAddr, ProxyError> {
+    let client = match &access.trusted_proxies {
+        None => conn.addr,
+        Some(trusted) => ip::client_addr(conn.addr, headers, trusted),
+    };
+    if let Some(rules) = &conn.ip_rules {
+        if !rules.admits(client.ip()) {
+            return Err(ProxyError::Forbidden(Denial::Address { ip: client.ip() }));
+        }
+    }
+    Ok(client)
+}
+
+/// The route's requirements: its IP rules, then its API key and role. On success the key's
+/// name (if any) is in `ctx` and the key's request counter is counted; the credential is gone
+/// from `parts` either way.
+pub fn authenticate(
+    state: &State,
+    route: &Route,
+    ctx: &mut RequestCtx<'_>,
+    parts: &mut Parts,
+) -> Result<(), ProxyError> {
+    let Some(needs) = &route.config.access else {
+        return Ok(());
+    };
+    if let Some(rules) = &needs.ip {
+        if !rules.admits(ctx.client.ip()) {
+            return Err(ProxyError::Forbidden(Denial::Address {
+                ip: ctx.client.ip(),
+            }));
+        }
+    }
+    if !needs.api_key {
+        return Ok(());
+    }
+    let access = &state.config.access;
+    let found = api_key::take(access, parts);
+    if found.query_changed {
+        if let Some(log) = ctx.log.as_mut() {
+            log.uri = parts.uri.clone();
+        }
+    }
+    let (index, key) = found.key.map_err(|reason| ProxyError::Unauthenticated {
+        reason,
+        challenge: access.challenge.clone(),
+    })?;
+    if let Some(uses) = state.api_key_uses.get(index) {
+        metrics::inc(uses.local());
+    }
+    ctx.api_key = Some(key.name.clone());
+    let has_role =
+        needs.roles.is_empty() || key.roles.iter().any(|r| needs.roles.iter().any(|n| n == r));
+    if !has_role {
+        return Err(ProxyError::Forbidden(Denial::MissingRole {
+            key: key.name.clone(),
+        }));
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! Logs name the API key, never its secret: a capturing subscriber (debug level, so the
+//! refusal lines are seen too) records everything a running switchyard logs while keyed,
+//! refused and query-keyed requests go through; the access-log lines carry `api_key=NAME`
+//! and no line anywhere holds a secret. Its own test binary: the subscriber is global.
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use support::pki::{toml_path, CertDir};
+use support::{backend, Client, TestProxy};
+use switchyard::config::auth::key_line;
+use switchyard::Config;
+
+static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+
+struct Capture;
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.get_or_init(Mutex::default)
+            .lock()
+            .expect("logs")
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn logs() -> String {
+    let logs = LOGS.get_or_init(Mutex::default).lock().expect("logs");
+    String::from_utf8_lossy(&logs).into_owned()
+}
+
+#[tokio::test]
+async fn the_access_log_names_the_key_and_no_line_holds_a_secret() {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(|| Capture)
+        .init();
+    let dir = CertDir::new("auth-log");
+    let keys = dir.write(
+        "keys.txt",
+        &format!("{}\n", key_line("ci-bot", b"top-secret-value", &[])),
+    );
+    let server = backend("b").await;
+    let text = format!(
+        "workers = 1\n[[listeners]]\naddress = \"127.0.0.1:0\"\n[rate_limit]\nrequests = 0\n\
+         [access]\napi_keys_file = {}\nkey_sources = [\"bearer\", \"query:key\"]\n\
+         [pools.p]\nbackends = [\"{}\"]\n\
+         [[routes]]\npool = \"p\"\naccess = {{ api_key = true }}\n",
+        toml_path(&keys),
+        server.url()
+    );
+    let path = dir.write("switchyard.toml", &text);
+    let proxy = TestProxy::start(Config::load(&path).expect("config"));
+    let mut client = Client::connect(proxy.addr).await;
+    let requests = [
+        http::Request::get("/a").header("authorization", "Bearer top-secret-value"),
+        http::Request::get("/b?key=top-secret-value&x=1"),
+        http::Request::get("/c").header("authorization", "Bearer top-secret-guess"),
+        http::Request::get("/d?key=top-secret-guess"),
+    ];
+    let mut statuses = Vec::new();
+    for req in requests {
+        let resp = client
+            .send(req.body(Bytes::new()).expect("request"))
+            .await
+            .expect("response");
+        statuses.push(resp.status);
+    }
+    assert_eq!(statuses, [200, 200, 401, 401]);
+    let named =
+        || logs().matches("api_key=\"ci-bot\"").count() + logs().matches("api_key=ci-bot").count();
+    let logged = support::eventually(Duration::from_secs(2), || async { named() >= 2 }).await;
+    assert!(logged, "two access-log lines name the key:\n{}", logs());
+    let logs = logs();
+    assert!(!logs.contains("top-secret"), "a secret was logged:\n{logs}");
+    let lines = logs.lines().count();
+    println!("logs: {lines} lines captured at debug, 2 name key ci-bot, 0 hold a secret");
+}
