@@ -1,0 +1,99 @@
+//! The printed file loads as the same proxy as the flags.
+
+use super::*;
+use crate::config::Config;
+
+fn cli(args: &[&str]) -> Cli {
+    Cli::try_parse_args(
+        std::iter::once("switchyard")
+            .chain(args.iter().copied())
+            .map(String::from),
+    )
+    .expect("flags parse")
+}
+
+/// Loads `print_config(flags)` from a file and compares it with the flags' configuration.
+fn assert_same(args: &[&str]) {
+    let cli = cli(args);
+    let from_flags = cli.load_config().expect("flags are valid");
+    let text = print_config(&cli).expect("printed");
+    let path = std::env::temp_dir().join(format!(
+        "switchyard-print-config-{}-{}.toml",
+        std::process::id(),
+        args.join("").len()
+    ));
+    std::fs::write(&path, &text).expect("write");
+    let from_file = Config::load(&path);
+    let _ = std::fs::remove_file(&path);
+    let from_file =
+        from_file.unwrap_or_else(|e| panic!("{args:?}: the file is invalid: {e}\n{text}"));
+    assert_eq!(
+        from_file.listeners, from_flags.listeners,
+        "{args:?}\n{text}"
+    );
+    assert_eq!(
+        from_file.rate_limit, from_flags.rate_limit,
+        "{args:?}\n{text}"
+    );
+    assert_eq!(from_file.pools, from_flags.pools, "{args:?}\n{text}");
+    assert_eq!(from_file.shutdown_timeout, from_flags.shutdown_timeout);
+    assert_eq!(from_file.log.format, from_flags.log.format);
+    assert_eq!(from_file.routes.len(), from_flags.routes.len(), "{text}");
+}
+
+#[test]
+fn defaults_give_the_same_proxy() {
+    assert_same(&[]);
+}
+
+#[test]
+fn every_flag_gives_the_same_proxy() {
+    assert_same(&[
+        "--listen=127.0.0.1:4000",
+        "--backends=http://127.0.0.1:8080,https://example.com/base,h2c://[::1]:9000",
+        "--rate-limit=20",
+        "--rate-window=2s",
+        "--read-timeout=1m30s",
+        "--write-timeout=2s",
+        "--retries=0",
+        "--connect-timeout=250ms",
+        "--circuit-failures=3",
+        "--circuit-open=1s",
+        "--shutdown-timeout=5s",
+        "--max-header-bytes=16384",
+        "--pool-max-idle=4",
+        "--pool-idle-timeout=10s",
+        "--policy=consistent_hash",
+        "--hash-key=header:x-user",
+        "--health-check=/healthz",
+        "--health-interval=2s",
+        "--request-timeout=30s",
+        "--max-connections=50",
+        "--retry-on=503",
+        "--slow-start=10s",
+        "--workers=3",
+        "--log-format=json",
+    ]);
+}
+
+#[test]
+fn the_upstream_timeout_follows_the_write_timeout_or_its_flag() {
+    assert_same(&["--write-timeout=3s"]);
+    assert_same(&["--write-timeout=3s", "--upstream-timeout=500ms"]);
+}
+
+#[test]
+fn names_are_quoted_as_toml_strings() {
+    let cli = cli(&["--health-check=/a\"b\\c"]);
+    let text = print_config(&cli).expect("printed");
+    assert!(text.contains(r#"path = "/a\"b\\c""#), "{text}");
+}
+
+#[test]
+fn refused_with_a_config_file() {
+    let cli = cli(&["--config=x.toml"]);
+    assert!(matches!(
+        print_config(&cli),
+        Err(PrintConfigError::HasConfig)
+    ));
+}
