@@ -265,3 +265,102 @@ fn version_names_the_package_version_and_the_build() {
 fn path(p: &Path) -> &str {
     p.to_str().expect("temporary paths are UTF-8")
 }
+
+/// Kills the process when dropped (a failed test leaves nothing running).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn demo_says_what_it_starts_then_serves_and_stops_through_its_pid_file() {
+    use std::io::BufRead;
+    let dir = TempDir::new("demo");
+    let pid_file = dir.file("demo.pid");
+    let mut child = command(&[
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--pid-file",
+        path(&pid_file),
+    ])
+    .spawn()
+    .expect("spawn the demo");
+    let out = child.stdout.take().expect("stdout");
+    let mut child = KillOnDrop(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let port = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("the demo stopped printing: {lines:#?}"));
+        let port = line
+            .split("proxy on http://localhost:")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|port| port.parse::<u16>().ok());
+        lines.push(line);
+        if let Some(port) = port {
+            break port;
+        }
+    };
+    let steps: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("switchyard demo: "))
+        .collect();
+    assert!(
+        steps.len() >= 4,
+        "a line per step before the instructions: {lines:#?}"
+    );
+    assert!(
+        steps[0].contains("starting two test backends"),
+        "{lines:#?}"
+    );
+    assert!(steps[1].contains("backend 1 on 127.0.0.1:"), "{lines:#?}");
+    assert!(
+        steps[3].contains("starting the proxy") && steps[3].contains("rate limit 20"),
+        "{lines:#?}"
+    );
+
+    let mut bodies = Vec::new();
+    for _ in 0..2 {
+        bodies.push(
+            support::get(&format!("http://127.0.0.1:{port}/"))
+                .await
+                .text(),
+        );
+    }
+    bodies.sort();
+    assert_eq!(
+        bodies,
+        ["Response from server 1\n", "Response from server 2\n"]
+    );
+
+    assert!(
+        eventually(Duration::from_secs(2), || {
+            let exists = pid_file.exists();
+            async move { exists }
+        })
+        .await,
+        "the demo writes its pid file"
+    );
+    let stop = run(&["stop", "--pid-file", path(&pid_file)]);
+    assert!(stop.status.success(), "stop: {}", stderr(&stop));
+    let status = child.0.wait().expect("wait for the demo");
+    assert!(status.success(), "{status}");
+    println!(
+        "demo: {} start-up lines, port {port}, {bodies:?}, exit {status}",
+        steps.len()
+    );
+}
