@@ -288,6 +288,7 @@ async fn demo_says_what_it_starts_then_serves_and_stops_through_its_pid_file() {
         "--pid-file",
         path(&pid_file),
     ])
+    .stderr(std::process::Stdio::null())
     .spawn()
     .expect("spawn the demo");
     let out = child.stdout.take().expect("stdout");
