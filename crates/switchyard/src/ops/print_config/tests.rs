@@ -97,3 +97,22 @@ fn refused_with_a_config_file() {
         Err(PrintConfigError::HasConfig)
     ));
 }
+
+#[test]
+fn tls_flags_give_the_same_listener() {
+    let rcgen::CertifiedKey { cert, key_pair } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let dir = std::env::temp_dir().join(format!(
+        "switchyard-print-config-tls-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).expect("write cert");
+    std::fs::write(&key_path, key_pair.serialize_pem()).expect("write key");
+    let cert_arg = format!("--tls-cert={}", cert_path.display());
+    let key_arg = format!("--tls-key={}", key_path.display());
+    assert_same(&[&cert_arg, &key_arg]);
+    assert_same(&[&cert_arg, &key_arg, "--tls-resumption=off"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
