@@ -52,11 +52,16 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some(Command::Completions { shell }) => {
-            let mut cmd = Cli::clap_command();
-            clap_complete::generate(shell, &mut cmd, "switchyard", &mut std::io::stdout());
+            ops::completions(shell, &mut std::io::stdout().lock());
             return ExitCode::SUCCESS;
         }
-        Some(Command::Manpage) => return manpage(),
+        Some(Command::Manpage) => {
+            if let Err(e) = ops::manpage(&mut std::io::stdout().lock()) {
+                eprintln!("switchyard manpage: {e}");
+                return ExitCode::FAILURE;
+            }
+            return ExitCode::SUCCESS;
+        }
         Some(Command::Demo | Command::Proxy) | None => {}
     }
     let config = match cli.load_config() {
@@ -128,20 +133,4 @@ fn signalled(what: &str, done: &str, outcome: Result<i32, ops::PidError>) -> Exi
             ExitCode::FAILURE
         }
     }
-}
-
-/// `switchyard manpage`: roff on stdout.
-fn manpage() -> ExitCode {
-    let man = clap_mangen::Man::new(Cli::clap_command());
-    let mut out = Vec::new();
-    if let Err(e) = man.render(&mut out) {
-        eprintln!("switchyard manpage: {e}");
-        return ExitCode::FAILURE;
-    }
-    use std::io::Write;
-    if let Err(e) = std::io::stdout().write_all(&out) {
-        eprintln!("switchyard manpage: {e}");
-        return ExitCode::FAILURE;
-    }
-    ExitCode::SUCCESS
 }

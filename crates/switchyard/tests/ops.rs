@@ -365,3 +365,27 @@ async fn demo_says_what_it_starts_then_serves_and_stops_through_its_pid_file() {
         steps.len()
     );
 }
+
+#[tokio::test]
+async fn one_line_proxy_from_to() {
+    let one = backend("one").await;
+    let backends = [one.url()];
+    let (proc, addr) = start_proxy(
+        |addr| {
+            ["proxy", "--from", &addr.to_string(), "--to", &backends[0]]
+                .map(String::from)
+                .to_vec()
+        },
+        &backends,
+    )
+    .await;
+    let resp = support::get(&format!("http://{addr}/")).await;
+    assert_eq!((resp.status, resp.text().as_str()), (200, "one\n"));
+    proc.terminate().await;
+    assert!(proc.wait(Duration::from_secs(5)).await.status.success());
+
+    let output = run(&["proxy", "--from", "127.0.0.1:0"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--to URL"), "{}", stderr(&output));
+    println!("proxy --from {addr} --to {}: {}", backends[0], resp.status);
+}

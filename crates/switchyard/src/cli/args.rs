@@ -79,7 +79,8 @@ pub fn one_line_error(err: &clap::Error) -> String {
         if more.starts_with("[possible values") {
             line.push(' ');
             line.push_str(more);
-        } else if more.starts_with("tip:") && !more.contains("'--'") {
+        } else if more.starts_with("tip:") && !more.starts_with("tip: to pass") {
+            // "a similar argument exists: ..."; not "to pass '--x' as a value, use '-- --x'".
             line.push_str("; ");
             line.push_str(more);
         }

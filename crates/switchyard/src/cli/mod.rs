@@ -4,6 +4,10 @@
 //! Without `--config`, the flags describe the whole proxy. With it, the file does, and only
 //! the flags given on the command line override it (flags > file > defaults); see
 //! [`Cli::apply`] for what each flag overrides.
+//!
+//! [`Command`] lists the subcommands; [`Cli::clap_command`] is the clap command the binary
+//! parses with (and generates completions and the man page from), each subcommand's help
+//! showing what applies to it.
 
 mod apply;
 mod args;

@@ -1,7 +1,12 @@
 //! Running switchyard as a service: the `--pid-file` and the signals `switchyard reload` and
 //! `switchyard stop` send through it ([`pid`]), the configuration file equivalent to the
-//! flags (`switchyard print-config`, [`print_config`]), and the build details of
-//! `switchyard version` ([`version`]).
+//! flags (`switchyard print-config`, [`print_config`]), the build details of
+//! `switchyard version` ([`version`]), and the shell completions and man page generated from
+//! the flag definitions ([`completions`], [`manpage`]).
+
+use std::io::{self, Write};
+
+use crate::cli::Cli;
 
 pub mod pid;
 pub mod print_config;
@@ -32,4 +37,15 @@ pub fn version() -> String {
         out.push_str(&format!("commit:   {commit}\n"));
     }
     out
+}
+
+/// `switchyard completions SHELL`: the completion script for `shell`, from
+/// [`Cli::clap_command`].
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn Write) {
+    clap_complete::generate(shell, &mut Cli::clap_command(), "switchyard", out);
+}
+
+/// `switchyard manpage`: the manual page (roff), from [`Cli::clap_command`].
+pub fn manpage(out: &mut dyn Write) -> io::Result<()> {
+    clap_mangen::Man::new(Cli::clap_command()).render(out)
 }
