@@ -131,8 +131,13 @@ fn write_pool(cli: &Cli, out: &mut String) -> std::fmt::Result {
         writeln!(out, "interval = {}", dur(cli.health_interval))?;
     }
     if let Some(ca) = &cli.upstream_ca {
-        writeln!(out, "\n[pools.{pool}.tls]")?;
-        writeln!(out, "ca = {}", path(ca))?;
+        // A pool's `tls` table needs an `https://` backend; without one the CA is unused.
+        if cli.backends.iter().any(|b| b.scheme.is_tls()) {
+            writeln!(out, "\n[pools.{pool}.tls]")?;
+            writeln!(out, "ca = {}", path(ca))?;
+        } else {
+            writeln!(out, "\n# --upstream-ca is unused: no https:// backend.")?;
+        }
     }
     Ok(())
 }

@@ -114,5 +114,23 @@ fn tls_flags_give_the_same_listener() {
     let key_arg = format!("--tls-key={}", key_path.display());
     assert_same(&[&cert_arg, &key_arg]);
     assert_same(&[&cert_arg, &key_arg, "--tls-resumption=off"]);
+    // A CA for the client certificates and for the https:// backends.
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(vec!["test ca".to_owned()]).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&ca_key).expect("CA");
+    let ca_path = dir.join("ca.pem");
+    std::fs::write(&ca_path, ca.pem()).expect("write CA");
+    let client_ca = format!("--tls-client-ca={}", ca_path.display());
+    let upstream_ca = format!("--upstream-ca={}", ca_path.display());
+    assert_same(&[&cert_arg, &key_arg, &client_ca]);
+    assert_same(&["--backends=https://example.com", &upstream_ca]);
+    // Without an https:// backend the CA is unused, and a pool `tls` table an error.
+    let text =
+        print_config(&cli(&["--backends=http://example.com", &upstream_ca])).expect("printed");
+    assert!(
+        text.contains("# --upstream-ca is unused") && !text.contains(".tls]"),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
