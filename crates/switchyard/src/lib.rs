@@ -18,7 +18,7 @@
 //! | [`metrics`]   | the sharded per-worker counters |
 //! | [`telemetry`] | logging and the access log |
 //! | [`demo`]      | `switchyard demo`: the proxy in front of two built-in backends |
-//! | [`ops`]       | running as a service: `--pid-file`, `reload`/`stop`, `print-config`, `version` |
+//! | [`ops`]       | running as a service: `--pid-file`, `reload`/`stop`, `print-config`, `version`, completions, man page |
 //!
 //! `docs/request-lifecycle.md` walks through the same path in prose.
 
