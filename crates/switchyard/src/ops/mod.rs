@@ -1,6 +1,6 @@
 //! Running switchyard as a service: the `--pid-file` and the signals `switchyard reload` and
 //! `switchyard stop` send through it ([`pid`]), the configuration file equivalent to the
-//! flags (`switchyard print-config`, [`print_config`]), the build details of
+//! flags (`switchyard print-config`, [`print_config`](mod@print_config)), the build details of
 //! `switchyard version` ([`version`]), and the shell completions and man page generated from
 //! the flag definitions ([`completions`], [`manpage`]).
 
