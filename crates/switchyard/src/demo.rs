@@ -1,5 +1,6 @@
 //! `switchyard demo`: two built-in test backends and the proxy in front of them, with the
-//! commands to try printed, so that a newcomer sees every feature with one command.
+//! commands to try printed, so that a newcomer sees every feature with one command. What it
+//! is doing while it starts is printed too (stdout, one line per step).
 
 use crate::config::{BackendConfig, BackendUrl, Config};
 use crate::server::{self, Server, StartError};
@@ -17,8 +18,10 @@ pub struct Demo {
 }
 
 /// Starts two backends on free loopback ports and the proxy (on `config.listen`) in front of
-/// them. Must be called inside a tokio runtime, which then serves the backends.
+/// them, printing each step. Must be called inside a tokio runtime, which then serves the
+/// backends.
 pub async fn start(mut config: Config) -> Result<Demo, StartError> {
+    println!("switchyard demo: starting two test backends on free loopback ports");
     let mut backends = Vec::new();
     let mut urls = Vec::new();
     for n in 1..=2 {
@@ -30,8 +33,17 @@ pub async fn start(mut config: Config) -> Result<Demo, StartError> {
             .await
             .map_err(bind_err)?;
         let message = format!("Response from server {n}");
-        let backend =
-            test_server::spawn(listener, test_server::Options { message }).map_err(bind_err)?;
+        let backend = test_server::spawn(
+            listener,
+            test_server::Options {
+                message: message.clone(),
+            },
+        )
+        .map_err(bind_err)?;
+        println!(
+            "switchyard demo: backend {n} on {} answers {message:?}",
+            backend.addr()
+        );
         urls.push(BackendConfig {
             url: BackendUrl::http("127.0.0.1", backend.addr().port()),
             weight: 1,
@@ -41,6 +53,17 @@ pub async fn start(mut config: Config) -> Result<Demo, StartError> {
     for pool in &mut config.pools {
         pool.backends = urls.clone();
     }
+    let listen: Vec<String> = config
+        .listeners
+        .iter()
+        .map(|l| l.addr.to_string())
+        .collect();
+    println!(
+        "switchyard demo: starting the proxy on {} (rate limit {} per {}; --rate-limit changes it)",
+        listen.join(", "),
+        config.rate_limit.requests,
+        crate::config::duration::format(config.rate_limit.window),
+    );
     let server = server::start(config)?;
     Ok(Demo { server, backends })
 }

@@ -18,6 +18,7 @@
 //! | [`metrics`]   | the sharded per-worker counters |
 //! | [`telemetry`] | logging and the access log |
 //! | [`demo`]      | `switchyard demo`: the proxy in front of two built-in backends |
+//! | [`ops`]       | running as a service: `--pid-file`, `reload`/`stop`, `print-config`, `version`, completions, man page |
 //!
 //! `docs/request-lifecycle.md` walks through the same path in prose.
 
@@ -29,6 +30,7 @@ pub mod config;
 pub mod demo;
 pub mod errors;
 pub mod metrics;
+pub mod ops;
 pub mod proxy;
 pub mod ratelimit;
 pub mod reload;

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::cli::{Cli, Command, LoadError};
 use crate::config::{defaults, Config};
+use crate::ops::{PidError, PidFile};
 use crate::server::shutdown::{Request, Signals};
 use crate::server::{self, Server, ShutdownReport, StartError};
 use crate::telemetry::json::AsJson;
@@ -52,6 +53,9 @@ pub enum RunError {
     /// The proxy (or the demo's backends) could not start.
     #[error(transparent)]
     Start(#[from] StartError),
+    /// The `--pid-file` could not be written.
+    #[error(transparent)]
+    PidFile(#[from] PidError),
 }
 
 /// Runs the proxy described by `config` (the demo for `switchyard demo`) until SIGTERM or
@@ -66,19 +70,22 @@ pub fn run(cli: Cli, config: Config) -> Result<ShutdownReport, RunError> {
         let signals = Signals::install().map_err(RunError::Signals)?;
         let (controls, receiver) = mpsc::channel(8);
         tokio::spawn(forward_signals(signals, controls));
-        match cli.command {
+        // The demo's backends are served by this runtime until the drain is over.
+        let (server, _demo_backends) = match cli.command {
             Some(Command::Demo) => {
                 let demo = start_demo(&cli, config).await?;
                 log_started(&demo.server);
-                // The backends are served by this runtime until the drain is over.
-                Ok(supervise(demo.server, &cli, receiver).await)
+                (demo.server, demo.backends)
             }
             _ => {
                 let server = server::start(config)?;
                 log_started(&server);
-                Ok(supervise(server, &cli, receiver).await)
+                (server, Vec::new())
             }
-        }
+        };
+        // Written once the listeners are bound, removed when dropped (after the drain).
+        let _pid_file = PidFile::create_if(cli.pid_file.as_deref())?;
+        Ok(supervise(server, &cli, receiver).await)
     })
 }
 

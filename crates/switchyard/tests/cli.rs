@@ -1,5 +1,5 @@
-//! The real `switchyard` binary: flag errors, `--help`, a taken port, the seed's sample
-//! command, SIGTERM, and JSON logs.
+//! The real `switchyard` binary: flag errors (with suggestions and possible values), `--help`,
+//! a taken port, the seed's sample command, SIGTERM, and JSON logs.
 
 mod support;
 
@@ -211,4 +211,26 @@ async fn sigterm_as_soon_as_the_port_accepts_still_exits_cleanly() {
         }
     }
     assert!(killed.is_empty(), "{killed:#?}");
+}
+
+#[test]
+fn a_misspelled_flag_gets_a_suggestion_and_an_enumerated_one_its_values() {
+    for (arg, wanted) in [
+        (
+            "--ratelimit=20",
+            "a similar argument exists: '--rate-limit'",
+        ),
+        (
+            "--policy=roundrobin",
+            "[possible values: round_robin, random, least_request, peak_ewma, consistent_hash]",
+        ),
+        ("--log-format=yaml", "[possible values: text, json]"),
+    ] {
+        let output = run(&[arg]);
+        assert_eq!(output.status.code(), Some(2), "{arg}");
+        let err = stderr(&output);
+        assert_eq!(err.lines().count(), 1, "{arg}: one line:\n{err}");
+        assert!(err.contains(wanted), "{arg}: {err}");
+        print!("{err}");
+    }
 }

@@ -48,6 +48,9 @@ const GO_FLAGS: &[&str] = &[
     "deny-ip",
     "trusted-proxies",
     "admin-token-file",
+    "pid-file",
+    "from",
+    "to",
 ];
 
 /// `args` with the Go-style forms of [`GO_FLAGS`] (`-flag=value`, `-flag value`) rewritten
@@ -69,12 +72,25 @@ pub(super) fn explicit_ids(matches: &ArgMatches) -> Vec<String> {
     ids
 }
 
-/// Renders a clap error as the one line a user needs: what was wrong, with the flag and value.
+/// Renders a clap error as the one line a user needs: what was wrong, with the flag and
+/// value, the possible values when there is a list, and clap's tip ("a similar argument
+/// exists: '--rate-limit'") when it has one.
 pub fn one_line_error(err: &clap::Error) -> String {
     let rendered = err.render().to_string();
-    let first = rendered.lines().next().unwrap_or("invalid arguments");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    format!("switchyard: {first} (see --help)")
+    let mut lines = rendered.lines().map(str::trim);
+    let first = lines.next().unwrap_or("invalid arguments");
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    for more in lines {
+        if more.starts_with("[possible values") {
+            line.push(' ');
+            line.push_str(more);
+        } else if more.starts_with("tip:") && !more.starts_with("tip: to pass") {
+            // "a similar argument exists: ..."; not "to pass '--x' as a value, use '-- --x'".
+            line.push_str("; ");
+            line.push_str(more);
+        }
+    }
+    format!("switchyard: {line} (see --help)")
 }
 
 // === value parsers ===
@@ -95,12 +111,16 @@ pub(super) fn parse_cidrs(s: &str) -> Result<CidrSet, String> {
     CidrSet::parse_list(s)
 }
 
-pub(super) fn parse_on_off(s: &str) -> Result<bool, String> {
-    match s {
-        "on" | "true" => Ok(true),
-        "off" | "false" => Ok(false),
-        _ => Err("must be on or off".to_owned()),
-    }
+/// `on` or `off` (`true` and `false` are taken too, unlisted), listed in errors and `--help`.
+pub(super) fn parse_on_off() -> impl clap::builder::TypedValueParser<Value = bool> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new([
+        PossibleValue::new("on"),
+        PossibleValue::new("off"),
+        PossibleValue::new("true").hide(true),
+        PossibleValue::new("false").hide(true),
+    ])
+    .map(|s| s == "on" || s == "true")
 }
 
 pub(super) fn parse_header_limit(s: &str) -> Result<usize, String> {

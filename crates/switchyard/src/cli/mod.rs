@@ -4,10 +4,15 @@
 //! Without `--config`, the flags describe the whole proxy. With it, the file does, and only
 //! the flags given on the command line override it (flags > file > defaults); see
 //! [`Cli::apply`] for what each flag overrides.
+//!
+//! [`Command`] lists the subcommands; [`Cli::clap_command`] is the clap command the binary
+//! parses with (and generates completions and the man page from), each subcommand's help
+//! showing what applies to it.
 
 mod access;
 mod apply;
 mod args;
+mod command;
 pub mod hash_key;
 #[cfg(test)]
 mod tests;
@@ -15,7 +20,7 @@ mod tests;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{FromArgMatches, Parser, Subcommand};
 
 use crate::config::upstream::POLICIES;
 use crate::config::{
@@ -48,7 +53,7 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// Address to listen on: `:PORT` (every interface), `IP:PORT` or `[IPv6]:PORT`.
-    #[arg(long, global = true, default_value = defaults::LISTEN, value_name = "ADDR")]
+    #[arg(long, visible_alias = "from", global = true, default_value = defaults::LISTEN, value_name = "ADDR")]
     pub listen: ListenAddr,
 
     /// Time a client has to send a request head; also the keep-alive idle timeout and the
@@ -71,7 +76,7 @@ pub struct Cli {
     pub rate_window: Duration,
 
     /// Comma-separated backend URLs, balanced round robin.
-    #[arg(long, global = true, default_value = defaults::BACKENDS, value_delimiter = ',', value_name = "URLS")]
+    #[arg(long, visible_alias = "to", global = true, default_value = defaults::BACKENDS, value_delimiter = ',', value_name = "URLS")]
     pub backends: Vec<BackendUrl>,
 
     /// Further backends to try: after a connect failure (any method: the request never
@@ -117,7 +122,7 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "90s", value_parser = parse_positive_duration, value_name = "DUR")]
     pub pool_idle_timeout: Duration,
 
-    /// Balancing policy: round_robin, random, least_request, peak_ewma or consistent_hash.
+    /// Balancing policy.
     #[arg(long, global = true, default_value = "round_robin", value_name = "POLICY",
           value_parser = clap::builder::PossibleValuesParser::new(POLICIES))]
     pub policy: String,
@@ -181,7 +186,7 @@ pub struct Cli {
 
     /// TLS session resumption (rotated tickets): on or off (off: every connection makes a
     /// full handshake).
-    #[arg(long, global = true, default_value = "on", value_name = "on|off", value_parser = parse_on_off,
+    #[arg(long, global = true, default_value = "on", value_name = "on|off", value_parser = parse_on_off(),
           action = clap::ArgAction::Set)]
     pub tls_resumption: bool,
 
@@ -213,6 +218,10 @@ pub struct Cli {
     /// (/health stays open).
     #[arg(long, global = true, value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// Write the process id to this file once the listeners are bound (removed at exit);
+    /// `switchyard reload` and `switchyard stop` read it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
 
     /// The flags given on the command line (not defaulted), by id.
     #[arg(skip)]
@@ -225,12 +234,36 @@ pub enum Command {
     /// Start two built-in test backends and the proxy in front of them, and print the curl
     /// commands to try (the proxy listens on --listen, :3000 by default).
     Demo,
+    /// A one-line reverse proxy: `switchyard proxy --from :3000 --to http://127.0.0.1:8080`
+    /// (--from is --listen, --to is --backends; the other flags apply as without a
+    /// subcommand).
+    Proxy,
+    /// Print the configuration file (TOML) equivalent to the flags given, to grow from flags
+    /// into a file: `switchyard print-config --to http://127.0.0.1:8080 > switchyard.toml`.
+    #[command(visible_alias = "adapt")]
+    PrintConfig,
     /// Check the --config file (and the flags given with it) without starting; exits 1 and
     /// prints every problem found when it is invalid.
     Check,
     /// Read an API key's secret on standard input and print its key-file line,
     /// `NAME sha256:HEX [roles]` (the secret itself is stored nowhere).
     HashKey(hash_key::HashKeyArgs),
+    /// Make the switchyard whose pid is in --pid-file reload its configuration (SIGHUP).
+    Reload,
+    /// Make the switchyard whose pid is in --pid-file drain and exit (SIGTERM), and wait
+    /// until it has (at most --shutdown-timeout and 5 s more).
+    Stop,
+    /// Print the version and build details.
+    Version,
+    /// Print a shell completion script: `switchyard completions bash >
+    /// /etc/bash_completion.d/switchyard`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `switchyard manpage > switchyard.1; man ./switchyard.1`.
+    Manpage,
 }
 
 // === impl Cli ===
@@ -238,7 +271,7 @@ pub enum Command {
 impl Cli {
     /// Parses `args` (with the program name first), accepting Go-style flags.
     pub fn try_parse_args(args: impl IntoIterator<Item = String>) -> Result<Self, clap::Error> {
-        let matches = Cli::command().try_get_matches_from(args::normalise(args))?;
+        let matches = Cli::clap_command().try_get_matches_from(args::normalise(args))?;
         let mut cli = Cli::from_arg_matches(&matches)?;
         cli.explicit = args::explicit_ids(&matches);
         Ok(cli)

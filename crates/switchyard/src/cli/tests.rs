@@ -127,3 +127,111 @@ fn only_given_flags_override_a_file() {
         "--backends with two pools"
     );
 }
+
+#[test]
+fn a_misspelled_flag_gets_a_suggestion_in_its_one_line() {
+    let line = one_line_error(&parse(&["--ratelimit=20"]).unwrap_err());
+    assert!(line.contains("'--ratelimit'"), "{line}");
+    assert!(
+        line.contains("did you mean") || line.contains("similar argument exists: '--rate-limit'"),
+        "{line}"
+    );
+    assert!(!line.contains('\n'), "{line}");
+    println!("{line}");
+}
+
+#[test]
+fn enumerated_flags_list_their_values_in_errors() {
+    for (arg, values) in [
+        (
+            "--policy=roundrobin",
+            "round_robin, random, least_request, peak_ewma, consistent_hash",
+        ),
+        ("--log-format=yaml", "text, json"),
+        ("--tls-resumption=maybe", "on, off"),
+    ] {
+        let line = one_line_error(&parse(&[arg]).unwrap_err());
+        assert!(
+            line.contains(&format!("[possible values: {values}]")),
+            "{arg}: {line}"
+        );
+        assert!(!line.contains('\n'), "{line}");
+    }
+    let line = one_line_error(&parse(&["--policy=roundrobin"]).unwrap_err());
+    assert!(
+        line.contains("'round_robin'"),
+        "the closest value is suggested: {line}"
+    );
+    // true and false still work for --tls-resumption, unlisted.
+    assert!(!parse(&["--tls-resumption=false"]).unwrap().tls_resumption);
+}
+
+#[test]
+fn enumerated_flags_list_their_values_in_help() {
+    let help = Cli::clap_command().render_long_help().to_string();
+    for values in [
+        "[possible values: round_robin, random, least_request, peak_ewma, consistent_hash]",
+        "[possible values: on, off]",
+        "- json:",
+    ] {
+        assert!(help.contains(values), "{values} not in --help:\n{help}");
+    }
+}
+
+#[test]
+fn demo_help_shows_the_demos_defaults() {
+    let mut cmd = Cli::clap_command();
+    let demo = cmd.find_subcommand_mut("demo").expect("demo");
+    let help = demo.render_long_help().to_string();
+    assert!(help.contains("[default: 20]"), "{help}");
+    assert!(!help.contains("--backends <"), "{help}");
+    assert!(!help.contains("localhost:8080"), "{help}");
+    // ... and runs with them.
+    let cli = parse(&["demo"]).unwrap();
+    assert_eq!(cli.rate_limit, crate::demo::RATE_LIMIT);
+    assert!(!cli.given("rate_limit"));
+    assert_eq!(parse(&["demo", "--rate-limit=7"]).unwrap().rate_limit, 7);
+}
+
+#[test]
+fn proxy_takes_from_and_to() {
+    let cli = parse(&[
+        "proxy",
+        "--from",
+        ":4000",
+        "--to",
+        "http://127.0.0.1:1,http://127.0.0.1:2",
+    ])
+    .unwrap();
+    assert_eq!(cli.command, Some(Command::Proxy));
+    let config = cli.load_config().unwrap();
+    assert_eq!(config.listeners[0].addr.port, 4000);
+    assert_eq!(config.pools[0].backends.len(), 2);
+    assert!(cli.given("backends") && cli.given("listen"));
+    assert!(
+        parse(&["-from=:4001", "-to=http://127.0.0.1:1"]).is_ok(),
+        "Go forms too"
+    );
+}
+
+#[test]
+fn service_subcommands_take_the_pid_file() {
+    let cli = parse(&["reload", "--pid-file", "/run/s.pid"]).unwrap();
+    assert_eq!(cli.command, Some(Command::Reload));
+    assert_eq!(cli.pid_file, Some(PathBuf::from("/run/s.pid")));
+    assert_eq!(parse(&["stop"]).unwrap().command, Some(Command::Stop));
+    assert_eq!(
+        parse(&["adapt"]).unwrap().command,
+        Some(Command::PrintConfig)
+    );
+    let mut cmd = Cli::clap_command();
+    let help = cmd
+        .find_subcommand_mut("version")
+        .expect("version")
+        .render_long_help()
+        .to_string();
+    assert!(
+        !help.contains("--rate-limit"),
+        "version takes no proxy flag:\n{help}"
+    );
+}

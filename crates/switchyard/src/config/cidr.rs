@@ -68,7 +68,12 @@ impl CidrSet {
         CidrSet { blocks }
     }
 
-    /// True when no block is in the set.
+    /// The blocks, in the order given.
+    pub fn blocks(&self) -> &[IpNet] {
+        &self.blocks
+    }
+
+    /// True when it holds no block.
     pub fn is_empty(&self) -> bool {
         self.blocks.is_empty()
     }
