@@ -246,9 +246,13 @@ impl Flags<'_> {
         }
     }
 
-    /// `--workers`, `--runtime`, `--shutdown-timeout` and `--log-format`.
+    /// `--workers`, `--runtime`, `--shutdown-timeout`, `--log-format` and
+    /// `--max-body-size`.
     fn globals(self, config: &mut Config) {
         let cli = self.cli;
+        if let Some(max) = cli.max_body_size {
+            config.limits.max_body_size = max;
+        }
         if let Some(w) = cli.workers {
             config.workers = usize::from(w);
         }

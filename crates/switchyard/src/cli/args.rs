@@ -25,6 +25,7 @@ const GO_FLAGS: &[&str] = &[
     "circuit-open",
     "shutdown-timeout",
     "max-header-bytes",
+    "max-body-size",
     "pool-max-idle",
     "pool-idle-timeout",
     "policy",
@@ -92,6 +93,10 @@ pub(super) fn parse_on_off(s: &str) -> Result<bool, String> {
         "off" | "false" => Ok(false),
         _ => Err("must be on or off".to_owned()),
     }
+}
+
+pub(super) fn parse_size(s: &str) -> Result<u64, String> {
+    crate::config::limits::parse_size(s)
 }
 
 pub(super) fn parse_header_limit(s: &str) -> Result<usize, String> {

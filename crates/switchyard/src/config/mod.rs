@@ -12,12 +12,14 @@
 //! - [`upstream`]: a pool's balancing policy, health checks, outlier ejection and retries;
 //! - [`upstream_tls`]: TLS to a pool's `https://` backends (CA, server name, client
 //!   certificate), read from [`pem`] files;
+//! - [`limits`]: request and connection limits, security headers;
 //! - [`addr`], [`duration`]: listen addresses, backend URLs, Go durations.
 
 pub mod addr;
 pub mod duration;
 pub mod error;
 pub mod file;
+pub mod limits;
 pub mod pem;
 pub mod route;
 pub mod tls;
@@ -31,6 +33,7 @@ use std::time::Duration;
 
 pub use addr::{BackendUrl, ListenAddr, Scheme};
 pub use error::ConfigError;
+pub use limits::{ConnLimits, Limits, OverLimit, RouteLimits, SecurityHeaders};
 pub use route::{
     ClientMatch, HeaderEdits, HostMatch, PathMatch, PathRewrite, RouteAction, RouteConfig,
     RouteMatch,
@@ -118,6 +121,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// WebSocket tunnels.
     pub websocket: WebSocketConfig,
+    /// Request and connection limits (`[limits]`).
+    pub limits: Limits,
     /// Log output.
     pub log: LogConfig,
     /// The file this configuration came from, if any.
@@ -311,6 +316,7 @@ impl Default for Config {
             routes: vec![RouteConfig::catch_all(defaults::POOL_NAME)],
             shutdown_timeout: defaults::SHUTDOWN_TIMEOUT,
             websocket: WebSocketConfig::default(),
+            limits: Limits::default(),
             log: LogConfig::default(),
             source: None,
         }

@@ -32,6 +32,7 @@ pub mod check;
 pub mod context;
 pub mod error;
 pub mod grpc;
+pub mod limits;
 pub mod local;
 pub mod rewrite;
 pub mod tunnel;
@@ -81,8 +82,9 @@ async fn handle_request(
     let render = Render::for_request(&parts.headers, !body.is_end_stream());
 
     // Phase 1 and 2: requests that are not proxied.
-    let checked =
-        check::check_request(&mut parts).and_then(|()| check::check_authority(&parts, conn));
+    let checked = check::check_request(&mut parts)
+        .and_then(|()| check::check_authority(&parts, conn))
+        .and_then(|()| limits::check_uri(&parts, &state.config.limits));
     if let Err(e) = checked {
         let ctx = RequestCtx::new(&shared.metrics, conn.addr, &parts);
         return respond_error(ctx, e, render);
@@ -109,7 +111,8 @@ fn respond_error(ctx: RequestCtx<'_>, err: ProxyError, render: Render) -> Respon
         ProxyError::RateLimited { .. } => Outcome::RateLimited,
         _ => Outcome::Error,
     };
-    let policy = matches!(err, ProxyError::TunnelLimit);
+    limits::count(&err, ctx.metrics);
+    let policy = matches!(err, ProxyError::TunnelLimit | ProxyError::Limit(_));
     if outcome == Outcome::Error && !err.is_client_fault() && !policy {
         tracing::warn!(error = %Chain(&err), status = status.as_u16(), "request failed");
     } else {
@@ -149,12 +152,15 @@ async fn handle_inner(
         .routes
         .find(&parts, conn.transport.client_sans())
         .ok_or(ProxyError::NoRoute)?;
+    let unread = !body.is_end_stream();
+    let declared = body.size_hint().exact();
+    let limits = &route.config.limits;
+    let max_body = limits::check_route(&parts, declared, unread, limits, &state.config.limits)?;
     if let Some(limiter) = &route.limiter {
         if let Decision::Deny { retry_after } = limiter.check(now) {
             return Err(ProxyError::RateLimited { retry_after });
         }
     }
-    let unread = !body.is_end_stream();
     let pool = match &route.config.action {
         RouteAction::Forward { pool } => route
             .pool
@@ -203,6 +209,7 @@ async fn handle_inner(
         metrics: ctx.metrics,
         now,
         deadline,
+        max_body,
     };
     let resp = if hops.websocket {
         let settings = &state.config.websocket;

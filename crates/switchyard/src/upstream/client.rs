@@ -56,6 +56,8 @@ pub struct Exchange<'a> {
     /// A deadline the client set for the whole request (gRPC's `grpc-timeout`), applied
     /// with the pool's `request_timeout`, the shorter winning.
     pub deadline: Option<Duration>,
+    /// The route's request body limit in bytes (`0`: none).
+    pub max_body: u64,
 }
 
 /// Sends the request (`parts`, `body`) to the pool, within the pool's whole-request timeout
@@ -104,7 +106,14 @@ async fn send_with_retries(
     let now = ex.now;
     pool.budget.deposit(now);
     let max_replay = pool.retry.replay_max_bytes;
-    let prepared = replay::prepare(parts, body, pool.retries > 0, max_replay, ex.read_timeout);
+    let prepared = replay::prepare(
+        parts,
+        body,
+        pool.retries > 0,
+        max_replay,
+        ex.read_timeout,
+        ex.max_body,
+    );
     let (mut req, replay) = prepared.await.map_err(|e| Error::client_body(&e))?;
     let path_and_query = req.uri().path_and_query().cloned();
     let mut candidates = pool.candidates(now, ex.hash);

@@ -11,6 +11,7 @@
 //! `route.rs` (`[[routes]]`); `values.rs` holds the strings and durations they are made of.
 
 mod global;
+mod limits;
 mod pool;
 mod route;
 mod section;
@@ -24,6 +25,7 @@ use super::error::{suggest, Problem};
 use section::{array_items, section, section_keeping};
 
 pub use global::{AdminFile, GlobalFile, ListenerFile, RateLimitFile, WebSocketFile};
+pub use limits::{LimitsFile, SecurityHeadersFile, SecurityHeadersTable, Size};
 pub use pool::{
     BackendFile, BreakerFile, HealthCheckFile, OutlierFile, PoolFile, RetryFile, UpstreamTlsFile,
 };
@@ -44,6 +46,8 @@ pub struct Document {
     pub rate_limit: Option<RateLimitFile>,
     /// `[websocket]`.
     pub websocket: Option<WebSocketFile>,
+    /// `[limits]`.
+    pub limits: Option<LimitsFile>,
     /// `[pools.NAME]`, with the name's span.
     pub pools: Vec<(Spanned<String>, PoolFile)>,
     /// Names of pools that are in the file but could not be read (already reported).
@@ -58,6 +62,7 @@ pub struct Document {
 
 const TOP_LEVEL_TABLES: &[&str] = &[
     "admin",
+    "limits",
     "listeners",
     "rate_limit",
     "pools",
@@ -94,6 +99,7 @@ pub fn read(text: &str, problems: &mut Vec<Problem>) -> Document {
             "admin" => doc.admin = section(&name, value, problems),
             "rate_limit" => doc.rate_limit = section(&name, value, problems),
             "websocket" => doc.websocket = section(&name, value, problems),
+            "limits" => doc.limits = section(&name, value, problems),
             "listeners" => read_listeners(value, &mut doc, problems),
             "routes" => read_routes(value, &mut doc, problems),
             "pools" => read_pools(value, &mut doc, problems),

@@ -45,6 +45,8 @@ pub struct RouteConfig {
     pub request_headers: HeaderEdits,
     /// Changes to response headers (before responding).
     pub response_headers: HeaderEdits,
+    /// Body size, methods and content types it takes; its security headers.
+    pub limits: crate::config::RouteLimits,
 }
 
 /// Conditions a request must meet; all must hold.
@@ -171,6 +173,7 @@ impl RouteConfig {
             rate_limit: None,
             request_headers: HeaderEdits::default(),
             response_headers: HeaderEdits::default(),
+            limits: crate::config::RouteLimits::default(),
         }
     }
 }

@@ -7,7 +7,8 @@
 //!
 //! - `listener.rs`: `[[listeners]]`, and which addresses overlap; `tls.rs` their `tls`
 //!   tables (the certificate files they name included) and the checks of routes against them;
-//! - `admin.rs`: `[admin]`;
+//! - `admin.rs`: `[admin]`; `limits.rs`: `[limits]` and the limits and security headers of
+//!   routes;
 //! - `pool.rs`: `[pools.NAME]`: backends, policy, timeouts, breaker, health checks, outlier
 //!   ejection, retries, limits; `pool_tls.rs` its `tls` table (the files it names are read
 //!   and checked);
@@ -16,6 +17,7 @@
 
 mod admin;
 mod headers;
+mod limits;
 mod listener;
 mod pool;
 mod pool_tls;
@@ -130,6 +132,10 @@ fn build(doc: Document, base: &Path, problems: &mut Vec<Problem>) -> Config {
         &mut c,
     );
     tls::cross_checks(&doc, &config.listeners, &served, &mut c);
+    if let Some(l) = &doc.limits {
+        config.limits = limits::limits(l, &mut c);
+    }
+    limits::inherit_body_size(&mut config.routes, &doc.pools);
     config
 }
 

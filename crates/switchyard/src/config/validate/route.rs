@@ -108,7 +108,6 @@ fn route(
     let rewrite = rewrite(r, &matcher, &key, c);
     Some(RouteConfig {
         name,
-        matcher,
         action,
         rewrite,
         timeout: r.timeout.map(|t| t.0),
@@ -126,6 +125,8 @@ fn route(
             &format!("{key}.response_headers"),
             c,
         ),
+        limits: super::limits::route_limits(r, &matcher, &key, c),
+        matcher,
     })
 }
 
