@@ -352,6 +352,14 @@ fn check_rejects_nonsense_limits_naming_file_line_and_key() {
             "routes[0].security_headers",
         ),
         (
+            route("security_headers = { preset = \"strict\" }"),
+            "routes[0].security_headers.preset",
+        ),
+        (
+            route("security_headers = { nosniff = true }"),
+            "routes[0].security_headers",
+        ),
+        (
             format!("{pool}[limits]\nover_connection_limit = \"drop\"\n"),
             "limits.over_connection_limit",
         ),

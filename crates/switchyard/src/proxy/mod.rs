@@ -1,15 +1,16 @@
 //! The request path, top to bottom. [`handle`] runs the phases of one request in order:
 //!
-//! 1. check the request (malformed → 4xx; on TLS, a host the connection's certificate does
-//!    not cover → 421; CONNECT → 405, but an HTTP/2 WebSocket's, which goes on as a `GET`) —
-//!    [`check`]
+//! 1. check the request (malformed → 4xx; a target over `max_uri_length` → 414 —
+//!    [`limits`]; on TLS, a host the connection's certificate does not cover → 421; CONNECT
+//!    → 405, but an HTTP/2 WebSocket's, which goes on as a `GET`) — [`check`]
 //! 2. admin endpoints (`/health`, `/metrics`), answered without counting or limiting —
 //!    [`crate::admin`]
 //! 3. a plaintext listener that redirects to HTTPS answers here (308) — [`local`]; then the
 //!    rate limit, global (over → 429) — [`crate::ratelimit`]
-//! 4. route (no route → 404; a route can ask for the client's certificate), then the route's
-//!    own rate limit; a redirect or fixed-response route answers here — [`crate::routing`],
-//!    [`local`]
+//! 4. route (no route → 404; a route can ask for the client's certificate), its limits
+//!    (method 405, content type 415, a declared body length 413 — [`limits`]), then the
+//!    route's own rate limit; a redirect or fixed-response route answers here —
+//!    [`crate::routing`], [`local`]
 //! 5. rewrite the request for the backend (path, headers, the client's identity) —
 //!    [`rewrite`]
 //! 6. to 9. the upstream client ([`crate::upstream::client`]): pick a backend from the
@@ -20,8 +21,9 @@
 //!    connection to the backend, and on `101` bytes copied both ways until either side
 //!    closes
 //! 10. respond, streaming the backend's body ([`body`]); the access-log line is written
-//!     when it is done. Every response on an HTTPS listener with `hsts` carries
-//!     `Strict-Transport-Security`.
+//!     when it is done. A route's `security_headers` are added, and the backend's
+//!     `Server` and `X-Powered-By` removed ([`rewrite::security`]). Every response on an
+//!     HTTPS listener with `hsts` carries `Strict-Transport-Security`.
 //!
 //! `handle_inner` returns `Result` and uses `?`; `handle` converts errors to responses once,
 //! in [`error`], and never fails (an error reaching hyper would drop the connection without
@@ -161,6 +163,8 @@ async fn handle_inner(
             return Err(ProxyError::RateLimited { retry_after });
         }
     }
+    let security = route.config.limits.security_headers.as_ref();
+    let tls = conn.transport.tls.is_some();
     let pool = match &route.config.action {
         RouteAction::Forward { pool } => route
             .pool
@@ -168,6 +172,7 @@ async fn handle_inner(
             .ok_or_else(|| upstream::Error::NoBackendAvailable { pool: pool.clone() })?,
         RouteAction::Redirect { to, status } => {
             let mut resp = local::redirect(&parts, to, *status, unread);
+            rewrite::security::apply(security, resp.headers_mut(), tls);
             route.config.response_headers.apply(resp.headers_mut());
             return Ok((resp, Outcome::Local));
         }
@@ -177,6 +182,7 @@ async fn handle_inner(
             content_type,
         } => {
             let mut resp = local::fixed_response(*status, fixed, content_type, unread);
+            rewrite::security::apply(security, resp.headers_mut(), tls);
             route.config.response_headers.apply(resp.headers_mut());
             return Ok((resp, Outcome::Local));
         }
@@ -215,6 +221,7 @@ async fn handle_inner(
         let settings = &state.config.websocket;
         match tunnel::open(exchange, &mut ctx.attempts, parts, settings, conn.addr).await? {
             tunnel::Opened::Tunnel(mut resp) => {
+                rewrite::security::apply(security, resp.headers_mut(), tls);
                 route.config.response_headers.apply(resp.headers_mut());
                 return Ok((resp, Outcome::Response));
             }
@@ -227,6 +234,7 @@ async fn handle_inner(
     // Phase 10: respond.
     let (mut parts, body) = resp.into_parts();
     rewrite::rewrite_response(&mut parts);
+    rewrite::security::apply(security, &mut parts.headers, tls);
     route.config.response_headers.apply(&mut parts.headers);
     let mut body = ResponseBody::upstream(body);
     if let Some(after) = deadline {

@@ -58,13 +58,33 @@ pub struct LimitsFile {
 }
 
 /// A route's `security_headers`: a preset's name, or a table.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum SecurityHeadersFile {
     /// `security_headers = "recommended"` (or `"off"`).
     Preset(Str),
     /// `[routes.security_headers]`.
     Table(Box<SecurityHeadersTable>),
+}
+
+impl<'de> Deserialize<'de> for SecurityHeadersFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct PresetOrTable;
+        impl<'de> Visitor<'de> for PresetOrTable {
+            type Value = SecurityHeadersFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a preset (\"recommended\" or \"off\") or a table")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Str::deserialize(de::value::StrDeserializer::<E>::new(v))
+                    .map(SecurityHeadersFile::Preset)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                SecurityHeadersTable::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|t| SecurityHeadersFile::Table(Box::new(t)))
+            }
+        }
+        d.deserialize_any(PresetOrTable)
+    }
 }
 
 /// `[routes.security_headers]`: a preset to start from, and headers changed from it (an
