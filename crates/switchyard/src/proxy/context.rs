@@ -137,6 +137,9 @@ pub struct ConnInfo {
     pub admin_only: bool,
     /// The listener's redirect and header policy, when it has one.
     pub policy: Option<Arc<ListenerPolicy>>,
+    /// The connection's place under the listener's connection limits, when it counts in
+    /// them (`proxy::limits::conn`); held until the connection and its requests are done.
+    pub slot: Option<Arc<super::limits::conn::ConnSlot>>,
 }
 
 impl ConnInfo {
@@ -160,6 +163,7 @@ impl ConnInfo {
             write_timeout: listener.write_timeout,
             admin_only,
             policy: None,
+            slot: None,
         }
     }
 }

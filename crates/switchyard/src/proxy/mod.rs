@@ -96,6 +96,11 @@ async fn handle_request(
     }
 
     let mut ctx = RequestCtx::new(&shared.metrics, conn.addr, &parts);
+    // Held until the response head: a place under `max_requests_per_ip`.
+    let _held = match conn.slot.as_deref().map(|s| s.request()).transpose() {
+        Ok(held) => held.flatten(),
+        Err(refused) => return respond_error(ctx, refused.into(), render),
+    };
     match handle_inner(&state, conn, &mut ctx, parts, body, render.grpc).await {
         Ok((mut resp, outcome)) => {
             let log = ctx.finish(outcome, resp.status().as_u16(), None);

@@ -7,8 +7,12 @@
 //! grows past the limit; the backend is not blamed for it (a client fault: the attempt is
 //! given back unsettled).
 //!
-//! Connection limits are the server's (`server::limits`); a request over the cap of
-//! concurrent requests per client IP is refused here with `503` ([`Refused::ClientBusy`]).
+//! Connection limits are counted in [`conn`] and taken when a connection is accepted; a
+//! request over the cap of requests in progress per client IP is refused with `503`
+//! ([`Refused::ClientBusy`]), as is every request of a connection over a connection limit
+//! when `over_connection_limit = "503"` ([`Refused::Connections`]).
+
+pub mod conn;
 
 use http::header::CONTENT_TYPE;
 use http::{request, HeaderValue};
