@@ -74,6 +74,21 @@ pub struct ClientWait {
     total: AtomicU64,
     /// `nanos()` when the current wait began; 0 while not waiting.
     since: AtomicU64,
+    /// How the client's body broke off, once it has: an HTTP/2 backend's client sees only
+    /// its stream reset (the body is sent by a task of its own), so the upstream client
+    /// asks here whose fault the failure was.
+    failure: std::sync::OnceLock<ClientFailure>,
+}
+
+/// How a client's request body broke off (see [`ClientWait::failure`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientFailure {
+    /// It paused longer than the read timeout.
+    Timeout(Duration),
+    /// It grew past the body limit (this many bytes).
+    TooLarge(u64),
+    /// Reading it failed (reset, bad framing).
+    Broken,
 }
 
 // === impl ClientWait ===
@@ -91,6 +106,16 @@ impl ClientWait {
             let waited = nanos(now).saturating_sub(since);
             self.total.fetch_add(waited, Ordering::Relaxed);
         }
+    }
+
+    /// The client's body broke off so.
+    pub(crate) fn broke(&self, how: ClientFailure) {
+        let _ = self.failure.set(how);
+    }
+
+    /// How the client's body broke off, if it has.
+    pub fn failure(&self) -> Option<ClientFailure> {
+        self.failure.get().copied()
     }
 
     /// Time spent waiting on the client so far, the wait in progress included.
@@ -198,8 +223,12 @@ impl Body for RequestBody {
                 if let (Some(Ok(f)), true) = (&frame, this.max != 0) {
                     this.read += f.data_ref().map_or(0, |d| d.len() as u64);
                     if this.read > this.max {
+                        wait.broke(ClientFailure::TooLarge(this.max));
                         return Poll::Ready(Some(Err(BodyError::ClientTooLarge(this.max))));
                     }
+                }
+                if let Some(Err(_)) = &frame {
+                    wait.broke(ClientFailure::Broken);
                 }
                 Poll::Ready(frame.map(|f| f.map_err(BodyError::Client)))
             }
@@ -210,6 +239,7 @@ impl Body for RequestBody {
                     wait.begin(since);
                 }
                 ready!(expired);
+                wait.broke(ClientFailure::Timeout(this.idle.limit()));
                 Poll::Ready(Some(Err(BodyError::ClientTimeout(this.idle.limit()))))
             }
         }

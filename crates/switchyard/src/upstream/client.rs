@@ -146,9 +146,11 @@ async fn send_with_retries(
             has_host: ex.has_host,
             te_trailers: ex.te_trailers,
         };
+        let client = req.body().client_wait();
         let sent = target.send(&pool.connector, req, replay.as_ref(), ex.try_timeout);
         let tried = sent.await.unwrap_or(Err(TryError::Timeout));
-        match answer(ex, attempt, tried) {
+        let broke = client.and_then(|c| c.failure());
+        match answer(ex, attempt, tried, broke) {
             Tried::Answer(resp) => {
                 let status = resp.status().as_u16();
                 match can_replay {
@@ -191,8 +193,14 @@ async fn send_with_retries(
 }
 
 /// Settles what a try that got no head tells about the backend, or wraps the head with its
-/// attempt, to be settled when the body ends.
-fn answer(ex: Exchange<'_>, mut attempt: Attempt, tried: TryResult) -> Tried {
+/// attempt, to be settled when the body ends. `broke`: how the client's body broke off, if
+/// it did (then a failed exchange is the client's fault, whatever error it surfaced as).
+fn answer(
+    ex: Exchange<'_>,
+    mut attempt: Attempt,
+    tried: TryResult,
+    broke: Option<crate::body::ClientFailure>,
+) -> Tried {
     let label = || attempt.backend().label.clone();
     match tried {
         Ok((resp, conn)) => {
@@ -221,6 +229,10 @@ fn answer(ex: Exchange<'_>, mut attempt: Attempt, tried: TryResult) -> Tried {
             if let Some(body) = errors::find::<BodyError>(&source).filter(|b| b.is_client_fault()) {
                 // Dropping the attempt unsettled holds nothing against the backend.
                 return Tried::ClientFault(Error::client_body(body));
+            }
+            if let Some(how) = broke {
+                // An HTTP/2 backend's stream was reset because the client's body broke off.
+                return Tried::ClientFault(Error::client_failure(how));
             }
             tracing::warn!(backend = %attempt.backend().label, error = %Chain(&source), "backend failed to respond");
             let err = Error::NoResponse {

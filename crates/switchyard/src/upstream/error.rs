@@ -103,6 +103,16 @@ impl Error {
         }
     }
 
+    /// The error for a client body that broke off `how` (seen by the body itself).
+    pub fn client_failure(how: crate::body::ClientFailure) -> Self {
+        use crate::body::ClientFailure as F;
+        match how {
+            F::Timeout(_) => Error::ClientBodyTimeout,
+            F::TooLarge(limit) => Error::ClientBodyTooLarge { limit },
+            F::Broken => Error::ClientBody,
+        }
+    }
+
     /// The backend the error is about, if it is about one.
     pub fn backend(&self) -> Option<&Arc<str>> {
         match self {
