@@ -26,6 +26,8 @@ const GO_FLAGS: &[&str] = &[
     "shutdown-timeout",
     "max-header-bytes",
     "max-body-size",
+    "max-client-connections",
+    "max-connections-per-ip",
     "pool-max-idle",
     "pool-idle-timeout",
     "policy",

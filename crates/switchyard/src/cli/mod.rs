@@ -112,6 +112,16 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
     pub max_body_size: Option<u64>,
 
+    /// Client connections open at once per listener (`0`: no limit; default 10000); more are
+    /// closed at once.
+    #[arg(long, global = true, value_name = "N")]
+    pub max_client_connections: Option<u32>,
+
+    /// Client connections open at once from one IP per listener (`0`: no limit; default
+    /// 1000); more are closed at once.
+    #[arg(long, global = true, value_name = "N")]
+    pub max_connections_per_ip: Option<u32>,
+
     /// Idle keep-alive connections kept per backend and worker thread.
     #[arg(long, global = true, default_value_t = defaults::POOL_MAX_IDLE, value_name = "N")]
     pub pool_max_idle: usize,
