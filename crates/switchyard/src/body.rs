@@ -26,6 +26,9 @@ pub enum BodyError {
     /// The client paused longer than the read timeout in the middle of its request body.
     #[error("client sent no request body data for {0:?}")]
     ClientTimeout(Duration),
+    /// The client's request body grew past the route's `max_body_size` (this many bytes).
+    #[error("request body larger than {0} bytes")]
+    ClientTooLarge(u64),
     /// Reading the client's request body failed (connection reset, bad chunked encoding).
     #[error("reading the request body failed")]
     Client(#[source] hyper::Error),
@@ -55,7 +58,10 @@ pub fn close_if_unread(headers: &mut http::HeaderMap, body_unread: bool) {
 impl BodyError {
     /// True when the client, not the backend, broke the body off.
     pub fn is_client_fault(&self) -> bool {
-        matches!(self, BodyError::ClientTimeout(_) | BodyError::Client(_))
+        matches!(
+            self,
+            BodyError::ClientTimeout(_) | BodyError::Client(_) | BodyError::ClientTooLarge(_)
+        )
     }
 }
 
@@ -68,6 +74,21 @@ pub struct ClientWait {
     total: AtomicU64,
     /// `nanos()` when the current wait began; 0 while not waiting.
     since: AtomicU64,
+    /// How the client's body broke off, once it has: an HTTP/2 backend's client sees only
+    /// its stream reset (the body is sent by a task of its own), so the upstream client
+    /// asks here whose fault the failure was.
+    failure: std::sync::OnceLock<ClientFailure>,
+}
+
+/// How a client's request body broke off (see [`ClientWait::failure`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientFailure {
+    /// It paused longer than the read timeout.
+    Timeout(Duration),
+    /// It grew past the body limit (this many bytes).
+    TooLarge(u64),
+    /// Reading it failed (reset, bad framing).
+    Broken,
 }
 
 // === impl ClientWait ===
@@ -85,6 +106,16 @@ impl ClientWait {
             let waited = nanos(now).saturating_sub(since);
             self.total.fetch_add(waited, Ordering::Relaxed);
         }
+    }
+
+    /// The client's body broke off so.
+    pub(crate) fn broke(&self, how: ClientFailure) {
+        let _ = self.failure.set(how);
+    }
+
+    /// How the client's body broke off, if it has.
+    pub fn failure(&self) -> Option<ClientFailure> {
+        self.failure.get().copied()
     }
 
     /// Time spent waiting on the client so far, the wait in progress included.
@@ -105,6 +136,10 @@ impl ClientWait {
 pub struct RequestBody {
     source: Source,
     idle: IdleTimer,
+    /// Most bytes the client may send (`0`: no limit).
+    max: u64,
+    /// Bytes the client sent so far, counted while there is a limit.
+    read: u64,
 }
 
 #[derive(Debug)]
@@ -129,7 +164,16 @@ impl RequestBody {
                 wait: Arc::default(),
             },
             idle: IdleTimer::new(read_timeout),
+            max: 0,
+            read: 0,
         }
+    }
+
+    /// Fails the body with [`BodyError::ClientTooLarge`] as soon as more than `max` bytes
+    /// have come (`0`: no limit).
+    pub fn limit(mut self, max: u64) -> Self {
+        self.max = max;
+        self
     }
 
     /// A body already read whole (sent again on a retry).
@@ -137,6 +181,8 @@ impl RequestBody {
         RequestBody {
             source: Source::Buffered((!bytes.is_empty()).then_some(bytes)),
             idle: IdleTimer::new(Duration::ZERO),
+            max: 0,
+            read: 0,
         }
     }
 
@@ -174,6 +220,16 @@ impl Body for RequestBody {
                 if this.idle.disarm().is_some() {
                     wait.end(Instant::now());
                 }
+                if let (Some(Ok(f)), true) = (&frame, this.max != 0) {
+                    this.read += f.data_ref().map_or(0, |d| d.len() as u64);
+                    if this.read > this.max {
+                        wait.broke(ClientFailure::TooLarge(this.max));
+                        return Poll::Ready(Some(Err(BodyError::ClientTooLarge(this.max))));
+                    }
+                }
+                if let Some(Err(_)) = &frame {
+                    wait.broke(ClientFailure::Broken);
+                }
                 Poll::Ready(frame.map(|f| f.map_err(BodyError::Client)))
             }
             Poll::Pending => {
@@ -183,6 +239,7 @@ impl Body for RequestBody {
                     wait.begin(since);
                 }
                 ready!(expired);
+                wait.broke(ClientFailure::Timeout(this.idle.limit()));
                 Poll::Ready(Some(Err(BodyError::ClientTimeout(this.idle.limit()))))
             }
         }

@@ -126,6 +126,22 @@ pub struct ProxyCounters {
     /// TLS handshakes that failed or timed out (no certificate for the name, no valid client
     /// certificate, not TLS, ...).
     pub tls_handshake_failures: AtomicU64,
+    /// Requests refused `413`: a body over `max_body_size` (declared or counted).
+    pub refused_body_size: AtomicU64,
+    /// Requests refused `414`: a target over `max_uri_length`.
+    pub refused_uri_length: AtomicU64,
+    /// Requests refused `405`: a method outside the route's `allowed_methods`.
+    pub refused_method: AtomicU64,
+    /// Requests refused `415`: a body type outside the route's `allowed_content_types`.
+    pub refused_content_type: AtomicU64,
+    /// Requests refused `503` at `max_requests_per_ip`.
+    pub refused_requests_per_ip: AtomicU64,
+    /// Connections refused at a listener's `max_connections`.
+    pub refused_connections: AtomicU64,
+    /// Connections refused at a listener's `max_connections_per_ip`.
+    pub refused_connections_per_ip: AtomicU64,
+    /// Connections closed (or sent `GOAWAY`) after `max_requests_per_connection`.
+    pub connections_at_max_requests: AtomicU64,
 }
 
 /// Per-backend counters of one shard.

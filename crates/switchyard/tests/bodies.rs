@@ -255,7 +255,10 @@ async fn large_download_arrives_intact() {
 async fn streaming_256_mib_does_not_buffer_the_body() {
     let _large = LARGE.lock().await;
     let server = backend("b").await;
-    let proxy = TestProxy::start(config(vec![url_for(&server)]));
+    let mut config = config(vec![url_for(&server)]);
+    // Larger than the default body limit (100 MiB): this test is about streaming.
+    config.limits.max_body_size = 0;
+    let proxy = TestProxy::start(config);
 
     // Warm up (pattern table, connection buffers, allocator arenas) before the baseline.
     let mut client = upload_client(proxy.addr).await;

@@ -290,7 +290,7 @@ fn bad_configurations_are_located_and_explained() {
                 3,
                 1,
                 Some("pools.web.zzzzzz"),
-                "unknown key `zzzzzz` (expected one of: backends, policy, retries, connect_timeout, timeout, circuit_breaker, max_idle_connections, idle_timeout, hash_key, health_check, outlier_detection, retry, request_timeout, max_connections, queue_timeout, slow_start, panic_mode, protocol, max_streams_per_connection, tls)",
+                "unknown key `zzzzzz` (expected one of: backends, policy, retries, connect_timeout, timeout, circuit_breaker, max_idle_connections, idle_timeout, hash_key, health_check, outlier_detection, retry, request_timeout, max_connections, queue_timeout, slow_start, panic_mode, protocol, max_streams_per_connection, tls, max_body_size)",
                 None,
             )],
         ),

@@ -81,6 +81,22 @@ pub const CONFIG_INFO: &str = "switchyard_config_info";
 pub const TLS_HANDSHAKES: &str = "switchyard_tls_handshakes";
 /// TLS handshakes that failed.
 pub const TLS_HANDSHAKE_FAILURES: &str = "switchyard_tls_handshake_failures";
+/// Requests refused 413: a body over max_body_size (declared, or counted as it streamed).
+pub const REFUSED_BODY_SIZE: &str = "switchyard_refused_body_size";
+/// Requests refused 414: a request target over max_uri_length.
+pub const REFUSED_URI_LENGTH: &str = "switchyard_refused_uri_length";
+/// Requests refused 405: a method outside the route's allowed_methods.
+pub const REFUSED_METHOD: &str = "switchyard_refused_method";
+/// Requests refused 415: a body type outside the route's allowed_content_types.
+pub const REFUSED_CONTENT_TYPE: &str = "switchyard_refused_content_type";
+/// Requests refused 503 because their client IP had max_requests_per_ip in progress.
+pub const REFUSED_REQUESTS_PER_IP: &str = "switchyard_refused_requests_per_ip";
+/// Connections refused because the listener had max_connections open.
+pub const REFUSED_CONNECTIONS: &str = "switchyard_refused_connections";
+/// Connections refused because their client IP had max_connections_per_ip open.
+pub const REFUSED_CONNECTIONS_PER_IP: &str = "switchyard_refused_connections_per_ip";
+/// Client connections closed (HTTP/1.1) or sent GOAWAY (HTTP/2) after max_requests_per_connection.
+pub const CONNECTIONS_AT_MAX_REQUESTS: &str = "switchyard_connections_at_max_requests";
 /// When a certificate in use expires, per listener and certificate.
 pub const TLS_CERTIFICATE_EXPIRY: &str = "switchyard_tls_certificate_expiry_timestamp_seconds";
 /// Requests refused with 401.

@@ -162,6 +162,46 @@ fn proxy_counters(s: &Snapshot, encoder: &mut DescriptorEncoder) -> fmt::Result 
             "TLS handshakes that failed or timed out.",
             s.tls_handshake_failures,
         ),
+        (
+            names::REFUSED_BODY_SIZE,
+            "Requests refused 413: a body over max_body_size (declared, or counted as it streamed).",
+            s.refused_body_size,
+        ),
+        (
+            names::REFUSED_URI_LENGTH,
+            "Requests refused 414: a request target over max_uri_length.",
+            s.refused_uri_length,
+        ),
+        (
+            names::REFUSED_METHOD,
+            "Requests refused 405: a method outside the route's allowed_methods.",
+            s.refused_method,
+        ),
+        (
+            names::REFUSED_CONTENT_TYPE,
+            "Requests refused 415: a body type outside the route's allowed_content_types.",
+            s.refused_content_type,
+        ),
+        (
+            names::REFUSED_REQUESTS_PER_IP,
+            "Requests refused 503 because their client IP had max_requests_per_ip in progress.",
+            s.refused_requests_per_ip,
+        ),
+        (
+            names::REFUSED_CONNECTIONS,
+            "Connections refused because the listener had max_connections open.",
+            s.refused_connections,
+        ),
+        (
+            names::REFUSED_CONNECTIONS_PER_IP,
+            "Connections refused because their client IP had max_connections_per_ip open.",
+            s.refused_connections_per_ip,
+        ),
+        (
+            names::CONNECTIONS_AT_MAX_REQUESTS,
+            "Client connections closed (HTTP/1.1) or sent GOAWAY (HTTP/2) after max_requests_per_connection.",
+            s.connections_at_max_requests,
+        ),
     ];
     for (name, help, value) in counters {
         single(encoder, name, help, ConstCounter::new(value))?;

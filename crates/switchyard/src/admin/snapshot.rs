@@ -57,6 +57,22 @@ pub struct Snapshot {
     pub tls_handshakes: u64,
     /// TLS handshakes that failed or timed out.
     pub tls_handshake_failures: u64,
+    /// Requests refused 413: a body over max_body_size (declared, or counted as it streamed).
+    pub refused_body_size: u64,
+    /// Requests refused 414: a request target over max_uri_length.
+    pub refused_uri_length: u64,
+    /// Requests refused 405: a method outside the route's allowed_methods.
+    pub refused_method: u64,
+    /// Requests refused 415: a body type outside the route's allowed_content_types.
+    pub refused_content_type: u64,
+    /// Requests refused 503 because their client IP had max_requests_per_ip in progress.
+    pub refused_requests_per_ip: u64,
+    /// Connections refused because the listener had max_connections open.
+    pub refused_connections: u64,
+    /// Connections refused because their client IP had max_connections_per_ip open.
+    pub refused_connections_per_ip: u64,
+    /// Client connections closed (HTTP/1.1) or sent GOAWAY (HTTP/2) after max_requests_per_connection.
+    pub connections_at_max_requests: u64,
     /// Seconds since start.
     pub uptime_seconds: u64,
     /// Go-style uptime, as `/health` shows it.
@@ -213,6 +229,14 @@ impl Snapshot {
             tunnels_idle_timeouts: tunnels.idle_timeouts.load(Ordering::Relaxed),
             tls_handshakes,
             tls_handshake_failures,
+            refused_body_size: c.sum(|s| &s.refused_body_size),
+            refused_uri_length: c.sum(|s| &s.refused_uri_length),
+            refused_method: c.sum(|s| &s.refused_method),
+            refused_content_type: c.sum(|s| &s.refused_content_type),
+            refused_requests_per_ip: c.sum(|s| &s.refused_requests_per_ip),
+            refused_connections: c.sum(|s| &s.refused_connections),
+            refused_connections_per_ip: c.sum(|s| &s.refused_connections_per_ip),
+            connections_at_max_requests: c.sum(|s| &s.connections_at_max_requests),
             uptime_seconds: uptime.as_secs() + u64::from(uptime.subsec_millis() >= 500),
             uptime: duration::format_go_seconds(uptime),
             backends,

@@ -247,9 +247,19 @@ impl Flags<'_> {
         }
     }
 
-    /// `--workers`, `--runtime`, `--shutdown-timeout` and `--log-format`.
+    /// `--workers`, `--runtime`, `--shutdown-timeout`, `--log-format`, `--max-body-size`,
+    /// `--max-client-connections` and `--max-connections-per-ip`.
     fn globals(self, config: &mut Config) {
         let cli = self.cli;
+        if let Some(max) = cli.max_body_size {
+            config.limits.max_body_size = max;
+        }
+        if let Some(max) = cli.max_client_connections {
+            config.limits.connections.max_connections = max;
+        }
+        if let Some(max) = cli.max_connections_per_ip {
+            config.limits.connections.max_connections_per_ip = max;
+        }
         if let Some(w) = cli.workers {
             config.workers = usize::from(w);
         }

@@ -25,6 +25,9 @@ const GO_FLAGS: &[&str] = &[
     "circuit-open",
     "shutdown-timeout",
     "max-header-bytes",
+    "max-body-size",
+    "max-client-connections",
+    "max-connections-per-ip",
     "pool-max-idle",
     "pool-idle-timeout",
     "policy",
@@ -121,6 +124,10 @@ pub(super) fn parse_on_off() -> impl clap::builder::TypedValueParser<Value = boo
         PossibleValue::new("false").hide(true),
     ])
     .map(|s| s == "on" || s == "true")
+}
+
+pub(super) fn parse_size(s: &str) -> Result<u64, String> {
+    crate::config::limits::parse_size(s)
 }
 
 pub(super) fn parse_header_limit(s: &str) -> Result<usize, String> {

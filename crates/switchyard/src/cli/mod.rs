@@ -30,7 +30,7 @@ use crate::config::{
 pub use args::one_line_error;
 use args::{
     parse_cidrs, parse_duration, parse_hash_key, parse_header_limit, parse_on_off,
-    parse_positive_duration,
+    parse_positive_duration, parse_size,
 };
 
 /// switchyard: an HTTP reverse proxy and load balancer.
@@ -113,6 +113,21 @@ pub struct Cli {
     #[arg(long, global = true, default_value_t = defaults::MAX_HEADER_BYTES, value_name = "BYTES",
           value_parser = parse_header_limit)]
     pub max_header_bytes: usize,
+
+    /// Largest request body, counted as it streams (`10MiB`, `512KiB`; `0`: no limit; default
+    /// 100MiB); larger gets 413. Routes and pools with their own `max_body_size` keep it.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    pub max_body_size: Option<u64>,
+
+    /// Client connections open at once per listener (`0`: no limit; default 10000); more are
+    /// closed at once.
+    #[arg(long, global = true, value_name = "N")]
+    pub max_client_connections: Option<u32>,
+
+    /// Client connections open at once from one IP per listener (`0`: no limit; default
+    /// 1000); more are closed at once.
+    #[arg(long, global = true, value_name = "N")]
+    pub max_connections_per_ip: Option<u32>,
 
     /// Idle keep-alive connections kept per backend and worker thread.
     #[arg(long, global = true, default_value_t = defaults::POOL_MAX_IDLE, value_name = "N")]

@@ -235,3 +235,37 @@ fn service_subcommands_take_the_pid_file() {
         "version takes no proxy flag:\n{help}"
     );
 }
+
+#[test]
+fn limit_flags() {
+    let config = parse(&[]).unwrap().load_config().unwrap();
+    assert_eq!(
+        config.limits.max_body_size,
+        100 * 1024 * 1024,
+        "the default"
+    );
+    let cli = parse(&[
+        "--max-body-size",
+        "10MiB",
+        "-max-client-connections=50",
+        "--max-connections-per-ip",
+        "5",
+    ])
+    .unwrap();
+    let config = cli.load_config().unwrap();
+    assert_eq!(config.limits.max_body_size, 10 * 1024 * 1024);
+    assert_eq!(config.limits.connections.max_connections, 50);
+    assert_eq!(config.limits.connections.max_connections_per_ip, 5);
+    let unlimited = parse(&["--max-body-size=0"])
+        .unwrap()
+        .load_config()
+        .unwrap();
+    assert_eq!(unlimited.limits.max_body_size, 0);
+    let err = parse(&["--max-body-size=-1MiB"]).unwrap_err();
+    let shown = one_line_error(&err);
+    assert!(
+        shown.contains("max-body-size") && shown.contains("negative"),
+        "{shown}"
+    );
+    assert!(parse(&["--max-body-size", "lots"]).is_err());
+}

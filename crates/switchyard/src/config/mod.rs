@@ -14,6 +14,7 @@
 //!   certificate), read from [`pem`] files;
 //! - [`auth`]: access control (API keys, key sources, trusted proxies, a route's needs),
 //!   [`cidr`]: CIDR blocks and IP rules;
+//! - [`limits`]: request and connection limits, security headers;
 //! - [`addr`], [`duration`]: listen addresses, backend URLs, Go durations.
 
 pub mod addr;
@@ -22,6 +23,7 @@ pub mod cidr;
 pub mod duration;
 pub mod error;
 pub mod file;
+pub mod limits;
 pub mod pem;
 pub mod route;
 pub mod tls;
@@ -37,6 +39,7 @@ pub use addr::{BackendUrl, ListenAddr, Scheme};
 pub use auth::{AccessConfig, RouteAccess};
 pub use cidr::{CidrSet, IpRules};
 pub use error::ConfigError;
+pub use limits::{ConnLimits, Limits, OverLimit, RouteLimits, SecurityHeaders};
 pub use route::{
     ClientMatch, HeaderEdits, HostMatch, PathMatch, PathRewrite, RouteAction, RouteConfig,
     RouteMatch,
@@ -127,6 +130,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// WebSocket tunnels.
     pub websocket: WebSocketConfig,
+    /// Request and connection limits (`[limits]`).
+    pub limits: Limits,
     /// Log output.
     pub log: LogConfig,
     /// Access control: API keys, where requests carry them, trusted proxies.
@@ -328,6 +333,7 @@ impl Default for Config {
             routes: vec![RouteConfig::catch_all(defaults::POOL_NAME)],
             shutdown_timeout: defaults::SHUTDOWN_TIMEOUT,
             websocket: WebSocketConfig::default(),
+            limits: Limits::default(),
             log: LogConfig::default(),
             access: AccessConfig::default(),
             source: None,

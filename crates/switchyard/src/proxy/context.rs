@@ -140,6 +140,9 @@ pub struct ConnInfo {
     /// The listener's IP rules, when it has some (checked per request against the client's
     /// address, which trusted proxies may set: `proxy::auth::client`).
     pub ip_rules: Option<Arc<IpRules>>,
+    /// The connection's place under the listener's connection limits, when it counts in
+    /// them (`proxy::limits::conn`); held until the connection and its requests are done.
+    pub slot: Option<Arc<super::limits::conn::ConnSlot>>,
 }
 
 impl ConnInfo {
@@ -164,6 +167,7 @@ impl ConnInfo {
             admin_only,
             policy: None,
             ip_rules: listener.ip_rules.clone(),
+            slot: None,
         }
     }
 }

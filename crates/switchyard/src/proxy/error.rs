@@ -15,6 +15,7 @@ use http::{HeaderMap, Response, StatusCode};
 
 use super::auth::{AuthFailure, Denial};
 use super::body::ResponseBody;
+use super::limits::Refused;
 use super::local::local_response;
 use crate::body::close_if_unread;
 use crate::upstream;
@@ -56,6 +57,10 @@ pub enum ProxyError {
     /// The client may not pass: its address, or its key's roles (client fault): `403`.
     #[error("forbidden: {0}")]
     Forbidden(Denial),
+    /// Over one of the request limits (client fault; the per-client and connection caps
+    /// are policy): see `proxy::limits`.
+    #[error(transparent)]
+    Limit(#[from] super::limits::Refused),
     /// The upstream client got no usable response (mostly upstream faults; a client whose
     /// request body fails is its own).
     #[error(transparent)]
@@ -105,8 +110,16 @@ impl ProxyError {
             ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
             ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::TunnelLimit => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Limit(r) => match r {
+                Refused::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                Refused::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+                Refused::Method { .. } => StatusCode::METHOD_NOT_ALLOWED,
+                Refused::ContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Refused::ClientBusy | Refused::Connections => StatusCode::SERVICE_UNAVAILABLE,
+            },
             ProxyError::Upstream(e) => match e {
                 U::ClientBody => StatusCode::BAD_REQUEST,
+                U::ClientBodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 U::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
                 U::NoBackendAvailable { .. } | U::BackendBusy { .. } => {
                     StatusCode::SERVICE_UNAVAILABLE
@@ -127,10 +140,20 @@ impl ProxyError {
         match self {
             ProxyError::Upstream(U::TryTimeout { .. } | U::RequestTimeout { .. }) => 4,
             ProxyError::Upstream(U::ClientBodyTimeout) => 4,
-            // RESOURCE_EXHAUSTED: the client should slow down.
-            ProxyError::RateLimited { .. } => 8,
+            // RESOURCE_EXHAUSTED: the client should slow down, or send less.
+            ProxyError::RateLimited { .. }
+            | ProxyError::Upstream(U::ClientBodyTooLarge { .. })
+            | ProxyError::Limit(
+                Refused::BodyTooLarge { .. }
+                | Refused::UriTooLong { .. }
+                | Refused::ClientBusy
+                | Refused::Connections,
+            ) => 8,
             ProxyError::Unauthenticated { .. } => 16,
             ProxyError::Forbidden(_) => 7,
+            // UNIMPLEMENTED: the route does not take this; INTERNAL: gRPC's mapping of 415.
+            ProxyError::Limit(Refused::Method { .. }) => 12,
+            ProxyError::Limit(Refused::ContentType) => 13,
             _ => match self.status() {
                 StatusCode::BAD_REQUEST => 13,
                 StatusCode::NOT_FOUND => 12,
@@ -160,7 +183,24 @@ impl ProxyError {
             // Which rule refused is for the log, not for the client.
             ProxyError::Forbidden(_) => "Forbidden\n",
             ProxyError::TunnelLimit => "Service Unavailable: too many open WebSocket tunnels\n",
+            ProxyError::Limit(r) => match r {
+                Refused::BodyTooLarge { limit } => {
+                    return format!("Payload Too Large: the limit is {limit} bytes\n").into()
+                }
+                Refused::UriTooLong { limit } => {
+                    return format!("URI Too Long: the limit is {limit} bytes\n").into()
+                }
+                Refused::Method { .. } => "Method Not Allowed on this route\n",
+                Refused::ContentType => "Unsupported Media Type on this route\n",
+                Refused::ClientBusy => {
+                    "Service Unavailable: too many requests in progress from this client\n"
+                }
+                Refused::Connections => "Service Unavailable: too many connections\n",
+            },
             ProxyError::Upstream(e) => match e {
+                U::ClientBodyTooLarge { limit } => {
+                    return format!("Payload Too Large: the limit is {limit} bytes\n").into()
+                }
                 U::ClientBodyTimeout => "Request body timed out\n",
                 U::ClientBody => "Request body could not be read\n",
                 U::NoBackendAvailable { .. } => {
@@ -193,8 +233,11 @@ impl ProxyError {
         let broken = matches!(
             self,
             ProxyError::BadRequest(_)
+                | ProxyError::Limit(Refused::Connections)
                 | ProxyError::Upstream(
-                    upstream::Error::ClientBody | upstream::Error::ClientBodyTimeout
+                    upstream::Error::ClientBody
+                        | upstream::Error::ClientBodyTimeout
+                        | upstream::Error::ClientBodyTooLarge { .. }
                 )
         );
         close_if_unread(resp.headers_mut(), how.body_unread || broken);
@@ -212,6 +255,9 @@ impl ProxyError {
             ProxyError::MethodNotAllowed(_) => {
                 let allow = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE";
                 headers.insert(ALLOW, HeaderValue::from_static(allow));
+            }
+            ProxyError::Limit(Refused::Method { allow }) => {
+                headers.insert(ALLOW, allow.clone());
             }
             ProxyError::RateLimited { retry_after } => {
                 // Retry-After takes whole seconds; round up so the client does not come back
@@ -258,8 +304,9 @@ impl ProxyError {
             | ProxyError::Unauthenticated { .. }
             | ProxyError::Forbidden(_) => true,
             ProxyError::RateLimited { .. } | ProxyError::TunnelLimit => false,
+            ProxyError::Limit(r) => !matches!(r, Refused::ClientBusy | Refused::Connections),
             ProxyError::Upstream(e) => match e {
-                U::ClientBodyTimeout | U::ClientBody => true,
+                U::ClientBodyTimeout | U::ClientBody | U::ClientBodyTooLarge { .. } => true,
                 U::NoBackendAvailable { .. }
                 | U::BackendBusy { .. }
                 | U::Connect { .. }

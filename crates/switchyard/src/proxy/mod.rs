@@ -1,8 +1,8 @@
 //! The request path, top to bottom. [`handle`] runs the phases of one request in order:
 //!
-//! 1. check the request (malformed → 4xx; on TLS, a host the connection's certificate does
-//!    not cover → 421; CONNECT → 405, but an HTTP/2 WebSocket's, which goes on as a `GET`) —
-//!    [`check`]
+//! 1. check the request (malformed → 4xx; a target over `max_uri_length` → 414 —
+//!    [`limits`]; on TLS, a host the connection's certificate does not cover → 421; CONNECT
+//!    → 405, but an HTTP/2 WebSocket's, which goes on as a `GET`) — [`check`]
 //!    Then who the client is (the peer, or what trusted proxies forwarded for) and whether
 //!    the listener's IP rules let it in (→ 403) — [`auth::client`]
 //! 2. admin endpoints (`/health`, `/metrics`, which may need a token), answered without
@@ -10,7 +10,8 @@
 //! 3. a plaintext listener that redirects to HTTPS answers here (308) — [`local`]; then the
 //!    route (no route → 404; a route can ask for the client's certificate), and who may use
 //!    it: its IP rules (→ 403), its API key (missing or unknown → 401, without the role →
-//!    403) — [`crate::routing`], [`auth::authenticate`]
+//!    403) — [`crate::routing`], [`auth::authenticate`]; then the route's limits (method
+//!    405, content type 415, a declared body length 413) — [`limits`]
 //! 4. the rate limits, global then the route's own (over → 429) — [`crate::ratelimit`]; a
 //!    redirect or fixed-response route answers here — [`local`]
 //! 5. rewrite the request for the backend (path, headers, the client's identity) —
@@ -23,8 +24,9 @@
 //!    connection to the backend, and on `101` bytes copied both ways until either side
 //!    closes
 //! 10. respond, streaming the backend's body ([`body`]); the access-log line is written
-//!     when it is done. Every response on an HTTPS listener with `hsts` carries
-//!     `Strict-Transport-Security`.
+//!     when it is done. A route's `security_headers` are added, and the backend's
+//!     `Server` and `X-Powered-By` removed ([`rewrite::security`]). Every response on an
+//!     HTTPS listener with `hsts` carries `Strict-Transport-Security`.
 //!
 //! `handle_inner` returns `Result` and uses `?`; `handle` converts errors to responses once,
 //! in [`error`], and never fails (an error reaching hyper would drop the connection without
@@ -36,6 +38,7 @@ pub mod check;
 pub mod context;
 pub mod error;
 pub mod grpc;
+pub mod limits;
 pub mod local;
 pub mod rewrite;
 pub mod tunnel;
@@ -86,8 +89,9 @@ async fn handle_request(
     let render = Render::for_request(&parts.headers, !body.is_end_stream());
 
     // Phase 1 and 2: requests that are not proxied.
-    let checked =
-        check::check_request(&mut parts).and_then(|()| check::check_authority(&parts, conn));
+    let checked = check::check_request(&mut parts)
+        .and_then(|()| check::check_authority(&parts, conn))
+        .and_then(|()| limits::check_uri(&parts, &state.config.limits));
     let client = checked.and_then(|()| auth::client(&state.config.access, conn, &parts.headers));
     let client = match client {
         Ok(client) => client,
@@ -101,6 +105,11 @@ async fn handle_request(
     }
 
     let mut ctx = RequestCtx::new(&shared.metrics, client, &parts);
+    // Held until the response head: a place under `max_requests_per_ip`.
+    let _held = match conn.slot.as_deref().map(|s| s.request()).transpose() {
+        Ok(held) => held.flatten(),
+        Err(refused) => return respond_error(ctx, refused.into(), render),
+    };
     match handle_inner(&state, conn, &mut ctx, parts, body, render.grpc).await {
         Ok((mut resp, outcome)) => {
             let log = ctx.finish(outcome, resp.status().as_u16(), None);
@@ -120,7 +129,8 @@ fn respond_error(ctx: RequestCtx<'_>, err: ProxyError, render: Render) -> Respon
         ProxyError::RateLimited { .. } => Outcome::RateLimited,
         _ => Outcome::Error,
     };
-    let policy = matches!(err, ProxyError::TunnelLimit);
+    limits::count(&err, ctx.metrics);
+    let policy = matches!(err, ProxyError::TunnelLimit | ProxyError::Limit(_));
     match err {
         ProxyError::Unauthenticated { .. } => metrics::inc(&ctx.metrics.local().unauthenticated),
         ProxyError::Forbidden(_) => metrics::inc(&ctx.metrics.local().forbidden),
@@ -168,6 +178,10 @@ async fn handle_inner(
         .find(&parts, conn.transport.client_sans())
         .ok_or(ProxyError::NoRoute)?;
     auth::authenticate(state, route, ctx, &mut parts)?;
+    let unread = !body.is_end_stream();
+    let declared = body.size_hint().exact();
+    let limits = &route.config.limits;
+    let max_body = limits::check_route(&parts, declared, unread, limits, &state.config.limits)?;
 
     // Phase 4: the global rate limit and the route's own; local answers.
     let now = Instant::now();
@@ -179,7 +193,8 @@ async fn handle_inner(
             return Err(ProxyError::RateLimited { retry_after });
         }
     }
-    let unread = !body.is_end_stream();
+    let security = route.config.limits.security_headers.as_ref();
+    let tls = conn.transport.tls.is_some();
     let pool = match &route.config.action {
         RouteAction::Forward { pool } => route
             .pool
@@ -187,6 +202,7 @@ async fn handle_inner(
             .ok_or_else(|| upstream::Error::NoBackendAvailable { pool: pool.clone() })?,
         RouteAction::Redirect { to, status } => {
             let mut resp = local::redirect(&parts, to, *status, unread);
+            rewrite::security::apply(security, resp.headers_mut(), tls);
             route.config.response_headers.apply(resp.headers_mut());
             return Ok((resp, Outcome::Local));
         }
@@ -196,6 +212,7 @@ async fn handle_inner(
             content_type,
         } => {
             let mut resp = local::fixed_response(*status, fixed, content_type, unread);
+            rewrite::security::apply(security, resp.headers_mut(), tls);
             route.config.response_headers.apply(resp.headers_mut());
             return Ok((resp, Outcome::Local));
         }
@@ -234,6 +251,7 @@ async fn handle_inner(
         metrics: ctx.metrics,
         now,
         deadline,
+        max_body,
     };
     let resp = if hops.websocket {
         let settings = &state.config.websocket;
@@ -243,6 +261,7 @@ async fn handle_inner(
         let open = tunnel::open(exchange, &mut ctx.attempts, parts, settings, ctx.client);
         match Box::pin(open).await? {
             tunnel::Opened::Tunnel(mut resp) => {
+                rewrite::security::apply(security, resp.headers_mut(), tls);
                 route.config.response_headers.apply(resp.headers_mut());
                 return Ok((resp, Outcome::Response));
             }
@@ -255,6 +274,7 @@ async fn handle_inner(
     // Phase 10: respond.
     let (mut parts, body) = resp.into_parts();
     rewrite::rewrite_response(&mut parts);
+    rewrite::security::apply(security, &mut parts.headers, tls);
     route.config.response_headers.apply(&mut parts.headers);
     let mut body = ResponseBody::upstream(body);
     if let Some(after) = deadline {

@@ -225,6 +225,7 @@ pub fn request_hash(key: &HashKey, parts: &request::Parts, client_ip: &HeaderVal
     }
 }
 
+pub mod security;
 mod websocket;
 
 #[cfg(test)]

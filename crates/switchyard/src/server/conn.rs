@@ -8,6 +8,7 @@
 //! one request, exactly as an HTTP/1.1 request is.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use hyper::server::conn::{http1, http2};
@@ -19,6 +20,7 @@ use super::http2::{StreamBody, Streams};
 use super::shutdown::stopped;
 use super::tls::TlsAcceptor;
 use super::{io, preface};
+use crate::body::close_if_unread;
 use crate::config::ListenerConfig;
 use crate::metrics;
 use crate::proxy;
@@ -30,10 +32,13 @@ use crate::state::Shared;
 pub struct HttpBuilder {
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
+    /// Requests served on one connection before it is closed (`0`: no limit).
+    max_requests: u32,
 }
 
-/// The HTTP settings of a listener's connections.
-pub fn http_builder(settings: &ListenerConfig) -> HttpBuilder {
+/// The HTTP settings of a listener's connections; `max_requests` per connection (`0`: no
+/// limit).
+pub fn http_builder(settings: &ListenerConfig, max_requests: u32) -> HttpBuilder {
     let mut http1 = http1::Builder::new();
     http1
         .timer(TokioTimer::new())
@@ -45,6 +50,7 @@ pub fn http_builder(settings: &ListenerConfig) -> HttpBuilder {
     HttpBuilder {
         http1,
         http2: super::http2::builder(settings),
+        max_requests,
     }
 }
 
@@ -131,10 +137,20 @@ pub async fn serve_http<I>(
     let client = conn.addr;
     let result = match protocol {
         Protocol::Http1 => {
+            let served = AtomicU32::new(0);
             let service = hyper::service::service_fn(|req| {
                 let shared = shared.clone();
                 let conn = conn.clone();
-                async move { Ok::<_, Infallible>(proxy::handle(&shared, &conn, req).await) }
+                let last = is_last(&served, http.max_requests);
+                async move {
+                    let mut resp = proxy::handle(&shared, &conn, req).await;
+                    if last {
+                        // The connection's last request: hyper closes it after this answer.
+                        metrics::inc(&shared.metrics.local().connections_at_max_requests);
+                        close_if_unread(resp.headers_mut(), true);
+                    }
+                    Ok::<_, Infallible>(resp)
+                }
             });
             // Upgrades are enabled so that a tunnel (WebSocket) can take the connection over
             // once a backend agrees to switch protocols.
@@ -157,7 +173,18 @@ pub async fn serve_http<I>(
             let streams = Arc::new(Streams::default());
             let open = streams.clone();
             let timeouts = (conn.read_timeout, conn.write_timeout);
+            // Shutdown, or the connection's last request: either sends GOAWAY.
+            let (goaway, drain) = watch::channel(false);
+            let goaway = Arc::new(goaway);
+            let goaway_on_shutdown = goaway.clone();
+            let served = AtomicU32::new(0);
+            let max_requests = http.max_requests;
+            let metrics_shared = shared.clone();
             let service = hyper::service::service_fn(move |mut req| {
+                if is_last(&served, max_requests) {
+                    metrics::inc(&metrics_shared.metrics.local().connections_at_max_requests);
+                    let _ = goaway.send(true);
+                }
                 let stream = open.open();
                 super::http2::hold_for_tunnel(&open, &mut req);
                 let shared = shared.clone();
@@ -174,18 +201,31 @@ pub async fn serve_http<I>(
             });
             // Boxed, as the TLS path is: an HTTP/1.1 connection's task does not carry
             // the HTTP/2 connection's state.
-            Box::pin(super::http2::serve(
+            let serve = Box::pin(super::http2::serve(
                 &http.http2,
                 io,
                 service,
                 streams,
                 timeouts,
-                shutdown,
-            ))
-            .await
+                drain,
+            ));
+            let forward = async {
+                stopped(&mut shutdown).await;
+                let _ = goaway_on_shutdown.send(true);
+                std::future::pending::<()>().await
+            };
+            tokio::select! {
+                result = serve => result,
+                () = forward => unreachable!("forwarding never ends"),
+            }
         }
     };
     if let Err(e) = result {
         tracing::debug!(client = %client, error = %e, "client connection ended with an error");
     }
+}
+
+/// Counts a request of a connection; true for its `max`-th (`0`: no limit), its last.
+fn is_last(served: &AtomicU32, max: u32) -> bool {
+    max != 0 && served.fetch_add(1, Ordering::Relaxed).wrapping_add(1) == max
 }

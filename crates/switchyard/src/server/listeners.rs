@@ -13,8 +13,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::tls::{Prepared, TlsAcceptor, TlsError};
 use super::StartError;
 use crate::config::tls::CertificateStatus;
+use crate::config::ConnLimits;
 use crate::config::{Config, ListenAddr, ListenerConfig};
 use crate::proxy::context::ListenerPolicy;
+use crate::proxy::limits::conn::ConnCounter;
 
 /// Every listener in force.
 #[derive(Debug, Default)]
@@ -43,6 +45,11 @@ pub struct ListenerEntry {
     pub tls: Option<Arc<TlsAcceptor>>,
     /// What it does to requests beyond proxying them (redirect, identity headers removed).
     pub policy: Option<Arc<ListenerPolicy>>,
+    /// Its connection limits (`[limits]`).
+    pub limits: ConnLimits,
+    /// Its connections, counted for those limits over every worker; kept while the
+    /// socket stays, so a reload does not forget the connections open.
+    pub conns: Arc<ConnCounter>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -97,7 +104,10 @@ impl ListenerSet {
                         (_, None) => None,
                     };
                     ListenerEntry {
-                        id: if kept.settings == settings && kept.policy == policy {
+                        id: if kept.settings == settings
+                            && kept.policy == policy
+                            && kept.limits == config.limits.connections
+                        {
                             kept.id
                         } else {
                             NEXT_ID.fetch_add(1, Ordering::Relaxed)
@@ -105,6 +115,7 @@ impl ListenerSet {
                         settings,
                         tls,
                         policy,
+                        limits: config.limits.connections,
                         ..kept.clone()
                     }
                 }
@@ -130,6 +141,8 @@ impl ListenerSet {
                         admin_only,
                         tls,
                         policy,
+                        limits: config.limits.connections,
+                        conns: Arc::default(),
                     }
                 }
             };

@@ -11,9 +11,10 @@ use tokio::sync::{mpsc, watch};
 use super::conn;
 use super::listeners::{ListenerEntry, ListenerSet};
 use super::shutdown::stopped;
-use crate::config::RuntimeModel;
+use crate::config::{OverLimit, RuntimeModel};
 use crate::metrics;
 use crate::proxy::context::{ConnInfo, Transport};
+use crate::proxy::limits::conn::{ConnSlot, Over};
 use crate::state::Shared;
 
 /// One worker thread: its own event loop, accepting from every listener of the set.
@@ -136,7 +137,7 @@ async fn accept_loop(
             return;
         }
     };
-    let http = conn::http_builder(&entry.settings);
+    let http = conn::http_builder(&entry.settings, entry.limits.max_requests_per_connection);
     let mut global_stop = shutdown.clone();
     loop {
         let accepted = tokio::select! {
@@ -154,6 +155,12 @@ async fn accept_loop(
                     Transport::PLAIN_HTTP1,
                 );
                 conn.policy = entry.policy.clone();
+                let Some(slot) = admit(&entry, &shared, conn.addr) else {
+                    // Over a connection limit with `over_connection_limit = "close"`.
+                    drop(stream);
+                    continue;
+                };
+                conn.slot = Some(slot);
                 let (http, shared, tls, shutdown) = (
                     http.clone(),
                     shared.clone(),
@@ -174,6 +181,30 @@ async fn accept_loop(
                 // again shortly.
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// A place for a connection from `client` under the listener's connection limits; over
+/// them, a slot that answers `503` (`over_connection_limit = "503"`), or `None`: close it.
+fn admit(
+    entry: &ListenerEntry,
+    shared: &Shared,
+    client: std::net::SocketAddr,
+) -> Option<Arc<ConnSlot>> {
+    match entry.conns.admit(client.ip(), &entry.limits) {
+        Ok(slot) => Some(Arc::new(slot)),
+        Err(over) => {
+            let c = shared.metrics.local();
+            metrics::inc(match over {
+                Over::Total => &c.refused_connections,
+                Over::PerIp => &c.refused_connections_per_ip,
+            });
+            tracing::debug!(%client, ?over, "connection over the listener's limits");
+            match entry.limits.over_limit {
+                OverLimit::Close => None,
+                OverLimit::Unavailable => Some(Arc::new(ConnSlot::over_limit(client.ip()))),
             }
         }
     }

@@ -56,6 +56,8 @@ pub struct Exchange<'a> {
     /// A deadline the client set for the whole request (gRPC's `grpc-timeout`), applied
     /// with the pool's `request_timeout`, the shorter winning.
     pub deadline: Option<Duration>,
+    /// The route's request body limit in bytes (`0`: none).
+    pub max_body: u64,
 }
 
 /// Sends the request (`parts`, `body`) to the pool, within the pool's whole-request timeout
@@ -104,7 +106,14 @@ async fn send_with_retries(
     let now = ex.now;
     pool.budget.deposit(now);
     let max_replay = pool.retry.replay_max_bytes;
-    let prepared = replay::prepare(parts, body, pool.retries > 0, max_replay, ex.read_timeout);
+    let prepared = replay::prepare(
+        parts,
+        body,
+        pool.retries > 0,
+        max_replay,
+        ex.read_timeout,
+        ex.max_body,
+    );
     let (mut req, replay) = prepared.await.map_err(|e| Error::client_body(&e))?;
     let path_and_query = req.uri().path_and_query().cloned();
     let mut candidates = pool.candidates(now, ex.hash);
@@ -137,9 +146,11 @@ async fn send_with_retries(
             has_host: ex.has_host,
             te_trailers: ex.te_trailers,
         };
+        let client = req.body().client_wait();
         let sent = target.send(&pool.connector, req, replay.as_ref(), ex.try_timeout);
         let tried = sent.await.unwrap_or(Err(TryError::Timeout));
-        match answer(ex, attempt, tried) {
+        let broke = client.and_then(|c| c.failure());
+        match answer(ex, attempt, tried, broke) {
             Tried::Answer(resp) => {
                 let status = resp.status().as_u16();
                 match can_replay {
@@ -182,8 +193,14 @@ async fn send_with_retries(
 }
 
 /// Settles what a try that got no head tells about the backend, or wraps the head with its
-/// attempt, to be settled when the body ends.
-fn answer(ex: Exchange<'_>, mut attempt: Attempt, tried: TryResult) -> Tried {
+/// attempt, to be settled when the body ends. `broke`: how the client's body broke off, if
+/// it did (then a failed exchange is the client's fault, whatever error it surfaced as).
+fn answer(
+    ex: Exchange<'_>,
+    mut attempt: Attempt,
+    tried: TryResult,
+    broke: Option<crate::body::ClientFailure>,
+) -> Tried {
     let label = || attempt.backend().label.clone();
     match tried {
         Ok((resp, conn)) => {
@@ -212,6 +229,10 @@ fn answer(ex: Exchange<'_>, mut attempt: Attempt, tried: TryResult) -> Tried {
             if let Some(body) = errors::find::<BodyError>(&source).filter(|b| b.is_client_fault()) {
                 // Dropping the attempt unsettled holds nothing against the backend.
                 return Tried::ClientFault(Error::client_body(body));
+            }
+            if let Some(how) = broke {
+                // An HTTP/2 backend's stream was reset because the client's body broke off.
+                return Tried::ClientFault(Error::client_failure(how));
             }
             tracing::debug!(backend = %attempt.backend().label, error = %Chain(&source), "backend failed to respond");
             let err = Error::NoResponse {

@@ -83,6 +83,12 @@ pub enum Error {
     /// The client's request body broke off (client fault).
     #[error("request body could not be read")]
     ClientBody,
+    /// The client's request body grew past the route's `max_body_size` (client fault).
+    #[error("request body larger than {limit} bytes")]
+    ClientBodyTooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
 }
 
 // === impl Error ===
@@ -92,7 +98,18 @@ impl Error {
     pub fn client_body(err: &BodyError) -> Self {
         match err {
             BodyError::ClientTimeout(_) => Error::ClientBodyTimeout,
+            BodyError::ClientTooLarge(limit) => Error::ClientBodyTooLarge { limit: *limit },
             _ => Error::ClientBody,
+        }
+    }
+
+    /// The error for a client body that broke off `how` (seen by the body itself).
+    pub fn client_failure(how: crate::body::ClientFailure) -> Self {
+        use crate::body::ClientFailure as F;
+        match how {
+            F::Timeout(_) => Error::ClientBodyTimeout,
+            F::TooLarge(limit) => Error::ClientBodyTooLarge { limit },
+            F::Broken => Error::ClientBody,
         }
     }
 
@@ -108,7 +125,8 @@ impl Error {
             | Error::UpgradeUnsupported { .. }
             | Error::RequestTimeout { .. }
             | Error::ClientBodyTimeout
-            | Error::ClientBody => None,
+            | Error::ClientBody
+            | Error::ClientBodyTooLarge { .. } => None,
         }
     }
 }

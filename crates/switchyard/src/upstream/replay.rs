@@ -33,13 +33,15 @@ impl Replay {
 
 /// Gets the client's request ready for sending. When `may_retry` (an idempotent request
 /// that may be retried) and its body is empty or at most `max_bytes` long, the body is read
-/// whole now and a [`Replay`] is returned with the request.
+/// whole now and a [`Replay`] is returned with the request. A body longer than `max_body`
+/// bytes (`0`: no limit) fails as soon as it grows past it.
 pub async fn prepare(
     parts: request::Parts,
     body: Incoming,
     may_retry: bool,
     max_bytes: usize,
     read_timeout: std::time::Duration,
+    max_body: u64,
 ) -> Result<(Request<RequestBody>, Option<Replay>), BodyError> {
     let may_retry = may_retry && is_idempotent(&parts.method);
     if body.is_end_stream() {
@@ -54,10 +56,12 @@ pub async fn prepare(
         .exact()
         .is_some_and(|n| n <= max_bytes as u64);
     if !(may_retry && small) {
-        let body = RequestBody::new(body, read_timeout);
+        let body = RequestBody::new(body, read_timeout).limit(max_body);
         return Ok((Request::from_parts(parts, body), None));
     }
-    let collected = http_body_util::BodyExt::collect(RequestBody::new(body, read_timeout)).await?;
+    let collected =
+        http_body_util::BodyExt::collect(RequestBody::new(body, read_timeout).limit(max_body))
+            .await?;
     let bytes = collected.to_bytes();
     let replay = Replay {
         head: copy_parts(&parts),

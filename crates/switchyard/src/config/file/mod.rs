@@ -12,6 +12,7 @@
 
 mod access;
 mod global;
+mod limits;
 mod pool;
 mod route;
 mod section;
@@ -26,6 +27,7 @@ use section::{array_items, section, section_keeping};
 
 pub use access::{AccessFile, RouteAccessFile};
 pub use global::{AdminFile, GlobalFile, ListenerFile, RateLimitFile, WebSocketFile};
+pub use limits::{LimitsFile, SecurityHeadersFile, SecurityHeadersTable, Size};
 pub use pool::{
     BackendFile, BreakerFile, HealthCheckFile, OutlierFile, PoolFile, RetryFile, UpstreamTlsFile,
 };
@@ -48,6 +50,8 @@ pub struct Document {
     pub websocket: Option<WebSocketFile>,
     /// `[access]`.
     pub access: Option<Spanned<AccessFile>>,
+    /// `[limits]`.
+    pub limits: Option<LimitsFile>,
     /// `[pools.NAME]`, with the name's span.
     pub pools: Vec<(Spanned<String>, PoolFile)>,
     /// Names of pools that are in the file but could not be read (already reported).
@@ -62,6 +66,7 @@ pub struct Document {
 
 const TOP_LEVEL_TABLES: &[&str] = &[
     "admin",
+    "limits",
     "listeners",
     "rate_limit",
     "pools",
@@ -103,6 +108,7 @@ pub fn read(text: &str, problems: &mut Vec<Problem>) -> Document {
                 let span = value.span();
                 doc.access = section(&name, value, problems).map(|a| Spanned::new(span, a));
             }
+            "limits" => doc.limits = section(&name, value, problems),
             "listeners" => read_listeners(value, &mut doc, problems),
             "routes" => read_routes(value, &mut doc, problems),
             "pools" => read_pools(value, &mut doc, problems),

@@ -7,7 +7,7 @@ use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Dur, PositiveDur, Str};
+use super::{Dur, PositiveDur, Size, Str};
 
 /// One `[pools.NAME]` table.
 #[derive(Debug, Deserialize)]
@@ -53,6 +53,8 @@ pub struct PoolFile {
     pub max_streams_per_connection: Option<Spanned<u32>>,
     /// TLS to the pool's `https://` backends.
     pub tls: Option<Spanned<UpstreamTlsFile>>,
+    /// Largest request body of the routes to this pool that do not set their own.
+    pub max_body_size: Option<Size>,
 }
 
 /// `[pools.NAME.tls]` (or `tls = { ... }`): how `https://` backends are verified, and the

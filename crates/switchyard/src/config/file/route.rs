@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{PositiveDur, RateLimitFile, RouteAccessFile, Str};
+use super::{PositiveDur, RateLimitFile, RouteAccessFile, SecurityHeadersFile, Size, Str};
 
 /// One `[[routes]]` entry.
 #[derive(Debug, Deserialize)]
@@ -37,6 +37,14 @@ pub struct RouteFile {
     pub response_headers: Option<HeadersFile>,
     /// Who may use the route: an API key, a role, IP rules.
     pub access: Option<Spanned<RouteAccessFile>>,
+    /// Largest request body (`0`: no limit); default the pool's, else `[limits]`'.
+    pub max_body_size: Option<Size>,
+    /// Methods the route takes; others get `405`.
+    pub allowed_methods: Option<Spanned<Vec<Spanned<Str>>>>,
+    /// Media types a request body may have; others get `415`.
+    pub allowed_content_types: Option<Spanned<Vec<Spanned<Str>>>>,
+    /// Security headers of the responses: `"recommended"`, or a table.
+    pub security_headers: Option<Spanned<SecurityHeadersFile>>,
 }
 
 /// `[routes.match]`.

@@ -47,6 +47,8 @@ pub struct RouteConfig {
     pub response_headers: HeaderEdits,
     /// Who may use it (`None`: anyone).
     pub access: Option<std::sync::Arc<super::RouteAccess>>,
+    /// Body size, methods and content types it takes; its security headers.
+    pub limits: crate::config::RouteLimits,
 }
 
 /// Conditions a request must meet; all must hold.
@@ -174,6 +176,7 @@ impl RouteConfig {
             request_headers: HeaderEdits::default(),
             response_headers: HeaderEdits::default(),
             access: None,
+            limits: crate::config::RouteLimits::default(),
         }
     }
 }

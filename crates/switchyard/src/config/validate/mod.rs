@@ -10,6 +10,8 @@
 //! - `admin.rs`: `[admin]`;
 //! - `access.rs`: `[access]` (API keys, key sources, trusted proxies), the IP lists of
 //!   listeners and routes, a route's `access`, `[admin] token_file`;
+//! - `admin.rs`: `[admin]`; `limits.rs`: `[limits]` and the limits and security headers of
+//!   routes;
 //! - `pool.rs`: `[pools.NAME]`: backends, policy, timeouts, breaker, health checks, outlier
 //!   ejection, retries, limits; `pool_tls.rs` its `tls` table (the files it names are read
 //!   and checked);
@@ -19,6 +21,7 @@
 mod access;
 mod admin;
 mod headers;
+mod limits;
 mod listener;
 mod pool;
 mod pool_tls;
@@ -137,6 +140,10 @@ fn build(doc: Document, base: &Path, problems: &mut Vec<Problem>) -> Config {
         &mut c,
     );
     tls::cross_checks(&doc, &config.listeners, &served, &mut c);
+    if let Some(l) = &doc.limits {
+        config.limits = limits::limits(l, &mut c);
+    }
+    limits::inherit_body_size(&mut config.routes, &doc.pools);
     config
 }
 

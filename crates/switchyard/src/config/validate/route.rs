@@ -108,7 +108,6 @@ fn route(
     let rewrite = rewrite(r, &matcher, &key, c);
     Some(RouteConfig {
         name,
-        matcher,
         action,
         rewrite,
         timeout: r.timeout.map(|t| t.0),
@@ -127,6 +126,8 @@ fn route(
             c,
         ),
         access: super::access::route(r.access.as_ref(), &key, c),
+        limits: super::limits::route_limits(r, &matcher, &key, c),
+        matcher,
     })
 }
 
