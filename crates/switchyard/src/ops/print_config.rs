@@ -93,6 +93,22 @@ fn write_config(cli: &Cli, out: &mut String) -> std::fmt::Result {
     writeln!(out, "requests = {}", cli.rate_limit)?;
     writeln!(out, "window = {}", dur(cli.rate_window))?;
 
+    let limits = cli.max_body_size.is_some()
+        || cli.max_client_connections.is_some()
+        || cli.max_connections_per_ip.is_some();
+    if limits {
+        writeln!(out, "\n[limits]")?;
+        if let Some(max) = cli.max_body_size {
+            // In bytes: exact whatever unit the flag was given in.
+            writeln!(out, "max_body_size = \"{max}B\"")?;
+        }
+        if let Some(max) = cli.max_client_connections {
+            writeln!(out, "max_connections = {max}")?;
+        }
+        if let Some(max) = cli.max_connections_per_ip {
+            writeln!(out, "max_connections_per_ip = {max}")?;
+        }
+    }
     if cli.api_keys.is_some() || cli.trusted_proxies.is_some() {
         writeln!(out, "\n[access]")?;
         if let Some(keys) = &cli.api_keys {

@@ -170,3 +170,30 @@ fn access_flags_give_the_same_rules_keys_and_token() {
     assert!(file.listeners[0].ip_rules.is_some());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn limit_flags_give_the_same_limits() {
+    for args in [
+        &["--max-body-size=10MiB"][..],
+        &[
+            "--max-body-size=0",
+            "--max-client-connections=50",
+            "--max-connections-per-ip=5",
+        ][..],
+    ] {
+        let (file, flags) = assert_same(args);
+        assert_eq!(
+            file.limits.max_body_size, flags.limits.max_body_size,
+            "{args:?}"
+        );
+        assert_eq!(
+            file.limits.connections.max_connections, flags.limits.connections.max_connections,
+            "{args:?}"
+        );
+        assert_eq!(
+            file.limits.connections.max_connections_per_ip,
+            flags.limits.connections.max_connections_per_ip,
+            "{args:?}"
+        );
+    }
+}
