@@ -119,13 +119,13 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
     pub max_body_size: Option<u64>,
 
-    /// Client connections open at once per listener (`0`: no limit; default 10000); more are
+    /// Client connections open at once per listener (`0`: no limit; default 50000); more are
     /// closed at once.
     #[arg(long, global = true, value_name = "N")]
     pub max_client_connections: Option<u32>,
 
-    /// Client connections open at once from one IP per listener (`0`: no limit; default
-    /// 1000); more are closed at once.
+    /// Client connections open at once from one IP per listener (default `0`: no limit);
+    /// more are closed at once.
     #[arg(long, global = true, value_name = "N")]
     pub max_connections_per_ip: Option<u32>,
 

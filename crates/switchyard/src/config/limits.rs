@@ -22,11 +22,15 @@ pub mod defaults {
     /// CDNs cap URLs near there too).
     pub const MAX_URI_LENGTH: usize = 8 * 1024;
     /// `max_connections`: open client connections per listener. Each costs a socket and
-    /// some kilobytes; 10,000 fits a server's raised `ulimit -n`.
-    pub const MAX_CONNECTIONS: u32 = 10_000;
-    /// `max_connections_per_ip`: a browser opens six HTTP/1.1 connections per site, so
-    /// 1,000 still serves an office of a hundred and fifty people behind one NAT address.
-    pub const MAX_CONNECTIONS_PER_IP: u32 = 1_000;
+    /// about 20 KiB idle, so 50,000 bound it near 1 GiB; a server holding more raises it
+    /// (and `ulimit -n`).
+    pub const MAX_CONNECTIONS: u32 = 50_000;
+    /// `max_connections_per_ip`: off. Behind a load balancer without the PROXY protocol
+    /// every connection comes from its address, a carrier-grade NAT puts thousands of
+    /// mobile users behind one, and a load test runs from one machine: a default cap
+    /// would refuse them all (nginx's `limit_conn` and HAProxy's per-source limits are
+    /// opt-in too).
+    pub const MAX_CONNECTIONS_PER_IP: u32 = 0;
     /// `max_requests_per_connection`: then `Connection: close` (HTTP/1.1) or `GOAWAY`
     /// (HTTP/2). Ten times nginx's `keepalive_requests`: a reconnect per 10,000 requests
     /// costs nothing, and it bounds what one connection can be used for.
