@@ -3,33 +3,13 @@
 
 mod support;
 
-use support::process::{catches_sigterm, command, free_port, signal, start_proxy, Proc};
+use support::process::{catches_sigterm, free_port, run, signal, start_proxy, Proc};
 
 use std::net::SocketAddr;
 use std::process::{ExitStatus, Output};
 use std::time::Duration;
 
 use support::backend;
-
-/// No child may run longer than this.
-const CHILD_LIMIT: Duration = Duration::from_secs(10);
-
-/// Runs switchyard to completion (killed after [`CHILD_LIMIT`]).
-fn run(args: &[&str]) -> Output {
-    let child = command(args).spawn().expect("spawn switchyard");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(CHILD_LIMIT) {
-        Ok(output) => output.expect("wait for switchyard"),
-        Err(_) => {
-            signal(pid, "-KILL");
-            panic!("switchyard {args:?} ran longer than {CHILD_LIMIT:?}");
-        }
-    }
-}
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

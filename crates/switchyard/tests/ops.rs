@@ -5,52 +5,12 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use support::process::{command, start_proxy};
-use support::{backend, eventually};
-
-/// A folder of its own under the system's temporary folder, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("switchyard-ops-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs a switchyard subcommand that ends by itself (killed after 10 s).
-fn run(args: &[&str]) -> Output {
-    let child = command(args).spawn().expect("spawn switchyard");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(Duration::from_secs(10)) {
-        Ok(output) => output.expect("wait for switchyard"),
-        Err(_) => {
-            support::process::signal(pid, "-KILL");
-            panic!("switchyard {args:?} did not end within 10 s");
-        }
-    }
-}
+use support::process::{command, run, start_proxy};
+use support::{backend, eventually, TempDir};
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -72,7 +32,7 @@ fn config(addr: SocketAddr, backends: &[String]) -> String {
 async fn reload_and_stop_through_the_pid_file() {
     let one = backend("one").await;
     let two = backend("two").await;
-    let dir = TempDir::new("pid");
+    let dir = TempDir::new("ops", "pid");
     let (file, pid_file) = (dir.file("switchyard.toml"), dir.file("switchyard.pid"));
     let first = [one.url()];
     let (proc, addr) = start_proxy(
@@ -121,7 +81,7 @@ async fn reload_and_stop_through_the_pid_file() {
 
 #[test]
 fn reload_without_a_running_proxy_says_why() {
-    let dir = TempDir::new("stale");
+    let dir = TempDir::new("ops", "stale");
     let pid_file = dir.file("none.pid");
     let output = run(&["reload", "--pid-file", path(&pid_file)]);
     assert_eq!(output.status.code(), Some(1));
@@ -154,7 +114,7 @@ async fn print_config_gives_a_file_that_check_accepts_and_runs_the_same_proxy() 
     let one = backend("one").await;
     let two = backend("two").await;
     let backends = [one.url(), two.url()];
-    let dir = TempDir::new("print");
+    let dir = TempDir::new("ops", "print");
     let file = dir.file("switchyard.toml");
     let flags = |addr: SocketAddr| {
         vec![
@@ -279,7 +239,7 @@ impl Drop for KillOnDrop {
 #[tokio::test]
 async fn demo_says_what_it_starts_then_serves_and_stops_through_its_pid_file() {
     use std::io::BufRead;
-    let dir = TempDir::new("demo");
+    let dir = TempDir::new("ops", "demo");
     let pid_file = dir.file("demo.pid");
     let mut child = command(&[
         "demo",

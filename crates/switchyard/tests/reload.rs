@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write as _};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,7 +18,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use support::backends::port;
 use support::metrics::pool_backend_entry;
-use support::{backend, Client, TestProxy};
+use support::{backend, Client, TempDir, TestProxy};
 use switchyard::cli::Cli;
 use switchyard::config::{validate, version_of};
 use switchyard::{reload, Config, Control};
@@ -34,31 +34,6 @@ const CHILD_LIMIT: Duration = Duration::from_secs(15);
 const WAIT: Duration = Duration::from_secs(5);
 
 // === configuration files ===
-
-/// A directory of our own under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "switchyard-reload-test-{}-{name}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Replaces the file at once: written next to it, then renamed over it.
 fn write_atomic(path: &Path, text: &str) {
@@ -453,7 +428,7 @@ async fn reloads_under_load_lose_no_request_and_route_by_the_config_in_force() {
     // force.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let taken_addr = taken.local_addr().expect("addr").to_string();
-    let dir = TempDir::new("under-load");
+    let dir = TempDir::new("reload-test", "under-load");
     let path = dir.file("switchyard.toml");
     let cli = cli_for(&path);
 
@@ -562,7 +537,7 @@ async fn reloads_under_load_lose_no_request_and_route_by_the_config_in_force() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn file_changes_are_reloaded_under_load_and_an_invalid_file_is_rejected() {
     let backends = Backends::start().await;
-    let dir = TempDir::new("watch");
+    let dir = TempDir::new("reload-test", "watch");
     let path = dir.file("switchyard.toml");
     let cli = cli_for(&path);
 
@@ -684,7 +659,7 @@ async fn open_circuit_and_its_counters_survive_a_reload_and_a_re_added_backend_s
     let other = backend("other").await;
     let (_dead_socket, dead) = support::dead_port();
     let dead = dead.to_string();
-    let dir = TempDir::new("circuit");
+    let dir = TempDir::new("reload-test", "circuit");
     let path = dir.file("switchyard.toml");
     let cli = cli_for(&path);
     let web = |tag: &str, urls: Vec<String>| {
@@ -774,7 +749,7 @@ async fn open_circuit_and_its_counters_survive_a_reload_and_a_re_added_backend_s
 async fn a_backend_kept_by_a_reload_keeps_its_pooled_upstream_connections() {
     let a = backend("A").await;
     let b = backend("B").await;
-    let dir = TempDir::new("pool");
+    let dir = TempDir::new("reload-test", "pool");
     let path = dir.file("switchyard.toml");
     let cli = cli_for(&path);
     let text0 = Toml::new("initial")
@@ -821,7 +796,7 @@ async fn a_backend_kept_by_a_reload_keeps_its_pooled_upstream_connections() {
 #[tokio::test]
 async fn rate_limit_counts_survive_an_unrelated_reload_and_reset_when_the_limit_changes() {
     let a = backend("A").await;
-    let dir = TempDir::new("rate-limit");
+    let dir = TempDir::new("reload-test", "rate-limit");
     let path = dir.file("switchyard.toml");
     let cli = cli_for(&path);
     let limited = |tag: &str, requests: u32| {
@@ -875,7 +850,7 @@ async fn rate_limit_counts_survive_an_unrelated_reload_and_reset_when_the_limit_
 async fn keep_alive_client_connections_survive_reloads_and_take_new_routes() {
     let a = backend("A").await;
     let b = backend("B").await;
-    let dir = TempDir::new("keep-alive");
+    let dir = TempDir::new("reload-test", "keep-alive");
     let path = dir.file("switchyard.toml");
     let cli = cli_for(&path);
     let base = |tag: &str| Toml::new(tag).pool("web", &[&a]).route("all", "web", None);
@@ -933,7 +908,7 @@ fn proxy_listeners(proxy: &TestProxy) -> Vec<SocketAddr> {
 /// checks that it refuses connections while the first keeps serving.
 async fn add_then_remove_a_listener(name: &str, second: Option<&str>) {
     let a = backend("A").await;
-    let dir = TempDir::new(name);
+    let dir = TempDir::new("reload-test", name);
     let path = dir.file("switchyard.toml");
     let cli = cli_for(&path);
     let base = |tag: &str| Toml::new(tag).pool("web", &[&a]).route("all", "web", None);
@@ -1014,7 +989,7 @@ async fn reload_adds_a_second_port_zero_listener_on_a_port_of_its_own() {
 #[tokio::test]
 async fn reload_keeps_two_port_zero_listeners_started_with() {
     let a = backend("A").await;
-    let dir = TempDir::new("two-zero");
+    let dir = TempDir::new("reload-test", "two-zero");
     let path = dir.file("switchyard.toml");
     let cli = cli_for(&path);
     let two = |tag: &str| {
@@ -1053,7 +1028,7 @@ async fn reload_keeps_two_port_zero_listeners_started_with() {
 async fn supervise_reloads_on_a_control_and_drains_on_shutdown() {
     let a = backend("A").await;
     let b = backend("B").await;
-    let dir = TempDir::new("supervise");
+    let dir = TempDir::new("reload-test", "supervise");
     let path = dir.file("switchyard.toml");
     let cli = cli_for(&path);
     let text0 = Toml::new("to A")
@@ -1249,7 +1224,7 @@ impl Drop for Proc {
 async fn binary_reloads_on_sighup_and_keeps_serving_through_an_invalid_file() {
     let a = backend("A").await;
     let b = backend("B").await;
-    let dir = TempDir::new("binary");
+    let dir = TempDir::new("reload-test", "binary");
     let path = dir.file("switchyard.toml");
     let on = |tag: &str, addr: SocketAddr, server: &TestServer| {
         Toml::new(tag)

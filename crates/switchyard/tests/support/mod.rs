@@ -270,3 +270,28 @@ macro_rules! assert_eventually {
         assert!($crate::support::eventually($within, $check).await, $($msg)+)
     };
 }
+
+/// A folder of its own under the system's temporary folder, removed when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// `switchyard-{what}-{pid}-{name}`, empty.
+    pub fn new(what: &str, name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("switchyard-{what}-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    /// A path inside it.
+    pub fn file(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

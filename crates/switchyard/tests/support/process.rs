@@ -17,6 +17,26 @@ pub fn command(args: &[&str]) -> Command {
     cmd
 }
 
+/// No switchyard run by [`run`] may take longer than this.
+pub const CHILD_LIMIT: Duration = Duration::from_secs(10);
+
+/// Runs a switchyard subcommand that ends by itself (killed after [`CHILD_LIMIT`]).
+pub fn run(args: &[&str]) -> Output {
+    let child = command(args).spawn().expect("spawn switchyard");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(CHILD_LIMIT) {
+        Ok(output) => output.expect("wait for switchyard"),
+        Err(_) => {
+            signal(pid, "-KILL");
+            panic!("switchyard {args:?} ran longer than {CHILD_LIMIT:?}");
+        }
+    }
+}
+
 pub fn signal(pid: u32, sig: &str) {
     let status = Command::new("kill")
         .args([sig, &pid.to_string()])
