@@ -10,7 +10,7 @@
 //! switch; the request then goes to a tunnel (`proxy::tunnel`). Any other `Upgrade` (h2c,
 //! TLS, or `websocket` without `Connection: upgrade`) is stripped as before. A WebSocket on
 //! an HTTP/2 stream (RFC 8441, let through by `proxy::check` as a `GET`) has neither header:
-//! it is given the HTTP/1.1 handshake's ([`websocket`]) and goes to a tunnel too.
+//! it is given the HTTP/1.1 handshake's (`rewrite/websocket.rs`) and goes to a tunnel too.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{request, Method, Version};
