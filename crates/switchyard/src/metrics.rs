@@ -126,6 +126,9 @@ pub struct ProxyCounters {
     /// TLS handshakes that failed or timed out (no certificate for the name, no valid client
     /// certificate, not TLS, ...).
     pub tls_handshake_failures: AtomicU64,
+    /// Connections from trusted proxies closed for a missing, malformed or late PROXY
+    /// protocol header.
+    pub proxy_protocol_errors: AtomicU64,
     /// Requests refused `413`: a body over `max_body_size` (declared or counted).
     pub refused_body_size: AtomicU64,
     /// Requests refused `414`: a target over `max_uri_length`.

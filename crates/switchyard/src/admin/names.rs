@@ -81,6 +81,8 @@ pub const CONFIG_INFO: &str = "switchyard_config_info";
 pub const TLS_HANDSHAKES: &str = "switchyard_tls_handshakes";
 /// TLS handshakes that failed.
 pub const TLS_HANDSHAKE_FAILURES: &str = "switchyard_tls_handshake_failures";
+/// Connections closed for a missing, malformed or late PROXY protocol header.
+pub const PROXY_PROTOCOL_ERRORS: &str = "switchyard_proxy_protocol_errors";
 /// Requests refused 413: a body over max_body_size (declared, or counted as it streamed).
 pub const REFUSED_BODY_SIZE: &str = "switchyard_refused_body_size";
 /// Requests refused 414: a request target over max_uri_length.

@@ -162,6 +162,11 @@ fn proxy_counters(s: &Snapshot, encoder: &mut DescriptorEncoder) -> fmt::Result 
             s.tls_handshake_failures,
         ),
         (
+            names::PROXY_PROTOCOL_ERRORS,
+            "Connections from trusted proxies closed for a missing, malformed or late PROXY header.",
+            s.proxy_protocol_errors,
+        ),
+        (
             names::REFUSED_BODY_SIZE,
             "Requests refused 413: a body over max_body_size (declared, or counted as it streamed).",
             s.refused_body_size,

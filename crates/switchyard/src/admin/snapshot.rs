@@ -57,6 +57,8 @@ pub struct Snapshot {
     pub tls_handshakes: u64,
     /// TLS handshakes that failed or timed out.
     pub tls_handshake_failures: u64,
+    /// Connections closed for a missing, malformed or late PROXY protocol header.
+    pub proxy_protocol_errors: u64,
     /// Requests refused 413: a body over max_body_size (declared, or counted as it streamed).
     pub refused_body_size: u64,
     /// Requests refused 414: a request target over max_uri_length.
@@ -229,6 +231,7 @@ impl Snapshot {
             tunnels_idle_timeouts: tunnels.idle_timeouts.load(Ordering::Relaxed),
             tls_handshakes,
             tls_handshake_failures,
+            proxy_protocol_errors: c.sum(|s| &s.proxy_protocol_errors),
             refused_body_size: c.sum(|s| &s.refused_body_size),
             refused_uri_length: c.sum(|s| &s.refused_uri_length),
             refused_method: c.sum(|s| &s.refused_method),

@@ -109,6 +109,7 @@ fn proxy_family(key: &str) -> Option<&'static str> {
         "tunnels_idle_timeouts" => names::TUNNELS_IDLE_TIMEOUTS,
         "tls_handshakes" => names::TLS_HANDSHAKES,
         "tls_handshake_failures" => names::TLS_HANDSHAKE_FAILURES,
+        "proxy_protocol_errors" => names::PROXY_PROTOCOL_ERRORS,
         "refused_body_size" => names::REFUSED_BODY_SIZE,
         "refused_uri_length" => names::REFUSED_URI_LENGTH,
         "refused_method" => names::REFUSED_METHOD,

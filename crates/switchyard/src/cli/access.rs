@@ -1,6 +1,6 @@
 //! The access-control flags over a configuration: `--api-keys` (the keys, and a key
 //! required on every route), `--allow-ip` / `--deny-ip` (every listener),
-//! `--trusted-proxies` and `--admin-token-file`. Files are read anew at every reload, so a
+//! `--trusted-proxies`, `--proxy-protocol` and `--admin-token-file`. Files are read anew at every reload, so a
 //! changed key file is taken with the configuration (a bad one keeps the old configuration).
 
 use std::sync::Arc;
@@ -43,6 +43,16 @@ impl Flags<'_> {
         }
         if let Some(trusted) = &cli.trusted_proxies {
             config.access.trusted_proxies = Some(Arc::new(trusted.clone()));
+        }
+        if cli.proxy_protocol {
+            if config.access.trusted_proxies.is_none() {
+                return Err("--proxy-protocol needs --trusted-proxies (or [access] \
+                            trusted_proxies): the PROXY header is believed only from them"
+                    .to_owned());
+            }
+            for listener in &mut config.listeners {
+                listener.proxy_protocol = true;
+            }
         }
         if let Some(path) = &cli.admin_token_file {
             let token =

@@ -229,6 +229,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "CIDRS", value_parser = parse_cidrs)]
     pub trusted_proxies: Option<CidrSet>,
 
+    /// Connections from the trusted proxies start with a PROXY protocol header (v1 or v2,
+    /// as a TCP load balancer sends) naming the client; needs --trusted-proxies.
+    #[arg(long, global = true)]
+    pub proxy_protocol: bool,
+
     /// /metrics needs `Authorization: Bearer TOKEN`, TOKEN being this file's contents
     /// (/health stays open).
     #[arg(long, global = true, value_name = "FILE")]

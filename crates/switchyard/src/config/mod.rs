@@ -114,6 +114,9 @@ pub struct ListenerConfig {
     pub redirect_to_https: Option<u16>,
     /// Which client addresses may talk to it (`None`: any).
     pub ip_rules: Option<Arc<IpRules>>,
+    /// Connections from `[access] trusted_proxies` start with a PROXY protocol header, whose
+    /// source address is the client (`server::proxy_protocol`).
+    pub proxy_protocol: bool,
 }
 
 /// The admin endpoints.
@@ -320,6 +323,7 @@ impl Default for ListenerConfig {
             tls: None,
             redirect_to_https: None,
             ip_rules: None,
+            proxy_protocol: false,
         }
     }
 }

@@ -71,6 +71,9 @@ fn write_config(cli: &Cli, out: &mut String) -> std::fmt::Result {
     if let Some(deny) = &cli.deny_ip {
         writeln!(out, "deny_ip = {}", cidrs(deny))?;
     }
+    if cli.proxy_protocol {
+        writeln!(out, "proxy_protocol = true")?;
+    }
     if let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) {
         writeln!(out, "\n[listeners.tls]")?;
         writeln!(

@@ -69,6 +69,7 @@ impl ListenerSet {
             tls: None,
             redirect_to_https: None,
             ip_rules: None,
+            proxy_protocol: false,
             ..config.listeners.first().cloned().unwrap_or_default()
         });
         let wanted = config

@@ -18,6 +18,7 @@ pub mod http2;
 pub mod io;
 pub mod listeners;
 pub mod preface;
+pub mod proxy_protocol;
 pub mod shutdown;
 pub mod tls;
 mod worker;

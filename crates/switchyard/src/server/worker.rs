@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::conn;
 use super::listeners::{ListenerEntry, ListenerSet};
 use super::shutdown::stopped;
+use super::{conn, proxy_protocol};
 use crate::config::{OverLimit, RuntimeModel};
 use crate::metrics;
 use crate::proxy::context::{ConnInfo, Transport};
@@ -148,26 +148,32 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, addr)) => {
-                let mut conn = ConnInfo::new(
-                    addr,
-                    &entry.settings,
-                    entry.admin_only,
-                    Transport::PLAIN_HTTP1,
-                );
-                conn.policy = entry.policy.clone();
-                let Some(slot) = admit(&entry, &shared, conn.addr) else {
+                let guard = connections.subscribe();
+                if entry.settings.proxy_protocol && from_trusted_proxy(&shared, addr) {
+                    let task = (
+                        entry.clone(),
+                        http.clone(),
+                        shared.clone(),
+                        shutdown.clone(),
+                    );
+                    tokio::spawn(async move {
+                        let _guard = guard;
+                        let (entry, http, shared, shutdown) = task;
+                        serve_proxied(entry, http, shared, stream, addr, shutdown).await;
+                    });
+                    continue;
+                }
+                let Some(conn) = connection(&entry, &shared, addr) else {
                     // Over a connection limit with `over_connection_limit = "close"`.
                     drop(stream);
                     continue;
                 };
-                conn.slot = Some(slot);
                 let (http, shared, tls, shutdown) = (
                     http.clone(),
                     shared.clone(),
                     entry.tls.clone(),
                     shutdown.clone(),
                 );
-                let guard = connections.subscribe();
                 // The connection's future is made inside the task, not moved into it: a
                 // future moved into an `async` block is stored twice in the task (once as
                 // captured, once being awaited), and every idle connection pays its task.
@@ -184,6 +190,56 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// The connection's `ConnInfo` for `client`, with its place under the listener's connection
+/// limits; `None`: over them with `over_connection_limit = "close"`.
+fn connection(
+    entry: &ListenerEntry,
+    shared: &Shared,
+    client: std::net::SocketAddr,
+) -> Option<ConnInfo> {
+    let mut conn = ConnInfo::new(
+        client,
+        &entry.settings,
+        entry.admin_only,
+        Transport::PLAIN_HTTP1,
+    );
+    conn.policy = entry.policy.clone();
+    conn.slot = Some(admit(entry, shared, conn.addr)?);
+    Some(conn)
+}
+
+/// A peer whose PROXY protocol header is believed (`[access] trusted_proxies`).
+fn from_trusted_proxy(shared: &Shared, peer: std::net::SocketAddr) -> bool {
+    let state = shared.state();
+    let trusted = state.config.access.trusted_proxies.as_deref();
+    trusted.is_some_and(|t| t.contains(peer.ip().to_canonical()))
+}
+
+/// A connection from a trusted proxy on a `proxy_protocol` listener: its header first (within
+/// the read timeout), whose client is the one the connection limits, logs and IP rules see;
+/// a connection without a valid header is closed.
+async fn serve_proxied(
+    entry: ListenerEntry,
+    http: conn::HttpBuilder,
+    shared: Arc<Shared>,
+    mut stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) {
+    let client = match proxy_protocol::read(&mut stream, entry.settings.read_timeout).await {
+        Ok(client) => client.unwrap_or(peer),
+        Err(e) => {
+            metrics::inc(&shared.metrics.local().proxy_protocol_errors);
+            tracing::debug!(%peer, error = %e, "PROXY protocol header refused");
+            return;
+        }
+    };
+    let Some(conn) = connection(&entry, &shared, client) else {
+        return;
+    };
+    conn::serve_connection(http, shared, stream, conn, entry.tls.clone(), shutdown).await;
 }
 
 /// A place for a connection from `client` under the listener's connection limits; over

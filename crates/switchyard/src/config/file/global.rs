@@ -58,6 +58,9 @@ pub struct ListenerFile {
     pub allow_ip: Option<Vec<Spanned<Str>>>,
     /// CIDR blocks that may not.
     pub deny_ip: Option<Vec<Spanned<Str>>>,
+    /// Connections from `[access] trusted_proxies` start with a PROXY protocol header (v1
+    /// or v2) naming the client.
+    pub proxy_protocol: Option<Spanned<bool>>,
 }
 
 /// A rate limit (`[rate_limit]`, or a route's `rate_limit`).

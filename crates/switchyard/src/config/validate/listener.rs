@@ -143,7 +143,29 @@ fn listener(i: usize, addr: ListenAddr, l: &ListenerFile, c: &mut Checker<'_>) -
         &format!("listeners[{i}]"),
         c,
     );
+    listener.proxy_protocol = l.proxy_protocol.as_ref().is_some_and(|p| *p.get_ref());
     listener
+}
+
+/// A listener with `proxy_protocol` believes the header only from `[access]
+/// trusted_proxies`: without them the setting could never apply.
+pub(super) fn proxy_protocol_trust(
+    files: &[Spanned<ListenerFile>],
+    trusted: bool,
+    c: &mut Checker<'_>,
+) {
+    if trusted {
+        return;
+    }
+    for (i, l) in files.iter().enumerate() {
+        if let Some(p) = l.get_ref().proxy_protocol.as_ref().filter(|p| *p.get_ref()) {
+            c.error(
+                p.span(),
+                format!("listeners[{i}].proxy_protocol"),
+                "needs [access] trusted_proxies: the PROXY header is believed only from them",
+            );
+        }
+    }
 }
 
 /// Two listen addresses that cannot both be bound (same port, and one of them is every

@@ -120,6 +120,11 @@ fn build(doc: Document, base: &Path, problems: &mut Vec<Problem>) -> Config {
     config.admin = admin::admin(doc.admin.as_ref(), &config.listeners, &mut c);
     config.admin.token = access::admin_token(doc.admin.as_ref(), base, &mut c);
     config.access = access::access(doc.access.as_ref(), base, &mut c);
+    listener::proxy_protocol_trust(
+        &doc.listeners,
+        config.access.trusted_proxies.is_some(),
+        &mut c,
+    );
     access::keys_needed(&doc.routes, &config.access, &mut c);
     if let Some(rl) = &doc.rate_limit {
         config.rate_limit = rate_limit(rl, "rate_limit", &mut c);
