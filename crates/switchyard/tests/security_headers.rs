@@ -133,3 +133,58 @@ async fn the_preset_sends_hsts_over_tls() {
     println!("over TLS: Strict-Transport-Security: max-age=31536000 on the preset route only");
     proxy.stop().await;
 }
+
+#[tokio::test]
+async fn a_top_level_preset_covers_every_route_without_its_own() {
+    let backend = chatty_backend().await;
+    let text = format!(
+        "security_headers = \"recommended\"\nworkers = 1\n\
+         [rate_limit]\nrequests = 0\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\n\
+         [pools.p]\nbackends = [\"http://{backend}\"]\n\
+         [[routes]]\nmatch = {{ path_prefix = \"/off\" }}\npool = \"p\"\nsecurity_headers = \"off\"\n\
+         [[routes]]\nmatch = {{ path_prefix = \"/own\" }}\npool = \"p\"\n\
+         security_headers = {{ referrer_policy = \"no-referrer\" }}\n\
+         [[routes]]\npool = \"p\"\n"
+    );
+    let config = switchyard::config::validate::from_text(std::path::Path::new("t.toml"), &text)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let proxy = TestProxy::start(config);
+    let mut client = Client::connect(proxy.addr).await;
+    let covered = client.get("/anything").await;
+    assert_eq!(covered.headers["x-content-type-options"], "nosniff");
+    assert_eq!(
+        covered.headers["referrer-policy"],
+        "strict-origin-when-cross-origin"
+    );
+    assert!(covered.headers.get("server").is_none());
+    let off = client.get("/off").await;
+    assert_eq!(
+        off.headers["server"], "Apache/2.4.1",
+        "an explicit off stays off"
+    );
+    assert!(off.headers.get("x-content-type-options").is_none());
+    let own = client.get("/own").await;
+    assert_eq!(own.headers["referrer-policy"], "no-referrer");
+    assert!(
+        own.headers.get("x-content-type-options").is_none(),
+        "a route's own table starts from nothing, not from the top-level preset"
+    );
+    // A bad top-level preset is named with its key.
+    let err = switchyard::config::validate::from_text(
+        std::path::Path::new("t.toml"),
+        "security_headers = \"recomended\"\n",
+    )
+    .expect_err("unknown preset");
+    let shown = err.to_string();
+    assert!(
+        shown.contains("t.toml:1") && shown.contains("security_headers"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("recommended"),
+        "suggests the preset: {shown}"
+    );
+    println!("top-level security_headers: 1 route covered, an explicit off and an own table kept");
+    proxy.stop().await;
+}

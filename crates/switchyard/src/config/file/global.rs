@@ -16,6 +16,8 @@ pub struct GlobalFile {
     pub shutdown_timeout: Option<Dur>,
     /// `text` or `json`.
     pub log_format: Option<Spanned<Str>>,
+    /// The security headers of every route that has no `security_headers` of its own.
+    pub security_headers: Option<Spanned<super::limits::SecurityHeadersFile>>,
 }
 
 /// `[admin]`.

@@ -74,7 +74,13 @@ const TOP_LEVEL_TABLES: &[&str] = &[
     "websocket",
     "access",
 ];
-const TOP_LEVEL_SCALARS: &[&str] = &["workers", "shutdown_timeout", "log_format"];
+/// Read into `GlobalFile` (`security_headers` may also be a `[security_headers]` table).
+const TOP_LEVEL_SCALARS: &[&str] = &[
+    "workers",
+    "shutdown_timeout",
+    "log_format",
+    "security_headers",
+];
 
 /// Reads `text`. Every problem found is pushed to `problems`; what could be read is returned.
 pub fn read(text: &str, problems: &mut Vec<Problem>) -> Document {

@@ -229,7 +229,27 @@ fn security_headers(
     if let Some(t) = table {
         table_changes(t, &mut headers, key, c);
     }
-    (headers != SecurityHeaders::default()).then_some(headers)
+    // Kept even when empty: a route's explicit "off" is not replaced by the top-level
+    // default (`inherit_security_headers`).
+    Some(headers)
+}
+
+/// The top-level `security_headers` for routes without their own; a route's explicit "off"
+/// (no header at all) becomes `None`, so the request path has nothing to do for it.
+pub(super) fn inherit_security_headers(
+    routes: &mut [RouteConfig],
+    file: Option<&Spanned<SecurityHeadersFile>>,
+    c: &mut Checker<'_>,
+) {
+    let default = file.and_then(|f| security_headers(f, "security_headers", c));
+    for route in routes {
+        let own = route.limits.security_headers.take();
+        route.limits.security_headers = match own {
+            None => default.clone(),
+            Some(h) => Some(h),
+        }
+        .filter(|h| *h != SecurityHeaders::default());
+    }
 }
 
 /// The headers a `security_headers` table sets (an empty string leaves one out).

@@ -149,6 +149,11 @@ fn build(doc: Document, base: &Path, problems: &mut Vec<Problem>) -> Config {
         config.limits = limits::limits(l, &mut c);
     }
     limits::inherit_body_size(&mut config.routes, &doc.pools);
+    limits::inherit_security_headers(
+        &mut config.routes,
+        doc.global.security_headers.as_ref(),
+        &mut c,
+    );
     config
 }
 
