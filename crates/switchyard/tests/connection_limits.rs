@@ -158,3 +158,43 @@ async fn requests_in_progress_per_client_ip_are_capped_and_given_back() {
     );
     proxy.stop().await;
 }
+
+#[tokio::test]
+async fn a_listener_s_own_connection_limit_overrides_the_global_one() {
+    let backend = backend("b").await;
+    let text = format!(
+        "workers = 1\n[rate_limit]\nrequests = 0\n\
+         [limits]\nmax_connections = 1\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\nmax_connections = 3\n\
+         [pools.p]\nbackends = [\"{}\"]\n[[routes]]\npool = \"p\"\n",
+        backend.url()
+    );
+    let config = switchyard::config::validate::from_text(std::path::Path::new("t.toml"), &text)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let proxy = TestProxy::start(config);
+    let addrs = proxy.server.listener_addrs();
+    let (first, second) = (addrs[0].0, addrs[1].0);
+    let mut held = Vec::new();
+    let mut c = Client::connect(first).await;
+    assert_eq!(c.get("/").await.status, 200);
+    held.push(c);
+    assert_eq!(
+        one_get(first).await,
+        "",
+        "[limits] max_connections = 1 on the first"
+    );
+    for _ in 0..3 {
+        let mut c = Client::connect(second).await;
+        assert_eq!(c.get("/").await.status, 200);
+        held.push(c);
+    }
+    assert_eq!(
+        one_get(second).await,
+        "",
+        "its own max_connections = 3 on the second"
+    );
+    println!("per-listener max_connections: 1 (global) and 3 (own) held, the next refused on each");
+    drop(held);
+    proxy.stop().await;
+}

@@ -117,6 +117,23 @@ pub struct ListenerConfig {
     /// Connections from `[access] trusted_proxies` start with a PROXY protocol header, whose
     /// source address is the client (`server::proxy_protocol`).
     pub proxy_protocol: bool,
+    /// This listener's own `max_connections` (`None`: `[limits]`'s).
+    pub max_connections: Option<u32>,
+    /// This listener's own `max_connections_per_ip` (`None`: `[limits]`'s).
+    pub max_connections_per_ip: Option<u32>,
+}
+
+impl ListenerConfig {
+    /// The connection limits of this listener: `[limits]`' with its own counts over them.
+    pub fn conn_limits(&self, limits: &ConnLimits) -> ConnLimits {
+        ConnLimits {
+            max_connections: self.max_connections.unwrap_or(limits.max_connections),
+            max_connections_per_ip: self
+                .max_connections_per_ip
+                .unwrap_or(limits.max_connections_per_ip),
+            ..*limits
+        }
+    }
 }
 
 /// The admin endpoints.
@@ -324,6 +341,8 @@ impl Default for ListenerConfig {
             redirect_to_https: None,
             ip_rules: None,
             proxy_protocol: false,
+            max_connections: None,
+            max_connections_per_ip: None,
         }
     }
 }

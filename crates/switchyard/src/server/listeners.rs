@@ -70,6 +70,8 @@ impl ListenerSet {
             redirect_to_https: None,
             ip_rules: None,
             proxy_protocol: false,
+            max_connections: None,
+            max_connections_per_ip: None,
             ..config.listeners.first().cloned().unwrap_or_default()
         });
         let wanted = config
@@ -79,6 +81,7 @@ impl ListenerSet {
             .chain(admin.map(|l| (l, true)));
         let mut entries: Vec<ListenerEntry> = Vec::new();
         for (settings, admin_only) in wanted {
+            let limits = settings.conn_limits(&config.limits.connections);
             let policy = if admin_only {
                 None
             } else {
@@ -107,7 +110,7 @@ impl ListenerSet {
                     ListenerEntry {
                         id: if kept.settings == settings
                             && kept.policy == policy
-                            && kept.limits == config.limits.connections
+                            && kept.limits == limits
                         {
                             kept.id
                         } else {
@@ -116,7 +119,7 @@ impl ListenerSet {
                         settings,
                         tls,
                         policy,
-                        limits: config.limits.connections,
+                        limits,
                         ..kept.clone()
                     }
                 }
@@ -142,7 +145,7 @@ impl ListenerSet {
                         admin_only,
                         tls,
                         policy,
-                        limits: config.limits.connections,
+                        limits,
                         conns: Arc::default(),
                     }
                 }

@@ -63,6 +63,10 @@ pub struct ListenerFile {
     /// Connections from `[access] trusted_proxies` start with a PROXY protocol header (v1
     /// or v2) naming the client.
     pub proxy_protocol: Option<Spanned<bool>>,
+    /// Client connections on this listener (over `[limits]`'s).
+    pub max_connections: Option<u32>,
+    /// Client connections per client IP on this listener (over `[limits]`'s).
+    pub max_connections_per_ip: Option<u32>,
 }
 
 /// A rate limit (`[rate_limit]`, or a route's `rate_limit`).

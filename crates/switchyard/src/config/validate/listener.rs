@@ -144,6 +144,8 @@ fn listener(i: usize, addr: ListenAddr, l: &ListenerFile, c: &mut Checker<'_>) -
         c,
     );
     listener.proxy_protocol = l.proxy_protocol.as_ref().is_some_and(|p| *p.get_ref());
+    listener.max_connections = l.max_connections;
+    listener.max_connections_per_ip = l.max_connections_per_ip;
     listener
 }
 
