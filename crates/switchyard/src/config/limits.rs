@@ -35,6 +35,10 @@ pub mod defaults {
     /// (HTTP/2). Ten times nginx's `keepalive_requests`: a reconnect per 10,000 requests
     /// costs nothing, and it bounds what one connection can be used for.
     pub const MAX_REQUESTS_PER_CONNECTION: u32 = 10_000;
+    /// `response_buffer`: 32 KiB queued per slow client (hyper's own default, about 400
+    /// KiB, made a client that stopped reading a 10 MB response cost 290 KiB). nginx holds
+    /// up to its `proxy_buffers`, 8 × 4 or 8 KiB by default.
+    pub const RESPONSE_BUFFER: usize = 32 * 1024;
 }
 
 /// Limits every route and listener has unless it sets its own.
@@ -73,6 +77,10 @@ pub struct ConnLimits {
     /// Requests in progress at once from one IP address on the listener (all its
     /// connections together); one more gets `503`.
     pub max_requests_per_ip: u32,
+    /// Response bytes queued for one client (per HTTP/1.1 connection, per HTTP/2 stream)
+    /// before switchyard stops reading the backend's body: a slow reader's backpressure
+    /// reaches the backend instead of growing buffers.
+    pub response_buffer: usize,
 }
 
 impl ConnLimits {
@@ -90,6 +98,7 @@ impl Default for ConnLimits {
             over_limit: OverLimit::Close,
             max_requests_per_connection: defaults::MAX_REQUESTS_PER_CONNECTION,
             max_requests_per_ip: 0,
+            response_buffer: defaults::RESPONSE_BUFFER,
         }
     }
 }

@@ -21,7 +21,7 @@ use super::shutdown::stopped;
 use super::tls::TlsAcceptor;
 use super::{io, preface};
 use crate::body::close_if_unread;
-use crate::config::ListenerConfig;
+use crate::config::{ConnLimits, ListenerConfig};
 use crate::metrics;
 use crate::proxy;
 use crate::proxy::context::{ConnInfo, Protocol};
@@ -36,9 +36,9 @@ pub struct HttpBuilder {
     max_requests: u32,
 }
 
-/// The HTTP settings of a listener's connections; `max_requests` per connection (`0`: no
-/// limit).
-pub fn http_builder(settings: &ListenerConfig, max_requests: u32) -> HttpBuilder {
+/// The HTTP settings of a listener's connections, with its `limits`' requests per connection
+/// and response buffer.
+pub fn http_builder(settings: &ListenerConfig, limits: &ConnLimits) -> HttpBuilder {
     let mut http1 = http1::Builder::new();
     http1
         .timer(TokioTimer::new())
@@ -46,11 +46,15 @@ pub fn http_builder(settings: &ListenerConfig, max_requests: u32) -> HttpBuilder
         .header_read_timeout(settings.read_timeout)
         // Larger heads get 431.
         .max_header_size(settings.max_header_bytes)
+        // Response bytes queued for a client that does not read, before the body's next
+        // chunk waits (hyper's default, ~400 KiB, is what a slow reader cost); also the
+        // read buffer's bound, hence never below the head limit.
+        .max_buf_size(settings.max_header_bytes.max(limits.response_buffer))
         .keep_alive(true);
     HttpBuilder {
         http1,
-        http2: super::http2::builder(settings),
-        max_requests,
+        http2: super::http2::builder(settings, limits.response_buffer),
+        max_requests: limits.max_requests_per_connection,
     }
 }
 

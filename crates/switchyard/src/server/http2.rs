@@ -62,18 +62,17 @@ pub const MAX_ERROR_RESETS: usize = 256;
 /// Streams a client may reset before their answer began (when they are at least half of
 /// its streams) before its connection is closed.
 pub const MAX_PREMATURE_RESETS: u64 = 100;
-/// Largest amount of response data queued per stream before it waits for the client.
-pub const MAX_SEND_BUF: usize = 256 * 1024;
 
 /// The HTTP/2 settings of a listener's connections.
-pub fn builder(settings: &ListenerConfig) -> http2::Builder<TokioExecutor> {
+/// `response_buffer`: response data queued per stream before it waits for the client.
+pub fn builder(settings: &ListenerConfig, response_buffer: usize) -> http2::Builder<TokioExecutor> {
     let mut http = http2::Builder::new(TokioExecutor::new());
     http.timer(TokioTimer::new())
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
         .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
         .max_local_error_reset_streams(MAX_ERROR_RESETS)
-        .max_send_buf_size(MAX_SEND_BUF)
+        .max_send_buf_size(response_buffer)
         // WebSockets over HTTP/2 (RFC 8441).
         .enable_connect_protocol();
     http

@@ -137,7 +137,7 @@ async fn accept_loop(
             return;
         }
     };
-    let http = conn::http_builder(&entry.settings, entry.limits.max_requests_per_connection);
+    let http = conn::http_builder(&entry.settings, &entry.limits);
     let mut global_stop = shutdown.clone();
     loop {
         let accepted = tokio::select! {

@@ -42,6 +42,9 @@ use crate::config::{KeepAliveConfig, Scheme, UpstreamProtocol};
 use crate::metrics;
 use tokio_rustls::client::TlsStream;
 
+/// The smallest limit on a backend's response head, whatever the listeners' head limit.
+const MIN_HEAD: usize = 16 * 1024;
+
 /// A connection to a backend that can take a request.
 #[derive(Debug)]
 pub enum Connection {
@@ -361,7 +364,9 @@ impl Connector {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let max_head = self.max_header_bytes.max(64 * 1024);
+        // Also the read buffer's bound, so the most of a response body read ahead of a slow
+        // client: the listeners' head limit (32 KiB by default) rather than hyper's ~400 KiB.
+        let max_head = self.max_header_bytes.max(MIN_HEAD);
         match protocol {
             Protocol::Http1 => {
                 let (sender, conn) = http1::Builder::new()

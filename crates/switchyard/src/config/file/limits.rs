@@ -55,6 +55,8 @@ pub struct LimitsFile {
     pub max_requests_per_connection: Option<u32>,
     /// Requests in progress per listener and client IP.
     pub max_requests_per_ip: Option<u32>,
+    /// Response bytes queued per slow client.
+    pub response_buffer: Option<Spanned<Size>>,
 }
 
 /// A route's `security_headers`: a preset's name, or a table.

@@ -46,6 +46,16 @@ pub(super) fn limits(file: &LimitsFile, c: &mut Checker<'_>) -> Limits {
         &mut conn.max_requests_per_connection,
     );
     set(file.max_requests_per_ip, &mut conn.max_requests_per_ip);
+    if let Some(size) = &file.response_buffer {
+        match usize::try_from(size.get_ref().0) {
+            Ok(n) if (4096..=16 << 20).contains(&n) => conn.response_buffer = n,
+            _ => c.error(
+                size.span(),
+                "limits.response_buffer",
+                "must be between 4KiB and 16MiB (the default is 32KiB)",
+            ),
+        }
+    }
     if let Some(over) = &file.over_connection_limit {
         match over.get_ref().0.as_str() {
             "close" => conn.over_limit = OverLimit::Close,
