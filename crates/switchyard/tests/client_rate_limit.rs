@@ -431,3 +431,67 @@ async fn the_flag_limits_each_client_ip() {
     println!("--client-rate-limit 2: 127.0.0.2 {two} allowed, 127.0.0.3 {three}");
     proxy.stop().await;
 }
+
+#[tokio::test]
+async fn connections_from_an_ipv6_peer_share_its_window() {
+    let b = backend("b").await;
+    let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
+        println!(
+            "no ::1 on this machine: skipped (the /64 rule is tested through X-Forwarded-For)"
+        );
+        return;
+    };
+    listener.set_nonblocking(true).expect("nonblocking");
+    let dir = CertDir::new("client-rl-v6-peer");
+    let text = config_text(
+        &b.url(),
+        "[client_rate_limit]\nrequests = 2\nwindow = \"60s\"\n",
+    );
+    let server = switchyard::start_with_listener(load(&dir, &text), listener).expect("start");
+    let addr = server.local_addr();
+    let connect = || async {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        Client::over(stream, &addr.to_string()).await
+    };
+    let first = allowed(&mut connect().await, &[]).await;
+    let second = allowed(&mut connect().await, &[]).await;
+    assert_eq!(
+        (first, second),
+        (2, 0),
+        "two connections from ::1: one window"
+    );
+    println!("from [::1] to {addr}: {first} allowed, then {second} on a second connection");
+    server.shutdown().await;
+}
+
+#[test]
+fn the_flag_over_a_file_sets_the_limit_and_keeps_the_rest() {
+    let dir = CertDir::new("client-rl-flag-file");
+    let path = dir.write(
+        "switchyard.toml",
+        "[pools.p]\nbackends = [\"http://127.0.0.1:1\"]\n\
+         [client_rate_limit]\nrequests = 3\nwindow = \"5s\"\nkey = \"header:X-Tenant\"\nheaders = true\n",
+    );
+    let path = path.to_str().expect("UTF-8 path").to_owned();
+    let load = |extra: &[&str]| {
+        let mut args = vec!["switchyard", "--config", &path];
+        args.extend_from_slice(extra);
+        let cli = Cli::try_parse_args(args.into_iter().map(String::from)).expect("flags");
+        cli.load_config().expect("config").client_rate_limit
+    };
+    let file = load(&[]).expect("the file's");
+    assert_eq!((file.requests, file.window), (3, Duration::from_secs(5)));
+    let flag = load(&["--client-rate-limit", "7"]).expect("the flag's");
+    assert_eq!(
+        (flag.requests, flag.window, flag.headers),
+        (7, Duration::from_secs(5), true)
+    );
+    assert_eq!(flag.key, file.key, "the file's key stays");
+    let window = load(&["--client-rate-limit", "7", "--rate-window", "2s"]).expect("set");
+    assert_eq!(window.window, Duration::from_secs(2));
+    assert!(
+        load(&["--client-rate-limit", "0"]).is_none(),
+        "0 turns it off"
+    );
+    println!("file 3/5s, --client-rate-limit 7: 7/5s, with --rate-window 2s: 7/2s, 0: off");
+}
