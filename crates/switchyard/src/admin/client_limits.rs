@@ -3,8 +3,8 @@
 //! `switchyard_client_rate_limit_capacity`, `switchyard_client_rate_limit_memory_bytes` and
 //! `switchyard_client_rate_limit_evictions_total`), over every per-client limiter in force
 //! (`[client_rate_limit]` and the routes'). Keys tracked are counted by a scan of each
-//! limiter's slots at the scrape (16 bytes a slot, so 100,000 slots take well under a
-//! millisecond), never on the request path.
+//! limiter's slots at the scrape (16 bytes a slot: 1.6 MB read for 100,000), never on the
+//! request path.
 
 use std::fmt;
 
