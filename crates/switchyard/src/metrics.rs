@@ -145,6 +145,11 @@ pub struct ProxyCounters {
     pub refused_connections_per_ip: AtomicU64,
     /// Connections closed (or sent `GOAWAY`) after `max_requests_per_connection`.
     pub connections_at_max_requests: AtomicU64,
+    /// Requests answered `429` by a per-client limit (counted in `rate_limited` too).
+    pub client_rate_limited: AtomicU64,
+    /// Keys with counts still in the window pushed out of a per-client limiter at its
+    /// `max_clients`, to make room for a new key.
+    pub client_keys_evicted: AtomicU64,
 }
 
 /// Per-backend counters of one shard.

@@ -12,6 +12,7 @@ use http::header::HOST;
 use http::request::Parts;
 
 use crate::config::{HostMatch, RouteConfig};
+use crate::ratelimit::keyed::ClientLimiter;
 use crate::ratelimit::RateLimiter;
 use crate::upstream::Pool;
 
@@ -24,6 +25,8 @@ pub struct Route {
     pub pool: Option<Arc<Pool>>,
     /// The route's own rate limit, if it has one.
     pub limiter: Option<Arc<RateLimiter>>,
+    /// The route's own per-client rate limit, if it has one.
+    pub client_limiter: Option<Arc<ClientLimiter>>,
 }
 
 /// All routes, most specific first.

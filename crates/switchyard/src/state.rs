@@ -5,7 +5,8 @@
 //! A reload builds a new `State` next to the old one and swaps it in. Building reuses what
 //! must survive: backends still listed in a pool of the same name keep their `Backend` (its
 //! circuit breaker, counters and, through its id, every worker's idle connections), and rate
-//! limiters whose settings did not change keep their counts. In-flight requests finish on the
+//! limiters whose settings did not change keep their counts (per-client limiters: whose window,
+//! key and `max_clients` did not change). In-flight requests finish on the
 //! state they started with.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,6 +18,7 @@ use arc_swap::ArcSwap;
 use crate::config::tls::CertificateStatus;
 use crate::config::{AdminConfig, Config, RouteAction};
 use crate::metrics::{Metrics, Sharded};
+use crate::ratelimit::keyed::ClientLimiter;
 use crate::ratelimit::RateLimiter;
 use crate::routing::{Route, RouteTable};
 use crate::upstream::{Backend, Pool};
@@ -30,6 +32,8 @@ pub struct State {
     pub pools: Vec<Arc<Pool>>,
     /// The global rate limiter.
     pub limiter: Arc<RateLimiter>,
+    /// The per-client rate limiter of every proxied request, if configured.
+    pub client_limiter: Option<Arc<ClientLimiter>>,
     /// Admin endpoint settings.
     pub admin: AdminConfig,
     /// Requests that presented each API key, in the order of `config.access.keys` (kept by
@@ -108,10 +112,21 @@ impl State {
             Some(p) if p.limiter.is(&config.rate_limit) => p.limiter.clone(),
             _ => Arc::new(RateLimiter::new(config.rate_limit)),
         };
+        let keys = &config.access.keys;
+        let client_limiter = config.client_rate_limit.as_ref().map(|c| {
+            let old = previous.and_then(|p| p.client_limiter.as_deref());
+            Arc::new(ClientLimiter::new(c, keys, old, "client"))
+        });
         let routes = config
             .routes
             .iter()
             .map(|route| {
+                let old_route = previous.and_then(|p| {
+                    p.routes
+                        .routes()
+                        .iter()
+                        .find(|r| r.config.name == route.name)
+                });
                 let pool = match &route.action {
                     RouteAction::Forward { pool } => {
                         pools.iter().find(|p| p.name == *pool).cloned()
@@ -119,21 +134,20 @@ impl State {
                     _ => None,
                 };
                 let limiter = route.rate_limit.map(|rl| {
-                    let kept = previous
-                        .and_then(|p| {
-                            p.routes
-                                .routes()
-                                .iter()
-                                .find(|r| r.config.name == route.name)
-                        })
+                    let kept = old_route
                         .and_then(|r| r.limiter.clone())
                         .filter(|l| l.is(&rl));
                     kept.unwrap_or_else(|| Arc::new(RateLimiter::new(rl)))
+                });
+                let client_limiter = route.client_rate_limit.as_ref().map(|c| {
+                    let old = old_route.and_then(|r| r.client_limiter.as_deref());
+                    Arc::new(ClientLimiter::new(c, keys, old, "route"))
                 });
                 Route {
                     config: route.clone(),
                     pool,
                     limiter,
+                    client_limiter,
                 }
             })
             .collect();
@@ -156,6 +170,7 @@ impl State {
             routes: RouteTable::new(routes),
             pools,
             limiter,
+            client_limiter,
             admin: config.admin.clone(),
             api_key_uses,
             config: Arc::new(config),

@@ -83,6 +83,10 @@ async fn documented_metrics_are_the_ones_emitted() {
     counted += same("metrics.config", &keys(&m["config"], "config"));
     counted += same("metrics.access", &keys(&m["access"], "access"));
     counted += same(
+        "metrics.client_rate_limit",
+        &keys(&m["client_rate_limit"], "client_rate_limit"),
+    );
+    counted += same(
         "metrics.certificate",
         &keys(&m["certificates"][0], "certificates[0]"),
     );

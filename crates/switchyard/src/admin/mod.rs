@@ -20,7 +20,8 @@
 //! monitoring keeps working while the proxy sheds load. Other methods get `405`.
 //!
 //! - [`health`]: the status and what the health endpoints show.
-//! - [`access`]: the access-control figures (refusals, requests per API key).
+//! - [`access`]: the access-control figures (refusals, requests per API key);
+//!   [`client_limits`]: the per-client rate limits' (refusals, keys tracked, evictions).
 //! - [`snapshot`]: the figures, read at one moment from the state's backends and the counters.
 //! - [`json`]: the `/health` and `/metrics` JSON documents.
 //! - [`prometheus`]: the OpenMetrics and Prometheus text renderings; [`names`]: their families.
@@ -29,6 +30,7 @@
 //! body types; the proxy wraps them.
 
 pub mod access;
+pub mod client_limits;
 pub mod health;
 pub mod json;
 pub mod names;

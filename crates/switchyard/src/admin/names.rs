@@ -107,3 +107,13 @@ pub const UNAUTHENTICATED: &str = "switchyard_unauthenticated";
 pub const FORBIDDEN: &str = "switchyard_forbidden";
 /// Requests that presented an API key, per key name.
 pub const API_KEY_REQUESTS: &str = "switchyard_api_key_requests";
+/// Requests answered 429 by a per-client rate limit.
+pub const CLIENT_RATE_LIMITED: &str = "switchyard_client_rate_limited";
+/// Live keys pushed out of a per-client rate limiter at its `max_clients`.
+pub const CLIENT_RATE_LIMIT_EVICTIONS: &str = "switchyard_client_rate_limit_evictions";
+/// Keys with counts in their window, all per-client rate limiters.
+pub const CLIENT_RATE_LIMIT_KEYS: &str = "switchyard_client_rate_limit_keys";
+/// Keys the per-client rate limiters can track at once.
+pub const CLIENT_RATE_LIMIT_CAPACITY: &str = "switchyard_client_rate_limit_capacity";
+/// Bytes the per-client rate limiters' counts take.
+pub const CLIENT_RATE_LIMIT_MEMORY: &str = "switchyard_client_rate_limit_memory_bytes";

@@ -73,6 +73,7 @@ impl Collector for Snapshot {
         backends::backend_gauges(&self.backends, &mut encoder)?;
         config(&self.config, &mut encoder)?;
         self.access.encode(&mut encoder)?;
+        self.client_rate_limit.encode(&mut encoder)?;
         certificates(&self.certificates, &mut encoder)
     }
 }

@@ -87,6 +87,8 @@ pub struct Snapshot {
     pub certificates: Vec<CertificateSnapshot>,
     /// Access control: refusals, requests per API key.
     pub access: super::access::AccessSnapshot,
+    /// Per-client rate limits: refusals, keys tracked, evictions.
+    pub client_rate_limit: super::client_limits::ClientLimitSnapshot,
 }
 
 /// A certificate an HTTPS listener serves.
@@ -190,6 +192,8 @@ impl Snapshot {
         );
         snapshot.certificates = CertificateSnapshot::read_all(shared);
         snapshot.access = super::access::AccessSnapshot::read(&shared.metrics, state);
+        snapshot.client_rate_limit =
+            super::client_limits::ClientLimitSnapshot::read(&shared.metrics, state);
         snapshot
     }
 
@@ -246,6 +250,7 @@ impl Snapshot {
             config,
             certificates: Vec::new(),
             access: super::access::AccessSnapshot::default(),
+            client_rate_limit: super::client_limits::ClientLimitSnapshot::default(),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::Cli;
+use crate::config::client_limit::ClientRateLimitConfig;
 use crate::config::tls::{self, ClientAuth, ClientAuthMode, TlsConfig};
 use crate::config::upstream_tls::CaBundle;
 use crate::config::{
@@ -30,6 +31,7 @@ impl Cli {
         flags.listeners(&mut config.listeners);
         flags.tls(&mut config.listeners)?;
         flags.rate_limit(&mut config.rate_limit);
+        flags.client_rate_limit(&mut config.client_rate_limit);
         flags.backends(&mut config.pools)?;
         let upstream_ca = flags.upstream_ca()?;
         for pool in &mut config.pools {
@@ -136,6 +138,26 @@ impl Flags<'_> {
         if self.set("rate_window") {
             rate_limit.window = self.cli.rate_window;
         }
+    }
+
+    /// `--client-rate-limit` (with `--rate-window`, when given or when the file has no
+    /// `[client_rate_limit]`): per client IP; `0` turns the global per-client limit off.
+    fn client_rate_limit(self, limit: &mut Option<ClientRateLimitConfig>) {
+        if !self.set("client_rate_limit") {
+            return;
+        }
+        let requests = self.cli.client_rate_limit;
+        if requests == 0 {
+            *limit = None;
+            return;
+        }
+        let from_file = limit.is_some();
+        let mut config = limit.take().unwrap_or_default();
+        config.requests = requests;
+        if !from_file || self.set("rate_window") {
+            config.window = self.cli.rate_window;
+        }
+        *limit = Some(config);
     }
 
     /// `--backends`: the backends of the only pool; an error when there are several.

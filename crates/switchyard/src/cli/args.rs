@@ -17,6 +17,7 @@ const GO_FLAGS: &[&str] = &[
     "write-timeout",
     "rate-limit",
     "rate-window",
+    "client-rate-limit",
     "backends",
     "retries",
     "upstream-timeout",

@@ -75,6 +75,12 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "1s", value_parser = parse_positive_duration, value_name = "DUR")]
     pub rate_window: Duration,
 
+    /// Requests allowed per --rate-window from each client IP (IPv6: each /64), on top of
+    /// --rate-limit; 0 (the default) disables it.
+    #[arg(long, global = true, default_value_t = 0, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(defaults::RATE_LIMIT_MAX)))]
+    pub client_rate_limit: u32,
+
     /// Comma-separated backend URLs, balanced round robin.
     #[arg(long, visible_alias = "to", global = true, default_value = defaults::BACKENDS, value_delimiter = ',', value_name = "URLS")]
     pub backends: Vec<BackendUrl>,

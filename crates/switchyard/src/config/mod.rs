@@ -14,12 +14,14 @@
 //!   certificate), read from [`pem`] files;
 //! - [`auth`]: access control (API keys, key sources, trusted proxies, a route's needs),
 //!   [`cidr`]: CIDR blocks and IP rules;
-//! - [`limits`]: request and connection limits, security headers;
+//! - [`limits`]: request and connection limits, security headers; [`client_limit`]: the
+//!   per-client rate limits;
 //! - [`addr`], [`duration`]: listen addresses, backend URLs, Go durations.
 
 pub mod addr;
 pub mod auth;
 pub mod cidr;
+pub mod client_limit;
 pub mod defaults;
 pub mod duration;
 pub mod error;
@@ -64,6 +66,8 @@ pub struct Config {
     pub runtime: RuntimeModel,
     /// Global rate limit over all proxied requests.
     pub rate_limit: RateLimitConfig,
+    /// Per-client rate limit over all proxied requests (`[client_rate_limit]`).
+    pub client_rate_limit: Option<client_limit::ClientRateLimitConfig>,
     /// The backend pools.
     pub pools: Vec<PoolConfig>,
     /// The routes, in precedence order (see [`route`]).
@@ -291,6 +295,7 @@ impl Default for Config {
                 requests: defaults::RATE_LIMIT,
                 window: defaults::RATE_WINDOW,
             },
+            client_rate_limit: None,
             pools: vec![PoolConfig::named(defaults::POOL_NAME)],
             routes: vec![RouteConfig::catch_all(defaults::POOL_NAME)],
             shutdown_timeout: defaults::SHUTDOWN_TIMEOUT,

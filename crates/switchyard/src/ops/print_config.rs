@@ -95,6 +95,11 @@ fn write_config(cli: &Cli, out: &mut String) -> std::fmt::Result {
     writeln!(out, "\n[rate_limit]")?;
     writeln!(out, "requests = {}", cli.rate_limit)?;
     writeln!(out, "window = {}", dur(cli.rate_window))?;
+    if cli.client_rate_limit > 0 {
+        writeln!(out, "\n[client_rate_limit]")?;
+        writeln!(out, "requests = {}", cli.client_rate_limit)?;
+        writeln!(out, "window = {}", dur(cli.rate_window))?;
+    }
 
     let limits = cli.max_body_size.is_some()
         || cli.max_client_connections.is_some()

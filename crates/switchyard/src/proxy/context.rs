@@ -209,6 +209,9 @@ pub struct RequestCtx<'a> {
     pub client: SocketAddr,
     /// The name of the API key the request presented, once authenticated (never the secret).
     pub api_key: Option<Arc<str>>,
+    /// What the per-client limit's `RateLimit-Policy` and `RateLimit` fields say, when they
+    /// are to be sent (set in phase 4, added to the response, a `429` too).
+    pub quota: Option<Box<crate::ratelimit::keyed::Quota>>,
     /// When the request head was received.
     pub start: Instant,
     /// Backends tried so far.
@@ -256,6 +259,7 @@ impl<'a> RequestCtx<'a> {
         RequestCtx {
             client,
             api_key: None,
+            quota: None,
             start,
             attempts: 0,
             log,

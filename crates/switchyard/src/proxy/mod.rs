@@ -12,8 +12,9 @@
 //!    it: its IP rules (→ 403), its API key (missing or unknown → 401, without the role →
 //!    403) — [`crate::routing`], [`auth::authenticate`]; then the route's limits (method
 //!    405, content type 415, a declared body length 413) — [`limits`]
-//! 4. the rate limits, global then the route's own (over → 429) — [`crate::ratelimit`]; a
-//!    redirect or fixed-response route answers here — [`local`]
+//! 4. the rate limits, global then the route's own, then the per-client limits (global,
+//!    the route's: by address, API key or header; over → 429) — [`crate::ratelimit`],
+//!    [`client_limit`]; a redirect or fixed-response route answers here — [`local`]
 //! 5. rewrite the request for the backend (path, headers, the client's identity) —
 //!    [`rewrite`]
 //! 6. to 9. the upstream client ([`crate::upstream::client`]): pick a backend from the
@@ -35,6 +36,7 @@
 pub mod auth;
 pub mod body;
 pub mod check;
+pub mod client_limit;
 pub mod context;
 pub mod error;
 pub mod grpc;
@@ -112,6 +114,9 @@ async fn handle_request(
     };
     match handle_inner(&state, conn, &mut ctx, parts, body, render.grpc).await {
         Ok((mut resp, outcome)) => {
+            if let Some(quota) = ctx.quota.take() {
+                quota.apply(resp.headers_mut());
+            }
             let log = ctx.finish(outcome, resp.status().as_u16(), None);
             resp.body_mut().set_log(log);
             resp
@@ -123,7 +128,11 @@ async fn handle_request(
 /// Logs `err` once, turns it into the response and closes the request's context. A failure
 /// (not the client's fault, not policy) is logged on the request's access line, at `WARN`
 /// with its cause; with access lines off, on a `request failed` line of its own.
-fn respond_error(ctx: RequestCtx<'_>, err: ProxyError, render: Render) -> Response<ResponseBody> {
+fn respond_error(
+    mut ctx: RequestCtx<'_>,
+    err: ProxyError,
+    render: Render,
+) -> Response<ResponseBody> {
     let status = err.status();
     let outcome = match err {
         ProxyError::RateLimited { .. } => Outcome::RateLimited,
@@ -138,6 +147,7 @@ fn respond_error(ctx: RequestCtx<'_>, err: ProxyError, render: Render) -> Respon
     }
     let failed = outcome == Outcome::Error && !err.is_client_fault() && !policy;
     let attempts = ctx.attempts;
+    let quota = ctx.quota.take();
     let mut log = ctx.finish(outcome, status.as_u16(), err.backend());
     match &mut log {
         Some(log) if failed => log.error = Some(Chain(&err).to_string()),
@@ -151,6 +161,9 @@ fn respond_error(ctx: RequestCtx<'_>, err: ProxyError, render: Render) -> Respon
         _ => tracing::debug!(error = %Chain(&err), status = status.as_u16(), "request refused"),
     }
     let mut resp = err.into_response(render);
+    if let Some(quota) = quota {
+        quota.apply(resp.headers_mut());
+    }
     resp.body_mut().set_log(log);
     resp
 }
@@ -192,6 +205,9 @@ async fn handle_inner(
         if let Decision::Deny { retry_after } = limiter.check(now) {
             return Err(ProxyError::RateLimited { retry_after });
         }
+    }
+    if state.client_limiter.is_some() || route.client_limiter.is_some() {
+        client_limit::check(state, route, ctx, &parts.headers, now)?;
     }
     let security = route.config.limits.security_headers.as_ref();
     let tls = conn.transport.tls.is_some();

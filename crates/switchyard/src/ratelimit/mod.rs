@@ -1,9 +1,11 @@
 //! Rate limiting: a decision made before routing, never back-pressure. A denied request
 //! becomes `429 Too Many Requests` with `Retry-After` and never reaches a backend.
 //!
-//! Today one limiter covers every proxied request (the seed's behaviour); the enum is where
-//! a shared (Redis) limiter will sit beside the local one.
+//! One limiter covers every proxied request (the seed's behaviour), a route may have its
+//! own, and [`keyed`] limits each client apart (by address, API key or header). The enums
+//! are where a shared (Redis) limiter will sit beside the local one.
 
+pub mod keyed;
 mod local;
 pub mod window;
 

@@ -117,6 +117,11 @@ impl WindowCounter {
         }
     }
 
+    /// Forgets both counts (a keyed limiter's slot given to another key).
+    pub fn reset(&self) {
+        self.state.store(0, Ordering::Relaxed);
+    }
+
     /// Counts one event in window `window_now`.
     pub fn add(&self, window_now: u64) {
         self.update(window_now, |_, current| (Some(current + 1), ()));

@@ -22,6 +22,7 @@ mod values;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+use super::client_limit::ClientRateLimitFile;
 use super::error::{suggest, Problem};
 use section::{array_items, section, section_keeping};
 
@@ -46,6 +47,8 @@ pub struct Document {
     pub listeners: Vec<Spanned<ListenerFile>>,
     /// `[rate_limit]`.
     pub rate_limit: Option<RateLimitFile>,
+    /// `[client_rate_limit]`.
+    pub client_rate_limit: Option<ClientRateLimitFile>,
     /// `[websocket]`.
     pub websocket: Option<WebSocketFile>,
     /// `[access]`.
@@ -69,6 +72,7 @@ const TOP_LEVEL_TABLES: &[&str] = &[
     "limits",
     "listeners",
     "rate_limit",
+    "client_rate_limit",
     "pools",
     "routes",
     "websocket",
@@ -109,6 +113,7 @@ pub fn read(text: &str, problems: &mut Vec<Problem>) -> Document {
         match name.as_str() {
             "admin" => doc.admin = section(&name, value, problems),
             "rate_limit" => doc.rate_limit = section(&name, value, problems),
+            "client_rate_limit" => doc.client_rate_limit = section(&name, value, problems),
             "websocket" => doc.websocket = section(&name, value, problems),
             "access" => {
                 let span = value.span();

@@ -31,6 +31,8 @@ pub struct RouteFile {
     pub timeout: Option<PositiveDur>,
     /// Rate limit for this route, on top of the global one.
     pub rate_limit: Option<RateLimitFile>,
+    /// Per-client rate limit for this route, on top of the global one.
+    pub client_rate_limit: Option<crate::config::client_limit::ClientRateLimitFile>,
     /// Changes to the request headers.
     pub request_headers: Option<HeadersFile>,
     /// Changes to the response headers.

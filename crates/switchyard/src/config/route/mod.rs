@@ -41,6 +41,8 @@ pub struct RouteConfig {
     pub timeout: Option<Duration>,
     /// A rate limit of its own, on top of the global one.
     pub rate_limit: Option<RateLimitConfig>,
+    /// A per-client rate limit of its own, on top of the global one.
+    pub client_rate_limit: Option<super::client_limit::ClientRateLimitConfig>,
     /// Changes to request headers (before forwarding).
     pub request_headers: HeaderEdits,
     /// Changes to response headers (before responding).
@@ -173,6 +175,7 @@ impl RouteConfig {
             rewrite: PathRewrite::None,
             timeout: None,
             rate_limit: None,
+            client_rate_limit: None,
             request_headers: HeaderEdits::default(),
             response_headers: HeaderEdits::default(),
             access: None,

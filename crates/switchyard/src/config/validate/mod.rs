@@ -129,6 +129,11 @@ fn build(doc: Document, base: &Path, problems: &mut Vec<Problem>) -> Config {
     if let Some(rl) = &doc.rate_limit {
         config.rate_limit = rate_limit(rl, "rate_limit", &mut c);
     }
+    if let Some(file) = &doc.client_rate_limit {
+        let problems = &mut *c.problems;
+        config.client_rate_limit =
+            super::client_limit::validate(file, "client_rate_limit", problems);
+    }
     if let Some(ws) = &doc.websocket {
         config.websocket = websocket(ws);
     }

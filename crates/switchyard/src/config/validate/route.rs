@@ -115,6 +115,10 @@ fn route(
             .rate_limit
             .as_ref()
             .map(|rl| rate_limit(rl, &format!("{key}.rate_limit"), c)),
+        client_rate_limit: r.client_rate_limit.as_ref().and_then(|f| {
+            let at = format!("{key}.client_rate_limit");
+            crate::config::client_limit::validate(f, &at, c.problems)
+        }),
         request_headers: header_edits(
             r.request_headers.as_ref(),
             &format!("{key}.request_headers"),

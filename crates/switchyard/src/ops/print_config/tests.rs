@@ -36,6 +36,10 @@ fn assert_same(args: &[&str]) -> (Config, Config) {
         from_file.rate_limit, from_flags.rate_limit,
         "{args:?}\n{text}"
     );
+    assert_eq!(
+        from_file.client_rate_limit, from_flags.client_rate_limit,
+        "{args:?}\n{text}"
+    );
     assert_eq!(from_file.pools, from_flags.pools, "{args:?}\n{text}");
     assert_eq!(from_file.shutdown_timeout, from_flags.shutdown_timeout);
     assert_eq!(from_file.log.format, from_flags.log.format);
@@ -55,6 +59,7 @@ fn every_flag_gives_the_same_proxy() {
         "--backends=http://127.0.0.1:8080,https://example.com/base,h2c://[::1]:9000",
         "--rate-limit=20",
         "--rate-window=2s",
+        "--client-rate-limit=5",
         "--read-timeout=1m30s",
         "--write-timeout=2s",
         "--retries=0",

@@ -21,6 +21,7 @@ fn catch_all() -> Route {
         config: crate::config::RouteConfig::catch_all("default"),
         pool: None,
         limiter: None,
+        client_limiter: None,
     }
 }
 
