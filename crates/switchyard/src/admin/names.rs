@@ -105,3 +105,5 @@ pub const UNAUTHENTICATED: &str = "switchyard_unauthenticated";
 pub const FORBIDDEN: &str = "switchyard_forbidden";
 /// Requests that presented an API key, per key name.
 pub const API_KEY_REQUESTS: &str = "switchyard_api_key_requests";
+/// Forward auth outcomes, per outcome (`allowed`, `denied`, `failed`).
+pub const FORWARD_AUTH: &str = "switchyard_forward_auth";
