@@ -119,7 +119,9 @@ pub fn validate(
         error(
             f.pool.span(),
             "pool",
-            format!("no pool named {pool:?}: define [pools.{pool}] with the auth service's address"),
+            format!(
+                "no pool named {pool:?}: define [pools.{pool}] with the auth service's address"
+            ),
         );
     }
     let path = match &f.path {
@@ -212,12 +214,17 @@ mod tests {
     fn check(toml_text: &str) -> Result<ForwardAuthConfig, Vec<String>> {
         let file = toml::from_str::<Wrapper>(toml_text).expect("test TOML").fa;
         let mut problems = Vec::new();
-        validate(&file, "routes[0].access.forward_auth", &["auth"], &[], &mut problems).ok_or_else(
-            || {
-                let text = |p: &Problem| format!("{}: {}", p.key.as_deref().unwrap_or("-"), p.message);
-                problems.iter().map(text).collect()
-            },
+        validate(
+            &file,
+            "routes[0].access.forward_auth",
+            &["auth"],
+            &[],
+            &mut problems,
         )
+        .ok_or_else(|| {
+            let text = |p: &Problem| format!("{}: {}", p.key.as_deref().unwrap_or("-"), p.message);
+            problems.iter().map(text).collect()
+        })
     }
 
     #[test]
@@ -252,8 +259,9 @@ mod tests {
         let e = check("fa = { pool = \"auth\", request_headers = [\"X-Forwarded-For\"] }")
             .expect_err("forwarded");
         assert!(e[0].contains("always sent"), "{e:?}");
-        let e = check("fa = { pool = \"auth\", copy_headers = [\"Content-Length\", \"bad name\"] }")
-            .expect_err("names");
+        let e =
+            check("fa = { pool = \"auth\", copy_headers = [\"Content-Length\", \"bad name\"] }")
+                .expect_err("names");
         assert_eq!(e.len(), 2, "{e:?}");
     }
 }

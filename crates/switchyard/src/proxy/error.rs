@@ -263,9 +263,7 @@ impl ProxyError {
         );
         let mut resp = match self {
             // The auth service's answer, as it is (a gRPC call gets its status instead).
-            ProxyError::ForwardAuthDenied(answer) if !how.grpc => {
-                (*answer).map(ResponseBody::full)
-            }
+            ProxyError::ForwardAuthDenied(answer) if !how.grpc => (*answer).map(ResponseBody::full),
             other if how.grpc => other.grpc_response(),
             other => other.http_response(),
         };
