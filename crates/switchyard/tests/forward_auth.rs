@@ -21,6 +21,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use support::h2::{full, H2Client};
+use support::metrics::{num, pool_backend_entry};
 use support::pki::CertDir;
 use support::ws::WsBackend;
 use support::{backend, dead_port, Client, TestProxy};
@@ -256,8 +257,18 @@ async fn allowed_requests_carry_the_copied_headers_and_never_forged_ones() {
     assert_eq!(asked.len(), 2);
     let m = proxy.metrics().await;
     assert_eq!(m["access"]["forward_auth"]["allowed"], 2, "{m:#}");
+    let entry = pool_backend_entry(&m, "auth", &auth.url()).expect("the auth backend's entry");
+    let (opened, reused) = (
+        num(&entry["connections_opened"]),
+        num(&entry["connections_reused"]),
+    );
+    assert_eq!(
+        (opened, reused),
+        (1, 1),
+        "the second question reused the first's connection"
+    );
     println!(
-        "allowed: 2 requests through with Remote-User alice/bob and 2 Remote-Groups; 2 forged headers removed; auth service asked {} times",
+        "allowed: 2 requests through with Remote-User alice/bob and 2 Remote-Groups; 2 forged headers removed; auth service asked {} times on {opened} connection ({reused} reused)",
         asked.len()
     );
     proxy.stop().await;
@@ -535,4 +546,79 @@ async fn a_websocket_upgrade_is_gated() {
     assert!(closed, "the tunnel closed with its client");
     println!("websocket: upgrade without a session 302 with 0 backend handshakes; with one 101 and Remote-User alice");
     proxy.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_mid_question_releases_everything() {
+    let app = backend("app").await;
+    let auth = AuthService::start().await;
+    let proxy = proxy("fa-gone", &app.url(), "auth", &auth.url(), "/slow", "5s");
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr)
+        .await
+        .expect("connect");
+    let request = "GET /echo HTTP/1.1\r\nHost: x\r\nCookie: session=good\r\n\r\n";
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+        .await
+        .expect("write");
+    let asked = support::eventually(READ_WAIT, || async { auth.asked().len() == 1 }).await;
+    assert!(asked, "the auth service was asked");
+    let start = Instant::now();
+    drop(stream);
+    let url = auth.url();
+    let released = support::eventually(READ_WAIT, || async {
+        let m = proxy.metrics().await;
+        let entry = pool_backend_entry(&m, "auth", &url)
+            .cloned()
+            .unwrap_or_default();
+        num(&entry["cancelled"]) == 1
+            && num(&entry["outstanding"]) == 0
+            && num(&entry["in_flight"]) == 0
+    })
+    .await;
+    let m = proxy.metrics().await;
+    let entry = pool_backend_entry(&m, "auth", &url);
+    assert!(
+        released,
+        "the question was given up and nothing is held: {entry:#?}"
+    );
+    let m = proxy.metrics().await;
+    let fa = &m["access"]["forward_auth"];
+    assert_eq!(
+        (num(&fa["allowed"]), num(&fa["denied"]), num(&fa["failed"])),
+        (0, 0, 0)
+    );
+    assert_eq!(app.requests(), 0);
+    println!(
+        "gone: client left mid-question; auth attempt cancelled, 0 outstanding, 0 in flight within {:?}; no outcome counted",
+        start.elapsed()
+    );
+    proxy.stop().await;
+}
+
+#[test]
+fn a_bad_forward_auth_table_names_file_line_and_key() {
+    let dir = CertDir::new("fa-config");
+    let head = "[pools.app]\nbackends = [\"http://127.0.0.1:1\"]\n\
+                [[routes]]\npool = \"app\"\n[routes.access.forward_auth]\n";
+    let load = |rest: &str| {
+        let path = dir.write("switchyard.toml", &format!("{head}{rest}"));
+        Config::load(&path)
+            .expect_err("a bad forward_auth table")
+            .to_string()
+    };
+    let err =
+        load("pool = \"authelia\"\npath = \"verify\"\nrequest_headers = [\"X-Forwarded-Uri\"]\n");
+    for expected in [
+        "switchyard.toml:6:8: routes[0].access.forward_auth.pool: no pool named \"authelia\"",
+        "switchyard.toml:7:8: routes[0].access.forward_auth.path: \"verify\" is not a path",
+        "switchyard.toml:8:20: routes[0].access.forward_auth.request_headers: \"X-Forwarded-Uri\" is always sent",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    let timeout = load("pool = \"app\"\ntimeout = \"0s\"\n");
+    assert!(
+        timeout.contains("switchyard.toml:7:11:") && timeout.contains("must be greater than 0"),
+        "{timeout}"
+    );
+    println!("config: 3 problems in one table, each with file, line, column and key; a zero timeout refused at 7:11");
 }
