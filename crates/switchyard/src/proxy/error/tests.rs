@@ -43,3 +43,61 @@ fn grpc_is_told_by_content_type() {
     );
     assert!(Render::for_request(&headers, false).grpc);
 }
+
+#[test]
+fn forward_auth_refusals_are_the_services_answer_and_failures_a_503() {
+    let answer = || {
+        let resp = Response::builder()
+            .status(StatusCode::FOUND)
+            .header("location", "https://login.example/")
+            .header("set-cookie", "a=1")
+            .header("set-cookie", "b=2")
+            .body(bytes::Bytes::from_static(b"login"))
+            .expect("response");
+        ProxyError::ForwardAuthDenied(Box::new(resp))
+    };
+    let resp = answer().into_response(Render::default());
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    assert_eq!(resp.headers()["location"], "https://login.example/");
+    assert_eq!(resp.headers().get_all("set-cookie").iter().count(), 2);
+    assert!(answer().is_client_fault());
+    let unread = Render {
+        body_unread: true,
+        grpc: false,
+    };
+    assert_eq!(
+        answer().into_response(unread).headers()["connection"],
+        "close"
+    );
+    let grpc = Render {
+        body_unread: false,
+        grpc: true,
+    };
+    let resp = answer().into_response(grpc);
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()["grpc-status"],
+        "16",
+        "a login page: UNAUTHENTICATED"
+    );
+    assert!(!resp.headers().contains_key("location"));
+
+    let failed = || {
+        ProxyError::ForwardAuthFailed(Box::new(crate::proxy::auth::forward::Failed {
+            pool: "auth".to_owned(),
+            backend: Some("http://127.0.0.1:9091".into()),
+            reason: crate::proxy::auth::forward::Failure::Timeout(Duration::from_secs(5)),
+        }))
+    };
+    assert_eq!(failed().status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(failed().grpc_status(), 14, "UNAVAILABLE");
+    assert!(!failed().is_client_fault());
+    assert_eq!(
+        crate::errors::Chain(&failed()).to_string(),
+        "forward auth service auth (http://127.0.0.1:9091) failed: no answer within 5s"
+    );
+    assert_eq!(
+        failed().backend().map(|b| &**b),
+        Some("http://127.0.0.1:9091")
+    );
+}
