@@ -112,6 +112,7 @@ fn every_example_loads() {
         seen,
         [
             "api-keys.toml",
+            "forward-auth.toml",
             "host-and-path-routing.toml",
             "maintenance-redirect.toml",
             "single-pool.toml"
