@@ -4,8 +4,10 @@
 //! headers, forged client copies removed; a `302` with `Location` and `Set-Cookie`, a `401`
 //! with its body, go back as they are and the upstream is never reached; an auth service
 //! that is down or slower than the timeout gives a `503` (and a `WARN` line); the service
-//! sees the original method, target, host, scheme and client; the same over HTTP/2, for
-//! gRPC and for WebSocket upgrades. Its own test binary: the log subscriber is global.
+//! sees the original method, target, host, scheme (`https` on an HTTPS listener) and client;
+//! the same over HTTP/2, for gRPC and for WebSocket upgrades; a client that leaves
+//! mid-question leaves nothing held; a bad table is reported with its line and key. Its own
+//! test binary: the log subscriber is global.
 
 mod support;
 
@@ -621,4 +623,63 @@ fn a_bad_forward_auth_table_names_file_line_and_key() {
         "{timeout}"
     );
     println!("config: 3 problems in one table, each with file, line, column and key; a zero timeout refused at 7:11");
+}
+
+#[tokio::test]
+async fn over_https_the_auth_service_is_told_https() {
+    use support::pki::{client_config, config_in, connect, HttpsClient, TestCa};
+    let app = backend("app").await;
+    let auth = AuthService::start().await;
+    let ca = TestCa::new("forward auth CA");
+    let dir = CertDir::new("fa-https");
+    dir.pair("a", &ca.server(&["a.example.com"]));
+    let proxy = TestProxy::start(config_in(
+        &dir,
+        r#"tls = { certificates = [{ cert = "a.pem", key = "a.key" }] }"#,
+        &format!(
+            "[pools.app]\nbackends = [\"{}\"]\n[pools.auth]\nbackends = [\"{}\"]\n\
+             [[routes]]\npool = \"app\"\n\
+             [routes.access.forward_auth]\npool = \"auth\"\npath = \"/verify\"\ncopy_headers = [\"Remote-User\"]\n",
+            app.url(),
+            auth.url()
+        ),
+    ));
+    let host = format!("a.example.com:{}", proxy.addr.port());
+    let tls = client_config(&ca, None, &[b"http/1.1"]);
+    let stream = connect(proxy.addr, "a.example.com", tls)
+        .await
+        .expect("TLS handshake");
+    let mut client = HttpsClient::over(stream, &host).await;
+    let resp = client.get("/echo").await;
+    assert_eq!(resp.status, 302, "{}", resp.text());
+    let req = get("/echo")
+        .header("cookie", "session=good")
+        .body(Bytes::new())
+        .expect("request");
+    let resp = client.send(req).await.expect("response");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(seen(&resp, "remote-user"), ["alice"]);
+    let asked = auth.asked();
+    let protos: Vec<_> = asked
+        .iter()
+        .map(|q| q.headers.get("x-forwarded-proto").cloned())
+        .collect();
+    assert_eq!(
+        protos,
+        [
+            Some("https".parse().expect("value")),
+            Some("https".parse().expect("value"))
+        ]
+    );
+    let hosts: Vec<_> = asked
+        .iter()
+        .filter_map(|q| q.headers.get("x-forwarded-host").cloned())
+        .collect();
+    assert_eq!(hosts.len(), 2);
+    assert!(
+        hosts.iter().all(|h| h.as_bytes() == host.as_bytes()),
+        "{hosts:?}"
+    );
+    println!("https: 302 then 200 with Remote-User alice; the auth service saw X-Forwarded-Proto https and -Host {host} twice");
+    proxy.stop().await;
 }
