@@ -447,8 +447,63 @@ async fn an_auth_service_slower_than_the_timeout_fails_closed_in_time() {
                 && l.contains("no answer within 300ms")),
         "{logs}"
     );
+    let m = proxy.metrics().await;
+    let entry = pool_backend_entry(&m, "auth_slow", &auth.url()).expect("the auth backend");
+    let (errors, cancelled) = (num(&entry["errors"]), num(&entry["cancelled"]));
+    assert_eq!(
+        (errors, cancelled),
+        (1, 0),
+        "held against the backend: {entry:#}"
+    );
     println!(
-        "slow: 503 after {took:?} with a 300ms timeout (the service takes 2s); upstream requests 0"
+        "slow: 503 after {took:?} with a 300ms timeout (the service takes 2s); upstream requests 0; the auth backend's errors {errors}, cancelled {cancelled}"
+    );
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn a_hung_auth_service_opens_its_circuit() {
+    let app = backend("app").await;
+    let auth = AuthService::start().await;
+    let proxy = proxy(
+        "fa-hung",
+        &app.url(),
+        "auth_hung",
+        &auth.url(),
+        "/slow",
+        "100ms",
+    );
+    let mut client = Client::connect(proxy.addr).await;
+    let mut took = Vec::new();
+    for _ in 0..6 {
+        let start = Instant::now();
+        let resp = client.get("/echo").await;
+        took.push(start.elapsed());
+        assert_eq!(resp.status, 503);
+    }
+    assert!(
+        took[..5].iter().all(|t| *t >= Duration::from_millis(100)),
+        "{took:?}"
+    );
+    assert!(
+        took[5] < Duration::from_millis(100),
+        "{took:?}: refused at once"
+    );
+    let logs = warnings();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("forward auth service auth_hung")
+                && l.contains("no backend available")),
+        "{logs}"
+    );
+    assert_eq!(
+        auth.asked().len(),
+        5,
+        "the open circuit kept the sixth away"
+    );
+    println!(
+        "hung: 5 questions timed out ({:?} .. {:?}), then the circuit opened: the 6th 503 in {:?} without asking",
+        took[0], took[4], took[5]
     );
     proxy.stop().await;
 }

@@ -96,20 +96,10 @@ pub async fn check(
         parts.headers.remove(name);
     }
     let counters = ctx.metrics.local();
-    let asked = ask(state, auth, question(auth, conn, ctx, parts));
-    let answer = match tokio::time::timeout(auth.timeout, asked).await {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(failed)) => {
+    let answer = match ask(state, auth, question(auth, conn, ctx, parts)).await {
+        Ok(answer) => answer,
+        Err(failed) => {
             metrics::inc(&counters.forward_auth_failed);
-            return Err(ProxyError::ForwardAuthFailed(Box::new(failed)));
-        }
-        Err(_) => {
-            metrics::inc(&counters.forward_auth_failed);
-            let failed = Failed {
-                pool: auth.pool.clone(),
-                backend: None,
-                reason: Failure::Timeout(auth.timeout),
-            };
             return Err(ProxyError::ForwardAuthFailed(Box::new(failed)));
         }
     };
@@ -168,8 +158,11 @@ fn question(
     req
 }
 
-/// Sends `req` to the auth service's pool and reads the answer whole (bounded). A backend
-/// that cannot be connected to gives way to the next.
+/// Sends `req` to the auth service's pool and reads the answer whole (bounded), all within
+/// the timeout. A backend that cannot be connected to gives way to the next. Each phase
+/// (a load slot, the connection and the answer's head, its body) gets what is left of the
+/// timeout, so that a backend that stays silent is settled as a failure (its circuit
+/// breaker counts it) rather than given up unjudged.
 async fn ask(
     state: &State,
     auth: &ForwardAuthConfig,
@@ -184,27 +177,35 @@ async fn ask(
         // Validation makes this impossible; refused all the same.
         return Err(failed(None, Failure::NoBackend));
     };
+    let deadline = Instant::now() + auth.timeout;
     let mut last = failed(None, Failure::NoBackend);
     let tries = pool.retries as usize + 1;
     for mut attempt in pool.candidates(Instant::now(), None).take(tries) {
         let label = attempt.backend().label.clone();
-        if !attempt.admit().await {
-            last = failed(Some(label), Failure::Busy);
-            continue;
+        match tokio::time::timeout_at(deadline, attempt.admit()).await {
+            Ok(true) => {}
+            Ok(false) => {
+                last = failed(Some(label), Failure::Busy);
+                continue;
+            }
+            Err(_) => return Err(failed(Some(label), Failure::Timeout(auth.timeout))),
         }
+        let left = deadline.saturating_duration_since(Instant::now());
         let target = Target {
             backend: attempt.backend(),
             path_and_query: Some(&auth.path),
             has_host: false,
             te_trailers: false,
         };
-        let sent = target.send(&pool.connector, req, None, auth.timeout).await;
+        let sent = target.send(&pool.connector, req, None, left).await;
         match sent.unwrap_or(Err(TryError::Timeout)) {
             Ok((resp, conn)) => {
                 attempt.answered(conn);
-                return read(resp, attempt, auth.timeout)
-                    .await
-                    .map_err(|reason| failed(Some(label), reason));
+                let whole = tokio::time::timeout_at(deadline, read(resp, attempt, left));
+                return match whole.await {
+                    Ok(read) => read.map_err(|reason| failed(Some(label), reason)),
+                    Err(_) => Err(failed(Some(label), Failure::Timeout(auth.timeout))),
+                };
             }
             Err(TryError::Connect(e, unsent)) => {
                 attempt.settle(Outcome::NoAnswer);
