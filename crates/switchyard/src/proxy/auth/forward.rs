@@ -8,8 +8,7 @@
 //!   the groups) put on it. The client's own headers of those names are removed first,
 //!   whatever the answer, so no client can send its own `Remote-User`.
 //! - Any other answer goes back to the client as it is: its status, its headers (but those
-//!   of the connection and the framing) and its body, up to
-//!   [`MAX_RESPONSE_BODY`](crate::config::forward_auth::MAX_RESPONSE_BODY) bytes
+//!   of the connection and the framing) and its body, up to [`MAX_RESPONSE_BODY`] bytes
 //!   (`ProxyError::ForwardAuthDenied`): a `302` to a login page with its `Set-Cookie`, a
 //!   `401`.
 //! - No answer within the timeout, no backend to ask, a refused connection, a broken or
