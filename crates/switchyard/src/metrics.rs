@@ -121,6 +121,14 @@ pub struct ProxyCounters {
     /// Requests refused with `403`: an address the IP rules refuse, or a key without the
     /// route's role (counted in `errors` too).
     pub forbidden: AtomicU64,
+    /// Requests a route's forward auth service let through (`2xx`).
+    pub forward_auth_allowed: AtomicU64,
+    /// Requests a route's forward auth service refused: its answer went to the client
+    /// (counted in `errors` too).
+    pub forward_auth_denied: AtomicU64,
+    /// Requests refused `503` because a route's forward auth service gave no usable answer
+    /// (counted in `errors` too).
+    pub forward_auth_failed: AtomicU64,
     /// TLS handshakes completed on HTTPS listeners.
     pub tls_handshakes: AtomicU64,
     /// TLS handshakes that failed or timed out (no certificate for the name, no valid client

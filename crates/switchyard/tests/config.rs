@@ -113,6 +113,7 @@ fn every_example_loads() {
         [
             "api-keys.toml",
             "client-rate-limits.toml",
+            "forward-auth.toml",
             "host-and-path-routing.toml",
             "maintenance-redirect.toml",
             "single-pool.toml"

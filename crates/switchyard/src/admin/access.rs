@@ -1,8 +1,9 @@
 //! The access-control figures of `/metrics`: requests refused with `401` and `403`, and the
 //! requests that presented each API key, by the key's name (never its secret). The JSON
 //! document has them under `access`; the Prometheus families are
-//! `switchyard_unauthenticated_total`, `switchyard_forbidden_total` and
-//! `switchyard_api_key_requests_total{key}`.
+//! `switchyard_unauthenticated_total`, `switchyard_forbidden_total`,
+//! `switchyard_api_key_requests_total{key}` and
+//! `switchyard_forward_auth_total{outcome}` (forward auth: allowed, denied, failed).
 
 use std::fmt;
 
@@ -24,6 +25,19 @@ pub struct AccessSnapshot {
     pub forbidden: u64,
     /// Requests that presented each known key (valid ones; kept across reloads by name).
     pub api_keys: Vec<KeySnapshot>,
+    /// How the routes' forward auth services answered.
+    pub forward_auth: ForwardAuthSnapshot,
+}
+
+/// Forward auth outcomes, over every route that has it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ForwardAuthSnapshot {
+    /// Requests let through (`2xx`).
+    pub allowed: u64,
+    /// Requests refused: the service's answer went to the client.
+    pub denied: u64,
+    /// Requests refused `503`: no usable answer.
+    pub failed: u64,
 }
 
 /// One API key's figures.
@@ -57,6 +71,11 @@ impl AccessSnapshot {
             unauthenticated: c.sum(|s| &s.unauthenticated),
             forbidden: c.sum(|s| &s.forbidden),
             api_keys,
+            forward_auth: ForwardAuthSnapshot {
+                allowed: c.sum(|s| &s.forward_auth_allowed),
+                denied: c.sum(|s| &s.forward_auth_denied),
+                failed: c.sum(|s| &s.forward_auth_failed),
+            },
         }
     }
 
@@ -91,6 +110,20 @@ impl AccessSnapshot {
         for key in &self.api_keys {
             let labels = [("key", key.name.as_str())];
             ConstCounter::new(key.requests).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            names::FORWARD_AUTH,
+            "Requests a route's forward auth service let through (allowed), refused (denied) or left unanswered (failed, 503).",
+            None,
+            ConstCounter::<u64>::TYPE,
+        )?;
+        let fa = &self.forward_auth;
+        for (outcome, value) in [
+            ("allowed", fa.allowed),
+            ("denied", fa.denied),
+            ("failed", fa.failed),
+        ] {
+            ConstCounter::new(value).encode(family.encode_family(&[("outcome", outcome)])?)?;
         }
         Ok(())
     }

@@ -117,3 +117,5 @@ pub const CLIENT_RATE_LIMIT_KEYS: &str = "switchyard_client_rate_limit_keys";
 pub const CLIENT_RATE_LIMIT_CAPACITY: &str = "switchyard_client_rate_limit_capacity";
 /// Bytes the per-client rate limiters' counts take.
 pub const CLIENT_RATE_LIMIT_MEMORY: &str = "switchyard_client_rate_limit_memory_bytes";
+/// Forward auth outcomes, per outcome (`allowed`, `denied`, `failed`).
+pub const FORWARD_AUTH: &str = "switchyard_forward_auth";

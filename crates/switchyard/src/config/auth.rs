@@ -52,6 +52,8 @@ pub struct RouteAccess {
     pub roles: Vec<String>,
     /// Which client addresses may use the route.
     pub ip: Option<IpRules>,
+    /// An auth service to ask first (`forward_auth`).
+    pub forward: Option<super::forward_auth::ForwardAuthConfig>,
 }
 
 /// The known API keys.

@@ -57,6 +57,14 @@ pub enum ProxyError {
     /// The client may not pass: its address, or its key's roles (client fault): `403`.
     #[error("forbidden: {0}")]
     Forbidden(Denial),
+    /// The route's forward auth service refused the request (client fault: no session, or
+    /// not enough rights): its answer goes to the client as is (`proxy::auth::forward`).
+    #[error("forward auth refused the request ({})", .0.status())]
+    ForwardAuthDenied(Box<Response<bytes::Bytes>>),
+    /// The route's forward auth service gave no usable answer (its fault): `503`, as
+    /// forward auth fails closed.
+    #[error(transparent)]
+    ForwardAuthFailed(Box<super::auth::forward::Failed>),
     /// Over one of the request limits (client fault; the per-client and connection caps
     /// are policy): see `proxy::limits`.
     #[error(transparent)]
@@ -108,6 +116,8 @@ impl ProxyError {
             ProxyError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             ProxyError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ProxyError::ForwardAuthDenied(answer) => answer.status(),
+            ProxyError::ForwardAuthFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::TunnelLimit => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Limit(r) => match r {
@@ -151,6 +161,15 @@ impl ProxyError {
             ) => 8,
             ProxyError::Unauthenticated { .. } => 16,
             ProxyError::Forbidden(_) => 7,
+            // A login page (3xx) or 401: UNAUTHENTICATED; 403: PERMISSION_DENIED.
+            ProxyError::ForwardAuthDenied(answer) => match answer.status().as_u16() {
+                300..=399 | 401 => 16,
+                403 => 7,
+                429 => 8,
+                500..=599 => 14,
+                _ => 2,
+            },
+            ProxyError::ForwardAuthFailed(_) => 14,
             // UNIMPLEMENTED: the route does not take this; INTERNAL: gRPC's mapping of 415.
             ProxyError::Limit(Refused::Method { .. }) => 12,
             ProxyError::Limit(Refused::ContentType) => 13,
@@ -182,6 +201,13 @@ impl ProxyError {
             ProxyError::Unauthenticated { .. } => "Unauthorized: a valid API key is required\n",
             // Which rule refused is for the log, not for the client.
             ProxyError::Forbidden(_) => "Forbidden\n",
+            ProxyError::ForwardAuthDenied(answer) => {
+                let status = answer.status().as_u16();
+                return format!("Refused by the authentication service ({status})\n").into();
+            }
+            ProxyError::ForwardAuthFailed(_) => {
+                "Service Unavailable: the authentication service did not answer\n"
+            }
             ProxyError::TunnelLimit => "Service Unavailable: too many open WebSocket tunnels\n",
             ProxyError::Limit(r) => match r {
                 Refused::BodyTooLarge { limit } => {
@@ -223,11 +249,6 @@ impl ProxyError {
 
     /// The error response, rendered as `how` says.
     pub fn into_response(self, how: Render) -> Response<ResponseBody> {
-        let mut resp = if how.grpc {
-            self.grpc_response()
-        } else {
-            self.http_response()
-        };
         // A bad request line or head, or a body that broke off, leaves the connection in an
         // unknown state: close it too.
         let broken = matches!(
@@ -240,6 +261,12 @@ impl ProxyError {
                         | upstream::Error::ClientBodyTooLarge { .. }
                 )
         );
+        let mut resp = match self {
+            // The auth service's answer, as it is (a gRPC call gets its status instead).
+            ProxyError::ForwardAuthDenied(answer) if !how.grpc => (*answer).map(ResponseBody::full),
+            other if how.grpc => other.grpc_response(),
+            other => other.http_response(),
+        };
         close_if_unread(resp.headers_mut(), how.body_unread || broken);
         resp
     }
@@ -302,7 +329,9 @@ impl ProxyError {
             | ProxyError::NoRoute
             | ProxyError::Misdirected
             | ProxyError::Unauthenticated { .. }
-            | ProxyError::Forbidden(_) => true,
+            | ProxyError::Forbidden(_)
+            | ProxyError::ForwardAuthDenied(_) => true,
+            ProxyError::ForwardAuthFailed(_) => false,
             ProxyError::RateLimited { .. } | ProxyError::TunnelLimit => false,
             ProxyError::Limit(r) => !matches!(r, Refused::ClientBusy | Refused::Connections),
             ProxyError::Upstream(e) => match e {
@@ -323,6 +352,7 @@ impl ProxyError {
     pub fn backend(&self) -> Option<&std::sync::Arc<str>> {
         match self {
             ProxyError::Upstream(e) => e.backend(),
+            ProxyError::ForwardAuthFailed(failed) => failed.backend.as_ref(),
             _ => None,
         }
     }
@@ -342,48 +372,4 @@ fn percent_encode(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grpc_calls_get_grpc_status_and_http_clients_text() {
-        let err = || {
-            ProxyError::Upstream(upstream::Error::NoBackendAvailable {
-                pool: "p".to_owned(),
-            })
-        };
-        let grpc = Render {
-            body_unread: false,
-            grpc: true,
-        };
-        let resp = err().into_response(grpc);
-        assert_eq!(resp.status(), StatusCode::OK);
-        assert_eq!(resp.headers()["content-type"], "application/grpc");
-        assert_eq!(resp.headers()["grpc-status"], "14");
-        assert!(resp.headers()["grpc-message"]
-            .to_str()
-            .is_ok_and(|m| m.starts_with("Service Unavailable")));
-        let resp = err().into_response(Render::default());
-        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let timeout = ProxyError::Upstream(upstream::Error::RequestTimeout {
-            after: Duration::from_secs(1),
-        });
-        assert_eq!(timeout.grpc_status(), 4);
-        let limited = ProxyError::RateLimited {
-            retry_after: Duration::from_secs(1),
-        };
-        assert_eq!(limited.grpc_status(), 8, "RESOURCE_EXHAUSTED");
-        assert_eq!(percent_encode("a%b\n"), "a%25b%0A");
-    }
-
-    #[test]
-    fn grpc_is_told_by_content_type() {
-        let mut headers = HeaderMap::new();
-        assert!(!Render::for_request(&headers, false).grpc);
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc+proto"),
-        );
-        assert!(Render::for_request(&headers, false).grpc);
-    }
-}
+mod tests;

@@ -10,7 +10,8 @@
 //! 3. a plaintext listener that redirects to HTTPS answers here (308) — [`local`]; then the
 //!    route (no route → 404; a route can ask for the client's certificate), and who may use
 //!    it: its IP rules (→ 403), its API key (missing or unknown → 401, without the role →
-//!    403) — [`crate::routing`], [`auth::authenticate`]; then the route's limits (method
+//!    403), its forward auth service (not `2xx` → its answer; no answer → 503) —
+//!    [`crate::routing`], [`auth::authenticate`]; then the route's limits (method
 //!    405, content type 415, a declared body length 413) — [`limits`]
 //! 4. the rate limits, global then the route's own, then the per-client limits (global,
 //!    the route's: by address, API key or header; over → 429) — [`crate::ratelimit`],
@@ -190,7 +191,7 @@ async fn handle_inner(
         .routes
         .find(&parts, conn.transport.client_sans())
         .ok_or(ProxyError::NoRoute)?;
-    auth::authenticate(state, route, ctx, &mut parts)?;
+    auth::authenticate(state, conn, route, ctx, &mut parts).await?;
     let unread = !body.is_end_stream();
     let declared = body.size_hint().exact();
     let limits = &route.config.limits;

@@ -34,4 +34,6 @@ pub struct RouteAccessFile {
     pub allow_ip: Option<Vec<Spanned<Str>>>,
     /// CIDR blocks that may not.
     pub deny_ip: Option<Vec<Spanned<Str>>>,
+    /// An auth service to ask first.
+    pub forward_auth: Option<Spanned<crate::config::forward_auth::ForwardAuthFile>>,
 }

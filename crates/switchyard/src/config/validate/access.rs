@@ -72,10 +72,13 @@ pub fn add_env(keys: &mut ApiKeys, var: &str) -> Result<(), String> {
     )
 }
 
-/// A route's `access` table (`key` is the route's, `routes[2]`).
+/// A route's `access` table (`key` is the route's, `routes[2]`); `pools` are the pools
+/// defined and `broken` those that could not be read, for `forward_auth.pool`.
 pub(super) fn route(
     file: Option<&Spanned<RouteAccessFile>>,
     key: &str,
+    pools: &[&str],
+    broken: &[String],
     c: &mut Checker<'_>,
 ) -> Option<Arc<RouteAccess>> {
     let file = file?.get_ref();
@@ -102,10 +105,15 @@ pub(super) fn route(
         &format!("{key}.access"),
         c,
     );
+    let forward = file.forward_auth.as_ref().and_then(|f| {
+        let key = format!("{key}.access.forward_auth");
+        crate::config::forward_auth::validate(f, &key, pools, broken, c.problems)
+    });
     Some(Arc::new(RouteAccess {
         api_key,
         roles,
         ip: ip.map(Arc::unwrap_or_clone),
+        forward,
     }))
 }
 

@@ -129,7 +129,7 @@ fn route(
             &format!("{key}.response_headers"),
             c,
         ),
-        access: super::access::route(r.access.as_ref(), &key, c),
+        access: super::access::route(r.access.as_ref(), &key, &pools.names, pools.broken, c),
         limits: super::limits::route_limits(r, &matcher, &key, c),
         matcher,
     })

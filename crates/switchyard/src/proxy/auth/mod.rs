@@ -15,11 +15,16 @@
 //!   the request whether or not it is valid, so it never reaches a backend or the log; the
 //!   key's name goes into the request's context (access log, and later per-key limits).
 //!
+//!   Then, when the route has `forward_auth`, its auth service is asked ([`forward`]): a
+//!   `2xx` lets the request through with the headers it names copied onto it; any other
+//!   answer goes back to the client as is; no usable answer is a `503` (fail closed).
+//!
 //! A route without an `access` table and a listener without IP rules cost one branch each.
-//! Later pieces (JWT, forward auth) are further steps of [`authenticate`], each refusing with
-//! the same two errors.
+//! Later pieces (JWT) are further steps of [`authenticate`], each refusing with the same two
+//! errors.
 
 pub mod api_key;
+pub mod forward;
 pub mod ip;
 
 use std::net::{IpAddr, SocketAddr};
@@ -30,7 +35,7 @@ use http::HeaderMap;
 
 use super::context::{ConnInfo, RequestCtx};
 use super::error::ProxyError;
-use crate::config::AccessConfig;
+use crate::config::{AccessConfig, RouteAccess};
 use crate::metrics;
 use crate::routing::Route;
 use crate::state::State;
@@ -82,11 +87,12 @@ pub fn client(
     Ok(client)
 }
 
-/// The route's requirements: its IP rules, then its API key and role. On success the key's
-/// name (if any) is in `ctx` and the key's request counter is counted; the credential is gone
-/// from `parts` either way.
-pub fn authenticate(
+/// The route's requirements: its IP rules, then its API key and role, then its forward
+/// auth. On success the key's name (if any) is in `ctx` and the key's request counter is
+/// counted; the credential is gone from `parts` either way.
+pub async fn authenticate(
     state: &State,
+    conn: &ConnInfo,
     route: &Route,
     ctx: &mut RequestCtx<'_>,
     parts: &mut Parts,
@@ -101,9 +107,24 @@ pub fn authenticate(
             }));
         }
     }
-    if !needs.api_key {
-        return Ok(());
+    if needs.api_key {
+        api_key_step(state, needs, ctx, parts)?;
     }
+    // Forward auth, last: the one step that costs a round trip. Boxed: only its routes pay
+    // for its future's size.
+    if let Some(forward) = &needs.forward {
+        Box::pin(forward::check(state, forward, conn, ctx, parts)).await?;
+    }
+    Ok(())
+}
+
+/// The route's API key and role.
+fn api_key_step(
+    state: &State,
+    needs: &RouteAccess,
+    ctx: &mut RequestCtx<'_>,
+    parts: &mut Parts,
+) -> Result<(), ProxyError> {
     let access = &state.config.access;
     let found = api_key::take(access, parts);
     if found.query_changed {
