@@ -105,3 +105,5 @@ pub const UNAUTHENTICATED: &str = "switchyard_unauthenticated";
 pub const FORBIDDEN: &str = "switchyard_forbidden";
 /// Requests that presented an API key, per key name.
 pub const API_KEY_REQUESTS: &str = "switchyard_api_key_requests";
+/// Requests refused for their JWT, per reason.
+pub const JWT_REFUSED: &str = "switchyard_jwt_refused";

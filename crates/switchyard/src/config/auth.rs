@@ -30,6 +30,8 @@ pub struct AccessConfig {
     pub challenge: HeaderValue,
     /// Peers whose `X-Forwarded-For` is believed; `None`: the peer is always the client.
     pub trusted_proxies: Option<Arc<CidrSet>>,
+    /// The JWT provider (`[access.jwt]`), when configured.
+    pub jwt: Option<Arc<super::jwt::JwtConfig>>,
 }
 
 /// Where a request carries its API key.
@@ -52,6 +54,8 @@ pub struct RouteAccess {
     pub roles: Vec<String>,
     /// Which client addresses may use the route.
     pub ip: Option<IpRules>,
+    /// A valid JWT is required, with these claims (`None`: no token asked for).
+    pub jwt: Option<Arc<super::jwt::RouteJwt>>,
 }
 
 /// The known API keys.
@@ -307,6 +311,7 @@ impl Default for AccessConfig {
             ],
             challenge: HeaderValue::from_static("Bearer realm=\"switchyard\""),
             trusted_proxies: None,
+            jwt: None,
         }
     }
 }

@@ -13,7 +13,8 @@
 //! - [`upstream_tls`]: TLS to a pool's `https://` backends (CA, server name, client
 //!   certificate), read from [`pem`] files;
 //! - [`auth`]: access control (API keys, key sources, trusted proxies, a route's needs),
-//!   [`cidr`]: CIDR blocks and IP rules;
+//!   [`cidr`]: CIDR blocks and IP rules; [`jwt`]: JWT bearer tokens (keys, checks, a
+//!   route's claims);
 //! - [`limits`]: request and connection limits, security headers;
 //! - [`addr`], [`duration`]: listen addresses, backend URLs, Go durations.
 
@@ -24,6 +25,7 @@ pub mod defaults;
 pub mod duration;
 pub mod error;
 pub mod file;
+pub mod jwt;
 pub mod limits;
 pub mod pem;
 pub mod route;

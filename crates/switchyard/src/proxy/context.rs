@@ -209,6 +209,9 @@ pub struct RequestCtx<'a> {
     pub client: SocketAddr,
     /// The name of the API key the request presented, once authenticated (never the secret).
     pub api_key: Option<Arc<str>>,
+    /// The verified JWT's subject and claims, once authenticated on a route that asks for a
+    /// token (`JwtIdentity::claim` reads one by name, for limits keyed on a claim).
+    pub jwt: Option<Arc<super::auth::jwt::JwtIdentity>>,
     /// When the request head was received.
     pub start: Instant,
     /// Backends tried so far.
@@ -251,11 +254,13 @@ impl<'a> RequestCtx<'a> {
                 start,
                 error: None,
                 api_key: None,
+                jwt_sub: None,
             })
         });
         RequestCtx {
             client,
             api_key: None,
+            jwt: None,
             start,
             attempts: 0,
             log,
@@ -279,6 +284,7 @@ impl<'a> RequestCtx<'a> {
         log.attempts = self.attempts;
         log.backend = backend.cloned();
         log.api_key = self.api_key.take();
+        log.jwt_sub = self.jwt.as_ref().and_then(|j| j.subject.clone());
         Some(log)
     }
 }

@@ -13,14 +13,18 @@
 //!   rules (`403`), then its API key (`401` with `WWW-Authenticate` when missing or unknown,
 //!   `403` when the key lacks the role; [`api_key`]). The key's credential is removed from
 //!   the request whether or not it is valid, so it never reaches a backend or the log; the
-//!   key's name goes into the request's context (access log, and later per-key limits).
+//!   key's name goes into the request's context (access log, and later per-key limits);
+//!   then its JWT ([`jwt`]: `401` with `WWW-Authenticate: Bearer ..., error="invalid_token"`
+//!   when missing or not valid, `403` when its claims are not the route's), whose identity
+//!   goes into the context too.
 //!
 //! A route without an `access` table and a listener without IP rules cost one branch each.
-//! Later pieces (JWT, forward auth) are further steps of [`authenticate`], each refusing with
-//! the same two errors.
+//! Later pieces (forward auth) are further steps of [`authenticate`], each refusing with the
+//! same two errors.
 
 pub mod api_key;
 pub mod ip;
+pub mod jwt;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -30,7 +34,7 @@ use http::HeaderMap;
 
 use super::context::{ConnInfo, RequestCtx};
 use super::error::ProxyError;
-use crate::config::AccessConfig;
+use crate::config::{AccessConfig, RouteAccess};
 use crate::metrics;
 use crate::routing::Route;
 use crate::state::State;
@@ -44,6 +48,9 @@ pub enum AuthFailure {
     /// A key that matches none known (the secret is never logged).
     #[error("unknown API key")]
     UnknownKey,
+    /// No JWT, or one that does not verify (the token is never logged).
+    #[error(transparent)]
+    Jwt(jwt::JwtFailure),
 }
 
 /// Why a request may not pass (`403`).
@@ -54,6 +61,12 @@ pub enum Denial {
     MissingRole {
         /// The key's name.
         key: Arc<str>,
+    },
+    /// A valid JWT without one of the route's `jwt_claims`.
+    #[error("the token's claim {claim} does not match the route's")]
+    JwtClaim {
+        /// The claim's name.
+        claim: String,
     },
     /// The client's address is not allowed on this listener or route.
     #[error("client address {ip} is not allowed")]
@@ -82,9 +95,10 @@ pub fn client(
     Ok(client)
 }
 
-/// The route's requirements: its IP rules, then its API key and role. On success the key's
-/// name (if any) is in `ctx` and the key's request counter is counted; the credential is gone
-/// from `parts` either way.
+/// The route's requirements: its IP rules, then its API key and role, then its JWT and
+/// claims (both must pass when a route asks for both). On success the key's name and the
+/// token's identity (if any) are in `ctx` and the key's request counter is counted; the key's
+/// credential is gone from `parts` either way, the token only with `jwt_forward = false`.
 pub fn authenticate(
     state: &State,
     route: &Route,
@@ -101,9 +115,23 @@ pub fn authenticate(
             }));
         }
     }
-    if !needs.api_key {
-        return Ok(());
+    if needs.api_key {
+        api_key(state, needs, ctx, parts)?;
     }
+    if let (Some(route_jwt), Some(provider)) = (&needs.jwt, &state.config.access.jwt) {
+        let identity = jwt::check(provider, route_jwt, parts)?;
+        ctx.jwt = Some(Arc::new(identity));
+    }
+    Ok(())
+}
+
+/// The route's API key and role.
+fn api_key(
+    state: &State,
+    needs: &RouteAccess,
+    ctx: &mut RequestCtx<'_>,
+    parts: &mut Parts,
+) -> Result<(), ProxyError> {
     let access = &state.config.access;
     let found = api_key::take(access, parts);
     if found.query_changed {
