@@ -301,7 +301,7 @@ fn pem_key(label: &str, der: &[u8]) -> Result<JwtKey, String> {
             Ok(key(Algorithm::RS256, DecodingKey::from_rsa_der(der)))
         }
         l if l.contains("PRIVATE KEY") => Err(format!(
-            "a {l}: give the public key (`openssl pkey -pubout`), never the private one"
+            "a private key ({l}): give the public key (`openssl pkey -pubout`), never the private one"
         )),
         l => Err(format!("a {l} block is not a public key")),
     }
