@@ -113,6 +113,7 @@ fn every_example_loads() {
         [
             "api-keys.toml",
             "host-and-path-routing.toml",
+            "jwt.toml",
             "maintenance-redirect.toml",
             "single-pool.toml"
         ]
