@@ -17,7 +17,9 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
-pub use keys::{read_jwks, read_public_keys, read_secret, KeyFileError};
+pub use keys::{
+    alg_name, parse_jwks, parse_pem, read_jwks, read_public_keys, read_secret, KeyFileError,
+};
 
 /// Default `access.jwt.leeway`: clocks may disagree this much on `exp` and `nbf`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);

@@ -1,4 +1,3 @@
-use super::keys::{parse_jwks, parse_pem};
 use super::*;
 
 fn test_key(name: &str) -> String {
