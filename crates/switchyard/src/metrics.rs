@@ -89,6 +89,23 @@ pub fn inc(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Why a request's JWT was refused, as `/metrics` names it: `claims` is a `403` (a valid
+/// token without the route's claims), every other reason a `401`. The index of a reason is
+/// that of its counter in [`ProxyCounters::jwt_refused`].
+pub const JWT_REFUSALS: [&str; 11] = [
+    "missing",
+    "malformed",
+    "algorithm",
+    "unknown_key",
+    "bad_signature",
+    "expired",
+    "not_yet_valid",
+    "issuer",
+    "audience",
+    "missing_claim",
+    "claims",
+];
+
 /// Proxy-wide counters of one shard.
 #[derive(Debug, Default)]
 pub struct ProxyCounters {
@@ -129,6 +146,9 @@ pub struct ProxyCounters {
     /// Requests refused `503` because a route's forward auth service gave no usable answer
     /// (counted in `errors` too).
     pub forward_auth_failed: AtomicU64,
+    /// Requests refused for their JWT, by reason (named by [`JWT_REFUSALS`], in the same
+    /// order; each also counted in `unauthenticated` or, for `claims`, `forbidden`).
+    pub jwt_refused: [AtomicU64; JWT_REFUSALS.len()],
     /// TLS handshakes completed on HTTPS listeners.
     pub tls_handshakes: AtomicU64,
     /// TLS handshakes that failed or timed out (no certificate for the name, no valid client

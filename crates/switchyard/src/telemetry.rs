@@ -71,6 +71,8 @@ pub struct AccessLog {
     pub error: Option<String>,
     /// The name of the API key presented, when the route asked for one (never the secret).
     pub api_key: Option<Arc<str>>,
+    /// The subject (`sub`) of the verified JWT, when the route asked for one.
+    pub jwt_sub: Option<Arc<str>>,
 }
 
 impl AccessLog {
@@ -115,6 +117,7 @@ impl AccessLog {
             complete,
             client = %self.client.ip(),
             api_key = self.api_key.as_deref().unwrap_or("-"),
+            jwt_sub = self.jwt_sub.as_deref().unwrap_or("-"),
             "request"
         );
     }

@@ -115,6 +115,7 @@ fn every_example_loads() {
             "client-rate-limits.toml",
             "forward-auth.toml",
             "host-and-path-routing.toml",
+            "jwt.toml",
             "maintenance-redirect.toml",
             "single-pool.toml"
         ]

@@ -2,9 +2,10 @@
 //! requests that presented each API key, by the key's name (never its secret). The JSON
 //! document has them under `access`; the Prometheus families are
 //! `switchyard_unauthenticated_total`, `switchyard_forbidden_total`,
-//! `switchyard_api_key_requests_total{key}` and
+//! `switchyard_api_key_requests_total{key}`, `switchyard_jwt_refused_total{reason}` and
 //! `switchyard_forward_auth_total{outcome}` (forward auth: allowed, denied, failed).
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -13,7 +14,7 @@ use prometheus_client::metrics::TypedMetric;
 use serde::Serialize;
 
 use super::names;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, JWT_REFUSALS};
 use crate::state::State;
 
 /// The access-control figures.
@@ -25,6 +26,9 @@ pub struct AccessSnapshot {
     pub forbidden: u64,
     /// Requests that presented each known key (valid ones; kept across reloads by name).
     pub api_keys: Vec<KeySnapshot>,
+    /// Requests refused for their JWT, by reason (`metrics::JWT_REFUSALS`; each also in
+    /// `unauthenticated`, or for `claims` in `forbidden`).
+    pub jwt_refused: BTreeMap<&'static str, u64>,
     /// How the routes' forward auth services answered.
     pub forward_auth: ForwardAuthSnapshot,
 }
@@ -76,6 +80,11 @@ impl AccessSnapshot {
                 denied: c.sum(|s| &s.forward_auth_denied),
                 failed: c.sum(|s| &s.forward_auth_failed),
             },
+            jwt_refused: JWT_REFUSALS
+                .iter()
+                .enumerate()
+                .map(|(i, reason)| (*reason, c.sum(|s| &s.jwt_refused[i])))
+                .collect(),
         }
     }
 
@@ -110,6 +119,16 @@ impl AccessSnapshot {
         for key in &self.api_keys {
             let labels = [("key", key.name.as_str())];
             ConstCounter::new(key.requests).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            names::JWT_REFUSED,
+            "Requests refused for their JWT, by reason (claims: 403, the others: 401).",
+            None,
+            ConstCounter::<u64>::TYPE,
+        )?;
+        for (reason, count) in &self.jwt_refused {
+            let labels = [("reason", *reason)];
+            ConstCounter::new(*count).encode(family.encode_family(&labels)?)?;
         }
         let mut family = encoder.encode_descriptor(
             names::FORWARD_AUTH,

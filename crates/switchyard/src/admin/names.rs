@@ -119,3 +119,5 @@ pub const CLIENT_RATE_LIMIT_CAPACITY: &str = "switchyard_client_rate_limit_capac
 pub const CLIENT_RATE_LIMIT_MEMORY: &str = "switchyard_client_rate_limit_memory_bytes";
 /// Forward auth outcomes, per outcome (`allowed`, `denied`, `failed`).
 pub const FORWARD_AUTH: &str = "switchyard_forward_auth";
+/// Requests refused for their JWT, per reason.
+pub const JWT_REFUSED: &str = "switchyard_jwt_refused";

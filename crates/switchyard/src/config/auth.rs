@@ -30,6 +30,8 @@ pub struct AccessConfig {
     pub challenge: HeaderValue,
     /// Peers whose `X-Forwarded-For` is believed; `None`: the peer is always the client.
     pub trusted_proxies: Option<Arc<CidrSet>>,
+    /// The JWT provider (`[access.jwt]`), when configured.
+    pub jwt: Option<Arc<super::jwt::JwtConfig>>,
 }
 
 /// Where a request carries its API key.
@@ -54,6 +56,8 @@ pub struct RouteAccess {
     pub ip: Option<IpRules>,
     /// An auth service to ask first (`forward_auth`).
     pub forward: Option<super::forward_auth::ForwardAuthConfig>,
+    /// A valid JWT is required, with these claims (`None`: no token asked for).
+    pub jwt: Option<Arc<super::jwt::RouteJwt>>,
 }
 
 /// The known API keys.
@@ -309,6 +313,7 @@ impl Default for AccessConfig {
             ],
             challenge: HeaderValue::from_static("Bearer realm=\"switchyard\""),
             trusted_proxies: None,
+            jwt: None,
         }
     }
 }

@@ -13,7 +13,8 @@
 //! - [`upstream_tls`]: TLS to a pool's `https://` backends (CA, server name, client
 //!   certificate), read from [`pem`] files;
 //! - [`auth`]: access control (API keys, key sources, trusted proxies, a route's needs),
-//!   [`cidr`]: CIDR blocks and IP rules; [`forward_auth`]: a route's forward auth;
+//!   [`cidr`]: CIDR blocks and IP rules; [`jwt`]: JWT bearer tokens (keys, checks, a
+//!   route's claims); [`forward_auth`]: a route's forward auth;
 //! - [`limits`]: request and connection limits, security headers; [`client_limit`]: the
 //!   per-client rate limits;
 //! - [`addr`], [`duration`]: listen addresses, backend URLs, Go durations.
@@ -27,6 +28,7 @@ pub mod duration;
 pub mod error;
 pub mod file;
 pub mod forward_auth;
+pub mod jwt;
 pub mod limits;
 pub mod pem;
 pub mod route;

@@ -212,6 +212,9 @@ pub struct RequestCtx<'a> {
     /// What the per-client limit's `RateLimit-Policy` and `RateLimit` fields say, when they
     /// are to be sent (set in phase 4, added to the response, a `429` too).
     pub quota: Option<Box<crate::ratelimit::keyed::Quota>>,
+    /// The verified JWT's subject and claims, once authenticated on a route that asks for a
+    /// token (`JwtIdentity::claim` reads one by name, for limits keyed on a claim).
+    pub jwt: Option<Arc<super::auth::jwt::JwtIdentity>>,
     /// When the request head was received.
     pub start: Instant,
     /// Backends tried so far.
@@ -254,12 +257,14 @@ impl<'a> RequestCtx<'a> {
                 start,
                 error: None,
                 api_key: None,
+                jwt_sub: None,
             })
         });
         RequestCtx {
             client,
             api_key: None,
             quota: None,
+            jwt: None,
             start,
             attempts: 0,
             log,
@@ -283,6 +288,7 @@ impl<'a> RequestCtx<'a> {
         log.attempts = self.attempts;
         log.backend = backend.cloned();
         log.api_key = self.api_key.take();
+        log.jwt_sub = self.jwt.as_ref().and_then(|j| j.subject.clone());
         Some(log)
     }
 }

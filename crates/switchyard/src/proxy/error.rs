@@ -45,16 +45,18 @@ pub enum ProxyError {
     /// with (client fault: it must open a connection for that host).
     #[error("misdirected request: the connection's certificate does not cover this host")]
     Misdirected,
-    /// The route needs an API key and the request has none that is valid (client fault):
-    /// `401` with the challenge.
+    /// The route needs an API key or a JWT and the request has none that is valid (client
+    /// fault): `401` with the challenge.
     #[error("unauthenticated: {reason}")]
     Unauthenticated {
-        /// Missing or unknown.
+        /// Missing, unknown, or (for a JWT) why it does not verify.
         reason: AuthFailure,
-        /// `WWW-Authenticate: Bearer realm="..."`.
+        /// `WWW-Authenticate: Bearer realm="..."` (with `error="invalid_token"` for a JWT
+        /// that does not verify).
         challenge: HeaderValue,
     },
-    /// The client may not pass: its address, or its key's roles (client fault): `403`.
+    /// The client may not pass: its address, its key's roles, its token's claims (client
+    /// fault): `403`.
     #[error("forbidden: {0}")]
     Forbidden(Denial),
     /// The route's forward auth service refused the request (client fault: no session, or
@@ -198,6 +200,10 @@ impl ProxyError {
                 "Misdirected Request: this connection's certificate does not cover the requested host\n"
             }
             ProxyError::RateLimited { .. } => "Too Many Requests\n",
+            ProxyError::Unauthenticated {
+                reason: AuthFailure::Jwt(_),
+                ..
+            } => "Unauthorized: a valid bearer token is required\n",
             ProxyError::Unauthenticated { .. } => "Unauthorized: a valid API key is required\n",
             // Which rule refused is for the log, not for the client.
             ProxyError::Forbidden(_) => "Forbidden\n",

@@ -141,9 +141,21 @@ fn respond_error(
     };
     limits::count(&err, ctx.metrics);
     let policy = matches!(err, ProxyError::TunnelLimit | ProxyError::Limit(_));
-    match err {
-        ProxyError::Unauthenticated { .. } => metrics::inc(&ctx.metrics.local().unauthenticated),
-        ProxyError::Forbidden(_) => metrics::inc(&ctx.metrics.local().forbidden),
+    match &err {
+        ProxyError::Unauthenticated { reason, .. } => {
+            let c = ctx.metrics.local();
+            metrics::inc(&c.unauthenticated);
+            if let auth::AuthFailure::Jwt(failure) = reason {
+                metrics::inc(&c.jwt_refused[failure.index()]);
+            }
+        }
+        ProxyError::Forbidden(denial) => {
+            let c = ctx.metrics.local();
+            metrics::inc(&c.forbidden);
+            if let auth::Denial::JwtClaim { .. } = denial {
+                metrics::inc(&c.jwt_refused[auth::jwt::CLAIMS_REFUSAL]);
+            }
+        }
         _ => {}
     }
     let failed = outcome == Outcome::Error && !err.is_client_fault() && !policy;

@@ -4,7 +4,9 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::Str;
+use std::collections::BTreeMap;
+
+use super::{JwtFile, OneOrMany, Str};
 
 /// `[access]`.
 #[derive(Debug, Default, Deserialize)]
@@ -20,6 +22,8 @@ pub struct AccessFile {
     pub realm: Option<Spanned<Str>>,
     /// CIDR blocks of the proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Option<Vec<Spanned<Str>>>,
+    /// `[access.jwt]`: the JWT provider.
+    pub jwt: Option<Spanned<JwtFile>>,
 }
 
 /// A route's `access = { ... }`.
@@ -36,4 +40,12 @@ pub struct RouteAccessFile {
     pub deny_ip: Option<Vec<Spanned<Str>>>,
     /// An auth service to ask first.
     pub forward_auth: Option<Spanned<crate::config::forward_auth::ForwardAuthFile>>,
+    /// A valid JWT is required.
+    pub jwt: Option<Spanned<bool>>,
+    /// Claims the token must have: a value, or a list of values (any one).
+    pub jwt_claims: Option<Spanned<BTreeMap<String, Spanned<OneOrMany>>>>,
+    /// Claims passed to the backend as headers: `{ claim = "Header-Name" }`.
+    pub jwt_headers: Option<Spanned<BTreeMap<String, Spanned<Str>>>>,
+    /// Whether the token goes on to the backend (default true).
+    pub jwt_forward: Option<Spanned<bool>>,
 }

@@ -7,11 +7,12 @@
 //! file. `validate/` then turns these types into a [`super::Config`].
 //!
 //! The types, by section: `global.rs` (top-level keys, `[admin]`, `[[listeners]]`,
-//! `[rate_limit]`, `[websocket]`), `access.rs` (`[access]`, a route's `access`), `tls.rs` (a listener's `tls`), `pool.rs` (`[pools.NAME]`),
+//! `[rate_limit]`, `[websocket]`), `access.rs` (`[access]`, a route's `access`), `jwt.rs` (`[access.jwt]`), `tls.rs` (a listener's `tls`), `pool.rs` (`[pools.NAME]`),
 //! `route.rs` (`[[routes]]`); `values.rs` holds the strings and durations they are made of.
 
 mod access;
 mod global;
+mod jwt;
 mod limits;
 mod pool;
 mod route;
@@ -28,6 +29,7 @@ use section::{array_items, section, section_keeping};
 
 pub use access::{AccessFile, RouteAccessFile};
 pub use global::{AdminFile, GlobalFile, ListenerFile, RateLimitFile, WebSocketFile};
+pub use jwt::{JwtFile, OneOrMany};
 pub use limits::{LimitsFile, SecurityHeadersFile, SecurityHeadersTable, Size};
 pub use pool::{
     BackendFile, BreakerFile, HealthCheckFile, OutlierFile, PoolFile, RetryFile, UpstreamTlsFile,

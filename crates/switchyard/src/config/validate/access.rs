@@ -60,6 +60,7 @@ pub(super) fn access(
     if let Some(list) = &file.trusted_proxies {
         access.trusted_proxies = Some(Arc::new(cidrs(list, "access.trusted_proxies", c)));
     }
+    access.jwt = super::jwt::provider(file.jwt.as_ref(), base, &access.challenge, c);
     access
 }
 
@@ -114,6 +115,7 @@ pub(super) fn route(
         roles,
         ip: ip.map(Arc::unwrap_or_clone),
         forward,
+        jwt: super::jwt::route(file, key, c),
     }))
 }
 
@@ -201,7 +203,7 @@ pub fn read_token(path: &Path) -> Result<SecretDigest, String> {
     Ok(SecretDigest::of(token.as_bytes()))
 }
 
-fn resolve(base: &Path, path: &str) -> PathBuf {
+pub(super) fn resolve(base: &Path, path: &str) -> PathBuf {
     let path = Path::new(path);
     if path.is_absolute() {
         path.to_owned()

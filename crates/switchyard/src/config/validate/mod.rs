@@ -9,7 +9,8 @@
 //!   tables (the certificate files they name included) and the checks of routes against them;
 //! - `admin.rs`: `[admin]`;
 //! - `access.rs`: `[access]` (API keys, key sources, trusted proxies), the IP lists of
-//!   listeners and routes, a route's `access`, `[admin] token_file`;
+//!   listeners and routes, a route's `access`, `[admin] token_file`; `jwt.rs` `[access.jwt]`
+//!   and a route's `jwt*` keys;
 //! - `admin.rs`: `[admin]`; `limits.rs`: `[limits]` and the limits and security headers of
 //!   routes;
 //! - `pool.rs`: `[pools.NAME]`: backends, policy, timeouts, breaker, health checks, outlier
@@ -21,6 +22,7 @@
 mod access;
 mod admin;
 mod headers;
+mod jwt;
 mod limits;
 mod listener;
 mod pool;
@@ -126,6 +128,7 @@ fn build(doc: Document, base: &Path, problems: &mut Vec<Problem>) -> Config {
         &mut c,
     );
     access::keys_needed(&doc.routes, &config.access, &mut c);
+    jwt::checks(&doc.routes, &config.access, &mut c);
     if let Some(rl) = &doc.rate_limit {
         config.rate_limit = rate_limit(rl, "rate_limit", &mut c);
     }

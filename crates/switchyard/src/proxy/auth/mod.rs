@@ -13,19 +13,23 @@
 //!   rules (`403`), then its API key (`401` with `WWW-Authenticate` when missing or unknown,
 //!   `403` when the key lacks the role; [`api_key`]). The key's credential is removed from
 //!   the request whether or not it is valid, so it never reaches a backend or the log; the
-//!   key's name goes into the request's context (access log, and later per-key limits).
+//!   key's name goes into the request's context (access log, and later per-key limits);
+//!   then its JWT ([`jwt`]: `401` with `WWW-Authenticate: Bearer ..., error="invalid_token"`
+//!   when missing or not valid, `403` when its claims are not the route's), whose identity
+//!   goes into the context too.
 //!
 //!   Then, when the route has `forward_auth`, its auth service is asked ([`forward`]): a
 //!   `2xx` lets the request through with the headers it names copied onto it; any other
 //!   answer goes back to the client as is; no usable answer is a `503` (fail closed).
 //!
 //! A route without an `access` table and a listener without IP rules cost one branch each.
-//! Later pieces (JWT) are further steps of [`authenticate`], each refusing with the same two
-//! errors.
+//! Its steps (API key, JWT, forward auth) each refuse with the same two errors (forward auth
+//! also with the service's own answer, or `503`).
 
 pub mod api_key;
 pub mod forward;
 pub mod ip;
+pub mod jwt;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -49,6 +53,9 @@ pub enum AuthFailure {
     /// A key that matches none known (the secret is never logged).
     #[error("unknown API key")]
     UnknownKey,
+    /// No JWT, or one that does not verify (the token is never logged).
+    #[error(transparent)]
+    Jwt(jwt::JwtFailure),
 }
 
 /// Why a request may not pass (`403`).
@@ -59,6 +66,12 @@ pub enum Denial {
     MissingRole {
         /// The key's name.
         key: Arc<str>,
+    },
+    /// A valid JWT without one of the route's `jwt_claims`.
+    #[error("the token's claim {claim} does not match the route's")]
+    JwtClaim {
+        /// The claim's name.
+        claim: String,
     },
     /// The client's address is not allowed on this listener or route.
     #[error("client address {ip} is not allowed")]
@@ -87,9 +100,11 @@ pub fn client(
     Ok(client)
 }
 
-/// The route's requirements: its IP rules, then its API key and role, then its forward
-/// auth. On success the key's name (if any) is in `ctx` and the key's request counter is
-/// counted; the credential is gone from `parts` either way.
+/// The route's requirements: its IP rules, then its API key and role, then its JWT and
+/// claims, then its forward auth (every step the route asks for must pass). On success the
+/// key's name and the token's identity (if any) are in `ctx` and the key's request counter is
+/// counted; the key's credential is gone from `parts` either way, the token only with
+/// `jwt_forward = false`.
 pub async fn authenticate(
     state: &State,
     conn: &ConnInfo,
@@ -109,6 +124,10 @@ pub async fn authenticate(
     }
     if needs.api_key {
         api_key_step(state, needs, ctx, parts)?;
+    }
+    if let (Some(route_jwt), Some(provider)) = (&needs.jwt, &state.config.access.jwt) {
+        let identity = jwt::check(provider, route_jwt, parts)?;
+        ctx.jwt = Some(Arc::new(identity));
     }
     // Forward auth, last: the one step that costs a round trip. Boxed: only its routes pay
     // for its future's size.
