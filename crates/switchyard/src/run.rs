@@ -6,10 +6,10 @@
 //! changes; the workers do the work), installs the signal handlers *before* a listener opens
 //! (so a SIGTERM the moment the port accepts is a graceful shutdown too), turns each signal
 //! into a [`Control`] (SIGHUP → reload, SIGUSR1 → reopen the audit log, SIGTERM/SIGINT →
-//! shutdown), starts the proxy and
-//! hands it to [`supervise`]. [`supervise`] reloads on [`Control::Reload`] and when the
-//! `--config` file changes ([`reload::watch`]), reloads certificates when their files change
-//! ([`server::tls::watch`]), and on [`Control::Shutdown`] drains the proxy
+//! shutdown), starts the proxy and hands it to [`supervise`]. [`supervise`] reloads on
+//! [`Control::Reload`] and when the `--config` file changes ([`reload::watch`]), reloads
+//! certificates when their files change ([`server::tls::watch`]), reopens the audit log on
+//! [`Control::ReopenLogs`], and on [`Control::Shutdown`] drains the proxy
 //! ([`Server::shutdown`]). Once the proxy listens, [`log_started`] writes the one start-up
 //! summary.
 

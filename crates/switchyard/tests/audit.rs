@@ -380,3 +380,37 @@ async fn the_binary_reopens_its_audit_log_on_sigusr1() {
     println!("SIGUSR1 to {}: {reopened} ({})", proc.pid, toml_path(&log));
     proc.terminate().await;
 }
+
+#[test]
+fn bad_audit_and_server_keys_are_named_with_their_line() {
+    let path = Path::new("/etc/switchyard/switchyard.toml");
+    let text = "[audit]\npath = \"\"\nmax_clients = 0\ninterval = \"0s\"\n[server]\nuser = \" \"\n";
+    let err = validate::from_text(path, text)
+        .expect_err("invalid")
+        .to_string();
+    for needle in [
+        "switchyard.toml:2:",
+        "audit.path",
+        "audit.max_clients",
+        "audit.interval",
+        "server.user",
+    ] {
+        assert!(err.contains(needle), "no {needle:?} in:\n{err}");
+    }
+    let ok = "[audit]\npath = \"audit.log\"\n[server]\nuser = \"nobody\"\ngroup = \"nogroup\"\n";
+    let config = validate::from_text(path, ok).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.audit.target,
+        Some(switchyard::config::AuditTarget::File(
+            "/etc/switchyard/audit.log".into()
+        ))
+    );
+    assert_eq!(config.audit.interval, Duration::from_secs(10));
+    assert_eq!(config.process.user.as_deref(), Some("nobody"));
+    println!(
+        "rejected: {}",
+        err.lines()
+            .filter(|l| l.contains("audit.") || l.contains("server."))
+            .count()
+    );
+}

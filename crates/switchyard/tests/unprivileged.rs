@@ -132,8 +132,11 @@ fn free_low_port() -> u16 {
         .expect("a free port below 1024")
 }
 
-/// `Uid:` and `Gid:` (real, effective, saved, filesystem) and `Groups:` of every thread.
-fn thread_ids(pid: u32) -> Vec<(String, Vec<u32>, Vec<u32>, Vec<u32>)> {
+/// A thread's name, `Uid:` and `Gid:` (real, effective, saved, filesystem) and `Groups:`.
+type ThreadIds = (String, Vec<u32>, Vec<u32>, Vec<u32>);
+
+/// [`ThreadIds`] of every thread of `pid`.
+fn thread_ids(pid: u32) -> Vec<ThreadIds> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks");
     let mut out = Vec::new();
     for task in tasks.flatten() {
