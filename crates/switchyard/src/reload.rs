@@ -39,6 +39,12 @@ pub fn reload(
             if audit.is_some() {
                 changes = Some(audit::changes(&before, &config));
             }
+            if config.audit != before.audit || config.process != before.process {
+                tracing::warn!(
+                    reason,
+                    "[audit] and [server] changes apply at the next start"
+                );
+            }
             server.reload(config)?;
             Ok(version)
         });

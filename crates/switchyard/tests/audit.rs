@@ -397,7 +397,8 @@ fn bad_audit_and_server_keys_are_named_with_their_line() {
     ] {
         assert!(err.contains(needle), "no {needle:?} in:\n{err}");
     }
-    let ok = "[audit]\npath = \"audit.log\"\n[server]\nuser = \"nobody\"\ngroup = \"nogroup\"\n";
+    let ok = "[audit]\npath = \"audit.log\"\n[server]\nuser = \"nobody\"\ngroup = \"nogroup\"\n\
+              [pools.p]\nbackends = [\"http://127.0.0.1:9\"]\n";
     let config = validate::from_text(path, ok).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         config.audit.target,
