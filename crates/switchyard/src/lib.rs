@@ -16,7 +16,7 @@
 //! | [`upstream`]  | backend pools, balancing, circuit breakers, upstream connections |
 //! | [`state`]     | what the request path reads, swapped atomically |
 //! | [`metrics`]   | the sharded per-worker counters |
-//! | [`telemetry`] | logging and the access log |
+//! | [`telemetry`] | logging, the access log and the audit log of security events |
 //! | [`demo`]      | `switchyard demo`: the proxy in front of two built-in backends |
 //! | [`ops`]       | running as a service: `--pid-file`, `reload`/`stop`, `print-config`, `version`, completions, man page |
 //!

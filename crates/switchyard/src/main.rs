@@ -3,8 +3,8 @@
 //! `manpage`), else
 //! load the configuration, set up logging, run the library's [`switchyard::run()`] (which
 //! owns signals, reloads and shutdown), and map failure to an exit code (2: bad flags or
-//! configuration; 1: the proxy cannot run, `check` found the file invalid, or `reload` /
-//! `stop` could not signal).
+//! configuration, or root without `--user` or `--allow-root`; 1: the proxy cannot run,
+//! `check` found the file invalid, or `reload` / `stop` could not signal).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -83,6 +83,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Root only to bind low ports, then --user; or root allowed knowingly.
+    if switchyard::server::privileges::root_refused(&config.process, cli.allow_root) {
+        eprintln!(
+            "switchyard: {}",
+            switchyard::server::privileges::ROOT_REFUSED
+        );
+        return ExitCode::from(2);
+    }
     if let Err(e) = switchyard::telemetry::init(config.log.format) {
         eprintln!("switchyard: {e}");
         return ExitCode::from(2);

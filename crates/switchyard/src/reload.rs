@@ -8,6 +8,8 @@
 //! acted on once the contents are the same on two polls in a row, so several quick writes
 //! make one reload. Contents already in force, or already rejected, are not reloaded again.
 
+mod audit;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,6 +25,9 @@ pub fn reload(
     cli: &Cli,
     reason: &str,
 ) -> Result<String, ReloadError> {
+    let audit = server.shared().audit.clone();
+    let before = server.shared().state().config.clone();
+    let mut changes = None;
     let result = Config::load(path)
         .map_err(ReloadError::from)
         .and_then(|mut config| {
@@ -31,6 +36,15 @@ pub fn reload(
                 .source
                 .as_ref()
                 .map_or_else(String::new, |s| s.version.clone());
+            if audit.is_some() {
+                changes = Some(audit::changes(&before, &config));
+            }
+            if config.audit != before.audit || config.process != before.process {
+                tracing::warn!(
+                    reason,
+                    "[audit] and [server] changes apply at the next start"
+                );
+            }
             server.reload(config)?;
             Ok(version)
         });
@@ -43,6 +57,10 @@ pub fn reload(
             tracing::error!(reason, file = %path.display(), "configuration rejected, keeping the one in force:\n{e}");
             server.shared().record_reload(Some(e.to_string()));
         }
+    }
+    if let Some(audit) = &audit {
+        let error = result.as_ref().err().map(|e| e.to_string());
+        audit::record(audit, &before, path, reason, changes, error);
     }
     result
 }

@@ -5,10 +5,11 @@
 //! [`run`] builds the control runtime (one thread that only waits for signals and file
 //! changes; the workers do the work), installs the signal handlers *before* a listener opens
 //! (so a SIGTERM the moment the port accepts is a graceful shutdown too), turns each signal
-//! into a [`Control`] (SIGHUP → reload, SIGTERM/SIGINT → shutdown), starts the proxy and
-//! hands it to [`supervise`]. [`supervise`] reloads on [`Control::Reload`] and when the
-//! `--config` file changes ([`reload::watch`]), reloads certificates when their files change
-//! ([`server::tls::watch`]), and on [`Control::Shutdown`] drains the proxy
+//! into a [`Control`] (SIGHUP → reload, SIGUSR1 → reopen the audit log, SIGTERM/SIGINT →
+//! shutdown), starts the proxy and hands it to [`supervise`]. [`supervise`] reloads on
+//! [`Control::Reload`] and when the `--config` file changes ([`reload::watch`]), reloads
+//! certificates when their files change ([`server::tls::watch`]), reopens the audit log on
+//! [`Control::ReopenLogs`], and on [`Control::Shutdown`] drains the proxy
 //! ([`Server::shutdown`]). Once the proxy listens, [`log_started`] writes the one start-up
 //! summary.
 
@@ -34,6 +35,8 @@ pub enum Control {
         /// Why, for the log (`"SIGHUP"`).
         reason: &'static str,
     },
+    /// Reopen the audit log file by its name (SIGUSR1, after logrotate renamed it).
+    ReopenLogs,
     /// Drain in-flight requests and stop.
     Shutdown {
         /// What asked, for the log (`"SIGTERM"`, `"SIGINT"`).
@@ -141,6 +144,7 @@ async fn forward_signals(mut signals: Signals, controls: mpsc::Sender<Control>) 
         let control = match signals.recv().await {
             Request::Shutdown(signal) => Control::Shutdown { signal },
             Request::Reload => Control::Reload { reason: "SIGHUP" },
+            Request::ReopenLogs => Control::ReopenLogs,
         };
         if controls.send(control).await.is_err() {
             return;
@@ -210,6 +214,10 @@ async fn until_shutdown(
         tokio::select! {
             control = controls.recv() => match control {
                 Some(Control::Reload { reason }) => reload_config(server, cli, reason),
+                Some(Control::ReopenLogs) => match &server.shared().audit {
+                    Some(audit) => audit.reopen(),
+                    None => tracing::info!("SIGUSR1: no audit log to reopen"),
+                },
                 Some(Control::Shutdown { signal }) => return signal,
                 None => return "end of controls",
             },

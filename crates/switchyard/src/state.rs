@@ -21,6 +21,7 @@ use crate::metrics::{Metrics, Sharded};
 use crate::ratelimit::keyed::ClientLimiter;
 use crate::ratelimit::RateLimiter;
 use crate::routing::{Route, RouteTable};
+use crate::telemetry::audit::AuditLog;
 use crate::upstream::{Backend, Pool};
 
 /// The request path's view of one configuration.
@@ -62,6 +63,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Reload history.
     pub reloads: Mutex<ReloadStatus>,
+    /// The audit log, when there is one (set at start, kept for the process's life).
+    pub audit: Option<Arc<AuditLog>>,
     /// The certificates the HTTPS listeners serve (set by `server` whenever they change).
     certificates: Mutex<Vec<CertificateStatus>>,
     /// `/health/ready` has answered ready once (it stays so).
@@ -197,9 +200,16 @@ impl Shared {
             state: ArcSwap::from_pointee(state),
             metrics,
             reloads: Mutex::new(ReloadStatus::default()),
+            audit: None,
             certificates: Mutex::new(Vec::new()),
             ready: AtomicBool::new(false),
         }
+    }
+
+    /// The same, writing security events to `audit`.
+    pub fn with_audit(mut self, audit: Option<Arc<AuditLog>>) -> Self {
+        self.audit = audit;
+        self
     }
 
     /// The state in force now. Hold it for the whole request.

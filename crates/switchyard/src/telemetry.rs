@@ -4,6 +4,7 @@
 //! with the backend tried last, the attempts and the cause (or, with access lines off, a
 //! `request failed` line with the same fields).
 
+pub mod audit;
 pub mod json;
 
 use std::net::SocketAddr;

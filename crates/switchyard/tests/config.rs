@@ -69,6 +69,7 @@ fn run_binary(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
         .env_remove("RUST_LOG")
+        .env("SWITCHYARD_ALLOW_ROOT", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

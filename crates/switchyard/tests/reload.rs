@@ -1131,6 +1131,7 @@ impl Proc {
             .arg("--config")
             .arg(config)
             .env_remove("RUST_LOG")
+            .env("SWITCHYARD_ALLOW_ROOT", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -99,6 +99,8 @@ pub const REFUSED_CONNECTIONS: &str = "switchyard_refused_connections";
 pub const REFUSED_CONNECTIONS_PER_IP: &str = "switchyard_refused_connections_per_ip";
 /// Client connections closed (HTTP/1.1) or sent GOAWAY (HTTP/2) after max_requests_per_connection.
 pub const CONNECTIONS_AT_MAX_REQUESTS: &str = "switchyard_connections_at_max_requests";
+/// Audit events dropped with the audit writer's queue full.
+pub const AUDIT_DROPPED: &str = "switchyard_audit_dropped";
 /// When a certificate in use expires, per listener and certificate.
 pub const TLS_CERTIFICATE_EXPIRY: &str = "switchyard_tls_certificate_expiry_timestamp_seconds";
 /// Requests refused with 401.

@@ -207,6 +207,11 @@ fn proxy_counters(s: &Snapshot, encoder: &mut DescriptorEncoder) -> fmt::Result 
             "Client connections closed (HTTP/1.1) or sent GOAWAY (HTTP/2) after max_requests_per_connection.",
             s.connections_at_max_requests,
         ),
+        (
+            names::AUDIT_DROPPED,
+            "Audit events dropped because the audit writer's queue was full.",
+            s.audit_dropped,
+        ),
     ];
     for (name, help, value) in counters {
         single(encoder, name, help, ConstCounter::new(value))?;

@@ -75,6 +75,8 @@ pub struct Snapshot {
     pub refused_connections_per_ip: u64,
     /// Client connections closed (HTTP/1.1) or sent GOAWAY (HTTP/2) after max_requests_per_connection.
     pub connections_at_max_requests: u64,
+    /// Audit events dropped because the audit writer's queue was full.
+    pub audit_dropped: u64,
     /// Seconds since start.
     pub uptime_seconds: u64,
     /// Go-style uptime, as `/health` shows it.
@@ -194,6 +196,7 @@ impl Snapshot {
         snapshot.access = super::access::AccessSnapshot::read(&shared.metrics, state);
         snapshot.client_rate_limit =
             super::client_limits::ClientLimitSnapshot::read(&shared.metrics, state);
+        snapshot.audit_dropped = shared.audit.as_ref().map_or(0, |a| a.dropped());
         snapshot
     }
 
@@ -244,6 +247,7 @@ impl Snapshot {
             refused_connections: c.sum(|s| &s.refused_connections),
             refused_connections_per_ip: c.sum(|s| &s.refused_connections_per_ip),
             connections_at_max_requests: c.sum(|s| &s.connections_at_max_requests),
+            audit_dropped: 0,
             uptime_seconds: uptime.as_secs() + u64::from(uptime.subsec_millis() >= 500),
             uptime: duration::format_go_seconds(uptime),
             backends,

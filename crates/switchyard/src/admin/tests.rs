@@ -118,6 +118,7 @@ fn proxy_family(key: &str) -> Option<&'static str> {
         "refused_connections" => names::REFUSED_CONNECTIONS,
         "refused_connections_per_ip" => names::REFUSED_CONNECTIONS_PER_IP,
         "connections_at_max_requests" => names::CONNECTIONS_AT_MAX_REQUESTS,
+        "audit_dropped" => names::AUDIT_DROPPED,
         "uptime_seconds" | "uptime" => names::UPTIME,
         "backends" | "config" | "certificates" | "access" | "client_rate_limit" => return None,
         other => panic!("JSON field `{other}` has no Prometheus family"),

@@ -46,6 +46,7 @@ impl Cli {
         }
         flags.globals(config);
         flags.access(config)?;
+        flags.process(config);
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ mod apply;
 mod args;
 mod command;
 pub mod hash_key;
+mod process;
 #[cfg(test)]
 mod tests;
 
@@ -248,6 +249,24 @@ pub struct Cli {
     /// `switchyard reload` and `switchyard stop` read it.
     #[arg(long, global = true, value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
+
+    /// Write security events (authentication failures, refusals summarised per client,
+    /// reloads, admin access) as JSON lines to this file (`-`: standard output); reopened
+    /// on SIGUSR1.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub audit_log: Option<String>,
+
+    /// Once the listeners are bound, switch to this user (name or id); needs root.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// With --user, switch to this group (name or id) instead of the user's own.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub group: Option<String>,
+
+    /// Run as root without --user (refused otherwise; SWITCHYARD_ALLOW_ROOT=1 does the same).
+    #[arg(long, global = true)]
+    pub allow_root: bool,
 
     /// The flags given on the command line (not defaulted), by id.
     #[arg(skip)]

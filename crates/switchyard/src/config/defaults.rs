@@ -55,3 +55,13 @@ pub const MAX_TUNNELS: u32 = 10_000;
 /// chat apps that ping every minute or less often, and a tunnel left open by a vanished
 /// peer should not hold its place for HAProxy-style hours.
 pub const TUNNEL_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `[audit] interval`: refusals are summarised over this long, one line per client, event
+/// and key.
+pub const AUDIT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// `[audit] max_clients`: clients tracked per interval; more are counted as `"others"`.
+pub const AUDIT_MAX_CLIENTS: usize = 1024;
+
+/// `[audit] queue`: events waiting for the audit writer before new ones are dropped.
+pub const AUDIT_QUEUE: usize = 4096;

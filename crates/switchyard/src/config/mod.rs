@@ -20,6 +20,7 @@
 //! - [`addr`], [`duration`]: listen addresses, backend URLs, Go durations.
 
 pub mod addr;
+pub mod audit;
 pub mod auth;
 pub mod cidr;
 pub mod client_limit;
@@ -42,6 +43,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use addr::{BackendUrl, ListenAddr, Scheme};
+pub use audit::{AuditConfig, AuditTarget, ProcessConfig};
 pub use auth::{AccessConfig, RouteAccess};
 pub use cidr::{CidrSet, IpRules};
 pub use error::ConfigError;
@@ -85,6 +87,10 @@ pub struct Config {
     pub log: LogConfig,
     /// Access control: API keys, where requests carry them, trusted proxies.
     pub access: AccessConfig,
+    /// The audit log of security events (`[audit]`; off by default).
+    pub audit: AuditConfig,
+    /// The user and group to serve as (`[server]`).
+    pub process: ProcessConfig,
     /// The file this configuration came from, if any.
     pub source: Option<Source>,
 }
@@ -96,6 +102,8 @@ pub struct Source {
     pub path: PathBuf,
     /// A short hash of its contents (hex), shown as the config version.
     pub version: String,
+    /// The SHA-256 of its contents (hex), for the audit log.
+    pub sha256: String,
     /// How often the file is checked for changes (`None`: not watched).
     pub watch_interval: Option<Duration>,
 }
@@ -306,6 +314,8 @@ impl Default for Config {
             limits: Limits::default(),
             log: LogConfig::default(),
             access: AccessConfig::default(),
+            audit: AuditConfig::default(),
+            process: ProcessConfig::default(),
             source: None,
         }
     }

@@ -131,6 +131,19 @@ fn write_config(cli: &Cli, out: &mut String) -> std::fmt::Result {
         writeln!(out, "token_file = {}", path(token))?;
     }
 
+    if let Some(target) = &cli.audit_log {
+        writeln!(out, "\n[audit]")?;
+        writeln!(out, "path = {}", string(target))?;
+    }
+    if cli.user.is_some() || cli.group.is_some() {
+        writeln!(out, "\n[server]")?;
+        for (key, value) in [("user", &cli.user), ("group", &cli.group)] {
+            if let Some(value) = value {
+                writeln!(out, "{key} = {}", string(value))?;
+            }
+        }
+    }
+
     write_pool(cli, out)?;
     if cli.api_keys.is_some() {
         // --api-keys asks a key on every route: the one route the flags make, spelled out.

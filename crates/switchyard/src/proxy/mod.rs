@@ -34,6 +34,7 @@
 //! in [`error`], and never fails (an error reaching hyper would drop the connection without
 //! a response).
 
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod check;
@@ -100,10 +101,13 @@ async fn handle_request(
         Ok(client) => client,
         Err(e) => {
             let ctx = RequestCtx::new(&shared.metrics, conn.addr, &parts);
-            return respond_error(ctx, e, render);
+            return respond_error(shared, ctx, e, render);
         }
     };
     if let Some(resp) = admin::route(shared, &state, &parts, render.body_unread, conn.admin_only) {
+        if shared.audit.is_some() && parts.uri.path() == state.admin.metrics_path {
+            audit::admin(shared.audit.as_deref(), client.ip(), resp.status());
+        }
         return resp.map(ResponseBody::full);
     }
 
@@ -111,7 +115,7 @@ async fn handle_request(
     // Held until the response head: a place under `max_requests_per_ip`.
     let _held = match conn.slot.as_deref().map(|s| s.request()).transpose() {
         Ok(held) => held.flatten(),
-        Err(refused) => return respond_error(ctx, refused.into(), render),
+        Err(refused) => return respond_error(shared, ctx, refused.into(), render),
     };
     match handle_inner(&state, conn, &mut ctx, parts, body, render.grpc).await {
         Ok((mut resp, outcome)) => {
@@ -122,18 +126,21 @@ async fn handle_request(
             resp.body_mut().set_log(log);
             resp
         }
-        Err(e) => respond_error(ctx, e, render),
+        Err(e) => respond_error(shared, ctx, e, render),
     }
 }
 
 /// Logs `err` once, turns it into the response and closes the request's context. A failure
 /// (not the client's fault, not policy) is logged on the request's access line, at `WARN`
-/// with its cause; with access lines off, on a `request failed` line of its own.
+/// with its cause; with access lines off, on a `request failed` line of its own. A refusal
+/// that is a security event goes to the audit log, when there is one ([`audit`]).
 fn respond_error(
+    shared: &Shared,
     mut ctx: RequestCtx<'_>,
     err: ProxyError,
     render: Render,
 ) -> Response<ResponseBody> {
+    audit::refused(shared.audit.as_deref(), ctx.client.ip(), &err);
     let status = err.status();
     let outcome = match err {
         ProxyError::RateLimited { .. } => Outcome::RateLimited,

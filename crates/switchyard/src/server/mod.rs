@@ -19,6 +19,7 @@ pub mod io;
 pub mod listeners;
 pub mod preface;
 pub mod proxy_protocol;
+pub mod privileges;
 pub mod shutdown;
 pub mod tls;
 mod worker;
@@ -28,9 +29,10 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{Config, ConfigError, ListenAddr, RuntimeModel};
+use crate::config::{AuditTarget, Config, ConfigError, ListenAddr, RuntimeModel};
 use crate::metrics::Metrics;
 use crate::state::{Shared, State};
+use crate::telemetry::audit::AuditLog;
 use crate::upstream::health;
 use listeners::ListenerSet;
 use worker::Worker;
@@ -58,6 +60,18 @@ pub enum StartError {
     /// A worker thread could not be started.
     #[error("cannot start worker thread")]
     Thread(#[source] std::io::Error),
+    /// The audit log could not be opened.
+    #[error("cannot open the audit log {target}")]
+    Audit {
+        /// Where.
+        target: crate::config::AuditTarget,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The process could not switch to `--user`.
+    #[error(transparent)]
+    Privileges(#[from] privileges::PrivilegeError),
     /// An HTTPS listener's certificates or settings cannot be used.
     #[error("cannot serve HTTPS on {listener}: {source}")]
     Tls {
@@ -120,10 +134,17 @@ pub fn start_with_listener(
 fn start_inner(config: Config, first: Option<std::net::TcpListener>) -> Result<Server, StartError> {
     let workers = config.workers.max(1);
     let set = ListenerSet::bind(&config, None, first)?;
+    // Opened while still privileged (the file may be in a root-owned directory); then, the
+    // ports bound, root is given up before anything is served.
+    let audit = AuditLog::start(&config.audit).map_err(|source| StartError::Audit {
+        target: config.audit.target.clone().unwrap_or(AuditTarget::Stdout),
+        source,
+    })?;
+    privileges::drop_privileges(&config.process)?;
     let shutdown_timeout = config.shutdown_timeout;
     let model = config.runtime;
     let state = State::build(config, None, workers);
-    let shared = Arc::new(Shared::new(state, Metrics::new(workers)));
+    let shared = Arc::new(Shared::new(state, Metrics::new(workers)).with_audit(audit));
     shared.set_certificates(set.certificates());
     let (health, health_rx) = watch::channel(Arc::new(shared.state().pools.clone()));
     health::spawn(health_rx).map_err(StartError::Thread)?;
@@ -219,7 +240,7 @@ impl Server {
     pub fn reload_certificates(&self) -> bool {
         let mut changed = false;
         for acceptor in self.tls_acceptors() {
-            changed |= acceptor.refresh(None);
+            changed |= acceptor.refresh(None, self.shared.audit.as_deref());
         }
         if changed {
             self.publish_certificates();

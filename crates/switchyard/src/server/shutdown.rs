@@ -1,5 +1,5 @@
 //! Process signals: SIGTERM and SIGINT (Ctrl+C) ask for a graceful shutdown; SIGHUP for a
-//! configuration reload.
+//! configuration reload; SIGUSR1 for reopening the audit log (after logrotate renamed it).
 //!
 //! The handlers are installed before the listener opens ([`Signals::install`]), so a SIGTERM
 //! that arrives the moment the port accepts is a graceful shutdown too, never a kill.
@@ -13,6 +13,7 @@ pub struct Signals {
     term: Signal,
     int: Signal,
     hup: Signal,
+    usr1: Signal,
 }
 
 /// What a signal asks for.
@@ -22,6 +23,8 @@ pub enum Request {
     Shutdown(&'static str),
     /// SIGHUP.
     Reload,
+    /// SIGUSR1.
+    ReopenLogs,
 }
 
 impl Signals {
@@ -31,6 +34,7 @@ impl Signals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
             hup: signal(SignalKind::hangup())?,
+            usr1: signal(SignalKind::user_defined1())?,
         })
     }
 
@@ -40,6 +44,7 @@ impl Signals {
             _ = self.term.recv() => Request::Shutdown("SIGTERM"),
             _ = self.int.recv() => Request::Shutdown("SIGINT"),
             _ = self.hup.recv() => Request::Reload,
+            _ = self.usr1.recv() => Request::ReopenLogs,
         }
     }
 }

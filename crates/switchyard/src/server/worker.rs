@@ -16,6 +16,7 @@ use crate::metrics;
 use crate::proxy::context::{ConnInfo, Transport};
 use crate::proxy::limits::conn::{ConnSlot, Over};
 use crate::state::Shared;
+use crate::telemetry::audit::{Hit, Kind};
 
 /// One worker thread: its own event loop, accepting from every listener of the set.
 pub(super) struct Worker {
@@ -258,6 +259,17 @@ fn admit(
                 Over::PerIp => &c.refused_connections_per_ip,
             });
             tracing::debug!(%client, ?over, "connection over the listener's limits");
+            if let Some(audit) = &shared.audit {
+                audit.hit(Hit {
+                    client: client.ip(),
+                    kind: Kind::ConnectionLimit,
+                    key: None,
+                    detail: Some(match over {
+                        Over::Total => "total",
+                        Over::PerIp => "per_ip",
+                    }),
+                });
+            }
             match entry.limits.over_limit {
                 OverLimit::Close => None,
                 OverLimit::Unavailable => Some(Arc::new(ConnSlot::over_limit(client.ip()))),

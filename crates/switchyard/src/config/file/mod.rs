@@ -11,6 +11,7 @@
 //! `route.rs` (`[[routes]]`); `values.rs` holds the strings and durations they are made of.
 
 mod access;
+mod audit;
 mod global;
 mod jwt;
 mod limits;
@@ -28,6 +29,7 @@ use super::error::{suggest, Problem};
 use section::{array_items, section, section_keeping};
 
 pub use access::{AccessFile, RouteAccessFile};
+pub use audit::{AuditFile, ServerFile};
 pub use global::{AdminFile, GlobalFile, ListenerFile, RateLimitFile, WebSocketFile};
 pub use jwt::{JwtFile, OneOrMany};
 pub use limits::{LimitsFile, SecurityHeadersFile, SecurityHeadersTable, Size};
@@ -57,6 +59,10 @@ pub struct Document {
     pub access: Option<Spanned<AccessFile>>,
     /// `[limits]`.
     pub limits: Option<LimitsFile>,
+    /// `[audit]`.
+    pub audit: Option<AuditFile>,
+    /// `[server]`.
+    pub server: Option<ServerFile>,
     /// `[pools.NAME]`, with the name's span.
     pub pools: Vec<(Spanned<String>, PoolFile)>,
     /// Names of pools that are in the file but could not be read (already reported).
@@ -79,6 +85,8 @@ const TOP_LEVEL_TABLES: &[&str] = &[
     "routes",
     "websocket",
     "access",
+    "audit",
+    "server",
 ];
 /// Read into `GlobalFile` (`security_headers` may also be a `[security_headers]` table).
 const TOP_LEVEL_SCALARS: &[&str] = &[
@@ -122,6 +130,8 @@ pub fn read(text: &str, problems: &mut Vec<Problem>) -> Document {
                 doc.access = section(&name, value, problems).map(|a| Spanned::new(span, a));
             }
             "limits" => doc.limits = section(&name, value, problems),
+            "audit" => doc.audit = section(&name, value, problems),
+            "server" => doc.server = section(&name, value, problems),
             "listeners" => read_listeners(value, &mut doc, problems),
             "routes" => read_routes(value, &mut doc, problems),
             "pools" => read_pools(value, &mut doc, problems),

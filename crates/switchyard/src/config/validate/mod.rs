@@ -17,10 +17,12 @@
 //!   ejection, retries, limits; `pool_tls.rs` its `tls` table (the files it names are read
 //!   and checked);
 //! - `route.rs`: `[[routes]]`: actions, path rewrites, precedence and unreachable routes;
-//!   `route_match.rs` their `match` tables and `headers.rs` their header edits.
+//!   `route_match.rs` their `match` tables and `headers.rs` their header edits;
+//! - `audit.rs`: `[audit]` and `[server]` (user and group).
 
 mod access;
 mod admin;
+mod audit;
 mod headers;
 mod jwt;
 mod limits;
@@ -57,6 +59,7 @@ pub fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
     config.source = Some(Source {
         path: path.to_owned(),
         version: super::version_of(text),
+        sha256: super::tls::sha256(text.as_bytes()).to_hex(),
         watch_interval: Some(defaults::WATCH_INTERVAL),
     });
     Ok(config)
@@ -162,6 +165,12 @@ fn build(doc: Document, base: &Path, problems: &mut Vec<Problem>) -> Config {
         doc.global.security_headers.as_ref(),
         &mut c,
     );
+    if let Some(a) = &doc.audit {
+        config.audit = audit::audit(a, base, &mut c);
+    }
+    if let Some(s) = &doc.server {
+        config.process = audit::server(s, &mut c);
+    }
     config
 }
 

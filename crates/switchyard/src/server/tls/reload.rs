@@ -19,6 +19,7 @@ use super::store::CertEntry;
 use super::{assemble, build, TlsAcceptor, Verifier};
 use crate::config::tls::{self, Digest};
 use crate::server::Server;
+use crate::telemetry::audit::AuditLog;
 
 /// What a file held at the previous poll.
 type Seen = HashMap<PathBuf, Digest>;
@@ -34,7 +35,7 @@ pub async fn watch(server: &Server, interval: Duration) {
         tokio::time::sleep(interval).await;
         let mut changed = false;
         for acceptor in server.tls_acceptors() {
-            changed |= acceptor.refresh(Some(&mut seen));
+            changed |= acceptor.refresh(Some(&mut seen), server.shared().audit.as_deref());
         }
         if changed {
             server.publish_certificates();
@@ -47,8 +48,9 @@ pub async fn watch(server: &Server, interval: Duration) {
 impl TlsAcceptor {
     /// Reloads each certificate whose files changed, and the client CA bundle if it changed;
     /// with `seen` (the watcher), only files whose contents were the same at the previous
-    /// poll. Returns true when something new is in force.
-    pub fn refresh(&self, mut seen: Option<&mut Seen>) -> bool {
+    /// poll. Returns true when something new is in force. Each certificate reloaded or
+    /// rejected is a line in the `audit` log, with the SHA-256 of its file before and after.
+    pub fn refresh(&self, mut seen: Option<&mut Seen>, audit: Option<&AuditLog>) -> bool {
         let current = self.current.load_full();
         let now = SystemTime::now();
         let mut changed = false;
@@ -75,11 +77,21 @@ impl TlsAcceptor {
                         expires = %tls::format_utc(new.info.not_after),
                         "certificate reloaded"
                     );
+                    if let Some(audit) = audit {
+                        audit.event(
+                            "certificate_reloaded",
+                            self.audit_fields(entry, on_disk, None),
+                        );
+                    }
                     entries.push(Arc::new(new));
                     changed = true;
                 }
                 Err(e) => {
                     tracing::error!(listener = %self.listener, "certificate rejected, keeping the one in force: {e}");
+                    if let Some(audit) = audit {
+                        let fields = self.audit_fields(entry, on_disk, Some(e.to_string()));
+                        audit.event("certificate_rejected", fields);
+                    }
                     self.reject(on_disk);
                     entries.push(entry.clone());
                 }
@@ -128,6 +140,26 @@ impl TlsAcceptor {
                 Some((old, old_digest))
             }
         }
+    }
+
+    /// An audit line's fields: the listener, the files and their digests before and after.
+    fn audit_fields(
+        &self,
+        entry: &CertEntry,
+        on_disk: (Digest, Digest),
+        error: Option<String>,
+    ) -> serde_json::Value {
+        let mut fields = serde_json::json!({
+            "listener": self.listener.to_string(),
+            "file": entry.files.cert.display().to_string(),
+            "sha256_before": entry.digests.0.to_hex(),
+            "sha256_after": on_disk.0.to_hex(),
+            "key_changed": entry.digests.1 != on_disk.1,
+        });
+        if let Some(error) = error {
+            fields["error"] = serde_json::json!(error);
+        }
+        fields
     }
 
     fn already_rejected(&self, digests: (Digest, Digest)) -> bool {
