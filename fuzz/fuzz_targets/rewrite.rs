@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
         config,
         pool: None,
         limiter: None,
+        client_limiter: None,
     };
     let v6 = bool::arbitrary(&mut u).unwrap_or(false);
     let peer: SocketAddr = if v6 {

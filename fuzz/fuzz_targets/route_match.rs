@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
             config,
             pool: None,
             limiter: None,
+            client_limiter: None,
         });
     }
     let sans: Option<Vec<String>> = Arbitrary::arbitrary(&mut u).unwrap_or_default();
