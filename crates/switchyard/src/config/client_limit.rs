@@ -49,6 +49,8 @@ pub enum ClientKeyKind {
     ApiKey,
     /// The value of this request header (`"header:X-Tenant"`).
     Header(HeaderName),
+    /// A string claim of the request's verified JWT (`"claim:sub"`; routes with `jwt`).
+    Claim(String),
 }
 
 /// A validated per-client limit.
@@ -117,7 +119,7 @@ pub struct ClientRateLimitFile {
 }
 
 /// The key kinds, for suggestions.
-const KINDS: &[&str] = &["ip", "api_key", "header:"];
+const KINDS: &[&str] = &["ip", "api_key", "header:", "claim:"];
 
 /// Checks `file` (at `key`: `client_rate_limit` or `routes[N].client_rate_limit`), pushing
 /// every problem to `problems`; `None` when the limit is off (`requests = 0` and no per-key
@@ -178,15 +180,22 @@ pub fn validate(
     (problems.len() == before && !off).then_some(config)
 }
 
-/// `"ip"`, `"api_key"` or `"header:NAME"`.
+/// `"ip"`, `"api_key"`, `"header:NAME"` or `"claim:NAME"`.
 pub fn parse_kind(text: &str) -> Result<ClientKeyKind, String> {
     match text.trim() {
         "ip" => Ok(ClientKeyKind::Ip),
         "api_key" => Ok(ClientKeyKind::ApiKey),
         other => {
+            if let Some(claim) = other.strip_prefix("claim:") {
+                let claim = claim.trim();
+                if claim.is_empty() {
+                    return Err("\"claim:\" needs a claim's name (\"claim:sub\")".to_owned());
+                }
+                return Ok(ClientKeyKind::Claim(claim.to_owned()));
+            }
             let Some(name) = other.strip_prefix("header:") else {
                 return Err(format!(
-                    "unknown key {other:?} (use \"ip\", \"api_key\" or \"header:NAME\")"
+                    "unknown key {other:?} (use \"ip\", \"api_key\", \"header:NAME\" or \"claim:NAME\")"
                 ));
             };
             HeaderName::from_bytes(name.trim().as_bytes())

@@ -47,6 +47,10 @@ fn check_one(
         ip: ctx.client.ip(),
         api_key: ctx.api_key.as_deref(),
         headers,
+        claims: ctx
+            .jwt
+            .as_deref()
+            .map(|j| j as &dyn crate::ratelimit::keyed::Claims),
     };
     let Some((verdict, quota)) = limiter.check(&id, now) else {
         return Ok(());

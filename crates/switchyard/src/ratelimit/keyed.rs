@@ -46,6 +46,15 @@ pub enum ClientKey<'a> {
     ApiKey(&'a str),
     /// A header's value, as sent.
     Header(&'a [u8]),
+    /// A string claim of the request's verified JWT (`sub`, a tenant id).
+    Claim(&'a str),
+}
+
+/// Where a request's verified token claims are read from (the request path's JWT identity;
+/// a trait so that this layer does not depend on `proxy`).
+pub trait Claims: std::fmt::Debug {
+    /// The claim `name`, when it is a string.
+    fn claim(&self, name: &str) -> Option<&str>;
 }
 
 /// What is known of the request's client when the limits are checked.
@@ -57,6 +66,8 @@ pub struct Identity<'a> {
     pub api_key: Option<&'a str>,
     /// The request's headers.
     pub headers: &'a HeaderMap,
+    /// The claims of its verified JWT, once authenticated on a route that asks for one.
+    pub claims: Option<&'a dyn Claims>,
 }
 
 /// The key of an address: IPv4 by address, IPv6 by /64 (IPv4-mapped IPv6 as IPv4).
@@ -76,6 +87,10 @@ pub fn key_of<'a>(kind: &ClientKeyKind, id: &Identity<'a>) -> ClientKey<'a> {
             .headers
             .get(name)
             .map_or_else(|| ip_key(id.ip), |v| ClientKey::Header(v.as_bytes())),
+        ClientKeyKind::Claim(name) => id
+            .claims
+            .and_then(|c| c.claim(name))
+            .map_or_else(|| ip_key(id.ip), ClientKey::Claim),
     }
 }
 

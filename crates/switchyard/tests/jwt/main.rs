@@ -372,3 +372,40 @@ async fn the_key_file_reloads_with_the_config_and_a_bad_one_keeps_the_old() {
     assert_eq!(status(ec).await, 200, "the keys in force stay");
     println!("reload: rsa 200 / ec 401, then after reload rsa 401 / ec 200; a bad JWKS rejected at jwks.json:2");
 }
+
+#[tokio::test]
+async fn a_per_client_limit_keyed_on_a_claim_counts_each_subject_apart() {
+    let dir = CertDir::new("jwt-claim-limit");
+    let server = backend("b").await;
+    let text = format!(
+        "workers = 1\n[[listeners]]\naddress = \"127.0.0.1:0\"\n[rate_limit]\nrequests = 0\n\
+         [access.jwt]\n{}\naudience = \"{AUDIENCE}\"\n\
+         [pools.p]\nbackends = [\"{}\"]\n\
+         [[routes]]\npool = \"p\"\naccess = {{ jwt = true }}\n\
+         client_rate_limit = {{ requests = 2, window = \"60s\", key = \"claim:sub\" }}\n",
+        jwks_provider(),
+        server.url()
+    );
+    let proxy = TestProxy::start(load(&dir, &text));
+    let mut client = Client::connect(proxy.addr).await;
+    let mut allowed = Vec::new();
+    for sub in ["dave", "erin"] {
+        let token = sign(Algorithm::RS256, Some("rsa-1"), &claims(sub, json!({})));
+        let mut ok = 0;
+        for _ in 0..4 {
+            let status = send(&mut client, "/", Some(&token), &[]).await.status;
+            assert!(status == 200 || status == 429, "{status}");
+            ok += u32::from(status == 200);
+        }
+        allowed.push(ok);
+    }
+    // Same connection, same address: only the subject tells them apart.
+    assert_eq!(allowed, [2, 2]);
+    let bad = switchyard::config::validate::from_text(
+        std::path::Path::new("t.toml"),
+        "[client_rate_limit]\nrequests = 1\nkey = \"claim:\"\n",
+    )
+    .expect_err("an empty claim name");
+    assert!(bad.to_string().contains("client_rate_limit.key"), "{bad}");
+    println!("client_rate_limit keyed on claim:sub: dave 2 of 4, erin 2 of 4 from one connection");
+}

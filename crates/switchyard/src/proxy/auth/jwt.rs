@@ -90,6 +90,12 @@ impl JwtIdentity {
     }
 }
 
+impl crate::ratelimit::keyed::Claims for JwtIdentity {
+    fn claim(&self, name: &str) -> Option<&str> {
+        JwtIdentity::claim(self, name)
+    }
+}
+
 /// The route's token requirement on this request: the identity, or why it may not pass.
 /// Client-sent copies of the route's claim headers are removed first, then the claims the
 /// route passes on are written; with `jwt_forward = false` the token is removed.

@@ -68,6 +68,7 @@ fn a_missing_api_key_or_header_falls_back_to_the_address() {
         ip: ip("192.0.2.7"),
         api_key: None,
         headers: &none,
+        claims: None,
     };
     let tenant = ClientKeyKind::Header(http::HeaderName::from_static("x-tenant"));
     assert_eq!(key_of(&ClientKeyKind::ApiKey, &id), ip_key(id.ip));
@@ -101,6 +102,7 @@ fn each_key_has_its_own_window() {
         ip: ip(text),
         api_key: None,
         headers: &headers,
+        claims: None,
     };
     assert_eq!(allowed(&limiter, &id("192.0.2.1"), now), 3);
     assert_eq!(
@@ -171,6 +173,7 @@ fn limits_by_key_name_and_role_beat_the_default() {
         ip: ip("192.0.2.1"),
         api_key: key,
         headers: &headers,
+        claims: None,
     };
     assert_eq!(allowed(&limiter, &id(Some("free")), now), 2, "the default");
     assert_eq!(allowed(&limiter, &id(Some("paid1")), now), 5, "per_role");
@@ -316,6 +319,7 @@ fn a_reload_keeps_the_counts_when_the_window_key_and_cap_stay() {
         ip: ip("192.0.2.1"),
         api_key: None,
         headers: &headers,
+        claims: None,
     };
     let now = Instant::now();
     assert_eq!(allowed(&first, &id, now), 3);
