@@ -19,6 +19,10 @@ use switchyard::state::State;
 /// A site of a dozen routes over three pools, one per shape of match, and `policy` on the
 /// pool the last route takes.
 fn state(policy: &str) -> State {
+    let policy = match policy {
+        "consistent_hash" => "consistent_hash\"\nhash_key = \"client_ip",
+        other => other,
+    };
     let text = format!(
         "workers = 1\n\
          [pools.api]\nbackends = [\"http://127.0.0.1:1\", \"http://127.0.0.1:2\"]\n\
