@@ -53,8 +53,12 @@ pub fn admin(audit: Option<&AuditLog>, client: IpAddr, status: StatusCode) {
 fn hit(client: IpAddr, err: &ProxyError) -> Option<Hit> {
     let (kind, key, detail): (Kind, Option<Arc<str>>, Option<&'static str>) = match err {
         ProxyError::Unauthenticated { reason, .. } => match reason {
-            AuthFailure::MissingKey => (Kind::AuthFailure, Some(UNKNOWN_KEY.into()), Some("missing")),
-            AuthFailure::UnknownKey => (Kind::AuthFailure, Some(UNKNOWN_KEY.into()), Some("unknown")),
+            AuthFailure::MissingKey => {
+                (Kind::AuthFailure, Some(UNKNOWN_KEY.into()), Some("missing"))
+            }
+            AuthFailure::UnknownKey => {
+                (Kind::AuthFailure, Some(UNKNOWN_KEY.into()), Some("unknown"))
+            }
             // A token is never named (it is the secret); its reason is.
             AuthFailure::Jwt(why) => (
                 Kind::AuthFailure,

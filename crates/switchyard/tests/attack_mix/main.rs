@@ -72,6 +72,7 @@ fn config_text(dir: &TempDir, backend: &str) -> std::path::PathBuf {
          [pools.p]\nbackends = [\"{backend}\"]\n\
          [[routes]]\nmatch = {{ path_prefix = \"/keyed\" }}\npool = \"p\"\naccess = {{ api_key = true }}\n\
          [[routes]]\nmatch = {{ path_prefix = \"/flood\" }}\npool = \"p\"\nrate_limit = {{ requests = 100, window = \"1s\" }}\n\
+         client_rate_limit = {{ requests = 3, window = \"1s\", key = \"header:x-api-key\", max_clients = 1000 }}\n\
          [[routes]]\nmatch = {{ path_prefix = \"/open\" }}\npool = \"p\"\n"
     );
     let path = dir.file("switchyard.toml");
@@ -221,6 +222,15 @@ async fn two_hundred_hostile_connections_leave_the_normal_client_unharmed() {
         "hostile clients still running 5 s after the deadline"
     );
     let (hwm, rss) = memory_kib(proc.pid);
+    // The distinct-key flood's keys: tracked within the per-client limiter's cap.
+    let metrics = support::get(&format!("http://{addr}/metrics")).await.json();
+    let keyed = &metrics["client_rate_limit"];
+    let (tracked, capacity, evicted) = (
+        keyed["keys_tracked"].as_u64().expect("keys_tracked"),
+        keyed["keys_capacity"].as_u64().expect("keys_capacity"),
+        keyed["keys_evicted"].as_u64().expect("keys_evicted"),
+    );
+    assert!(capacity <= 1024 && tracked <= capacity, "{keyed}");
     let proxy_cpu = cpu_time(&proc.pid.to_string()) - proxy_cpu_before;
     let test_cpu = cpu_time("self") - test_cpu_before;
 
@@ -239,6 +249,7 @@ async fn two_hundred_hostile_connections_leave_the_normal_client_unharmed() {
     eprintln!(
         "attack mix: normal client {} ok ({} open, {} keyed), {} errors, p50 {p50:?}, p99 {p99:?}; \
          hostile: {}; backend saw {} requests; proxy peak RSS {} KiB (before {} KiB, now {} KiB); \
+         per-client keys tracked {tracked} of {capacity} ({evicted} evicted); \
          CPU: proxy {proxy_cpu:?}, test process {test_cpu:?}",
         sorted.len(),
         normal.open,
