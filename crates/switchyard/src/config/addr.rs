@@ -111,6 +111,12 @@ pub enum BackendUrlError {
     /// A query, fragment or user info, which a backend address cannot carry.
     #[error("must not contain a query, fragment or user info")]
     Extra,
+    /// Neither a host name nor an IP address (an IPv6 address goes in brackets).
+    #[error("host {0:?} is not a host name or IP address (IPv6 in brackets: http://[::1]:8080)")]
+    BadHost(String),
+    /// A base path that is not a valid URL path.
+    #[error("path {0:?} is not a valid URL path")]
+    BadPath(String),
 }
 
 impl FromStr for BackendUrl {
@@ -131,6 +137,21 @@ impl FromStr for BackendUrl {
         let (host, port) = split_host_port(authority)?;
         if host.is_empty() {
             return Err(BackendUrlError::NoHost);
+        }
+        // Found by fuzzing: a host of any bytes was taken, and printed back as something
+        // that no longer parsed. A host is a name, an IPv4 address, or (bracketed) IPv6.
+        let bracketed = authority.starts_with('[');
+        let host_ok = if bracketed {
+            host.parse::<std::net::Ipv6Addr>().is_ok()
+        } else {
+            host.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        };
+        if !host_ok {
+            return Err(BackendUrlError::BadHost(host.to_owned()));
+        }
+        if !path.is_empty() && path.parse::<http::uri::PathAndQuery>().is_err() {
+            return Err(BackendUrlError::BadPath(path.to_owned()));
         }
         let port = match port {
             None => scheme.default_port(),
@@ -316,5 +337,40 @@ mod tests {
             "http://h/?q".parse::<BackendUrl>(),
             Err(BackendUrlError::Extra)
         );
+    }
+
+    /// Found by the `addr` fuzz target: a host of arbitrary bytes parsed, and its printed
+    /// form (bracketed, for its colons) did not parse back.
+    #[test]
+    fn garbage_hosts_and_paths_are_refused() {
+        let crash = "hTTP://`2||||||r:::rr\u{1}]\0\0<7:386";
+        assert!(matches!(
+            crash.parse::<BackendUrl>(),
+            Err(BackendUrlError::BadHost(_))
+        ));
+        assert!(matches!(
+            "http://::1:80".parse::<BackendUrl>(),
+            Err(BackendUrlError::BadHost(_))
+        ));
+        assert!(matches!(
+            "http://[not-v6]:80".parse::<BackendUrl>(),
+            Err(BackendUrlError::BadHost(_))
+        ));
+        assert!(matches!(
+            "http://a.example:80/x\u{1}y".parse::<BackendUrl>(),
+            Err(BackendUrlError::BadPath(_))
+        ));
+        for ok in [
+            "http://my_service:80",
+            "https://10.0.0.1",
+            "h2c://[2001:db8::1]:9000/v1",
+        ] {
+            let url: BackendUrl = ok.parse().expect(ok);
+            assert_eq!(
+                url.to_string().parse::<BackendUrl>().as_ref(),
+                Ok(&url),
+                "{ok}"
+            );
+        }
     }
 }
