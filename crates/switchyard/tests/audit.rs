@@ -58,6 +58,10 @@ fn config_text(backend_url: &str, extra: &str) -> String {
 }
 
 fn setup(name: &str, backend_url: &str) -> (Setup, Config) {
+    setup_with(name, backend_url, "")
+}
+
+fn setup_with(name: &str, backend_url: &str, extra: &str) -> (Setup, Config) {
     let dir = TempDir::new("audit", name);
     std::fs::write(
         dir.file("keys.txt"),
@@ -66,7 +70,7 @@ fn setup(name: &str, backend_url: &str) -> (Setup, Config) {
     .expect("keys");
     std::fs::write(dir.file("token.txt"), TOKEN).expect("token");
     let config = dir.file("switchyard.toml");
-    let text = config_text(backend_url, "");
+    let text = config_text(backend_url, extra);
     std::fs::write(&config, &text).expect("config");
     let mut loaded = validate::from_text(&config, &text).unwrap_or_else(|e| panic!("{e}"));
     if let Some(source) = loaded.source.as_mut() {
@@ -414,4 +418,49 @@ fn bad_audit_and_server_keys_are_named_with_their_line() {
             .filter(|l| l.contains("audit.") || l.contains("server."))
             .count()
     );
+}
+
+#[tokio::test]
+async fn limit_hits_are_summarised_per_client_and_kind() {
+    let b = backend("b").await;
+    let extra =
+        "[[routes]]\nname = \"limited\"\nmatch = { path_prefix = \"/limited\" }\npool = \"p\"\n\
+                 rate_limit = { requests = 1, window = \"60s\" }\n\
+                 [[routes]]\nname = \"small\"\nmatch = { path_prefix = \"/small\" }\npool = \"p\"\n\
+                 max_body_size = \"8B\"\nallowed_methods = [\"POST\"]\n";
+    let (s, config) = setup_with("limits", &b.url(), extra);
+    let proxy = TestProxy::start(config);
+    let mut client = Client::connect(proxy.addr).await;
+    let who = [("x-forwarded-for", "198.51.100.4")];
+    assert_eq!(send(&mut client, "/limited", &who).await, 200);
+    for _ in 0..5 {
+        assert_eq!(send(&mut client, "/limited", &who).await, 429);
+    }
+    assert_eq!(send(&mut client, "/small", &who).await, 405);
+    let big = client
+        .send(
+            http::Request::post("/small")
+                .header("x-forwarded-for", "198.51.100.4")
+                .body(Bytes::from_static(b"more than eight bytes"))
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(big.status, 413);
+    let limited = line(&s.log, |l| l["event"] == "rate_limited").await;
+    assert_eq!(
+        (&limited["client"], &limited["count"]),
+        (&"198.51.100.4".into(), &5.into()),
+        "{limited}"
+    );
+    let method = line(&s.log, |l| l["event"] == "method_not_allowed").await;
+    let body = line(&s.log, |l| l["event"] == "body_too_large").await;
+    assert_eq!(method["count"], 1, "{method}");
+    assert_eq!(
+        (&body["count"], &body["detail"]),
+        (&1.into(), &"declared".into()),
+        "{body}"
+    );
+    println!("limit hits: {limited}\n{method}\n{body}");
+    proxy.stop().await;
 }
