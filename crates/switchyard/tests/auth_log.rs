@@ -5,46 +5,18 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use support::pki::{toml_path, CertDir};
+use support::logs::{capture, logs};
 use support::{backend, Client, TestProxy};
 use switchyard::config::auth::key_line;
 use switchyard::Config;
 
-static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
-
-struct Capture;
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        LOGS.get_or_init(Mutex::default)
-            .lock()
-            .expect("logs")
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn logs() -> String {
-    let logs = LOGS.get_or_init(Mutex::default).lock().expect("logs");
-    String::from_utf8_lossy(&logs).into_owned()
-}
-
 #[tokio::test]
 async fn the_access_log_names_the_key_and_no_line_holds_a_secret() {
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(|| Capture)
-        .init();
+    capture(tracing::Level::DEBUG);
     let dir = CertDir::new("auth-log");
     let keys = dir.write(
         "keys.txt",

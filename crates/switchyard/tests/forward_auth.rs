@@ -12,9 +12,8 @@
 mod support;
 
 use std::convert::Infallible;
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -133,36 +132,10 @@ async fn decide(req: Request<Incoming>, record: &Mutex<Vec<Asked>>) -> Response<
     resp.expect("response")
 }
 
-static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
-
-struct Capture;
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        LOGS.get_or_init(Mutex::default)
-            .lock()
-            .expect("logs")
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The `WARN` lines logged so far (the subscriber keeps `WARN` and above).
 fn warnings() -> String {
-    static INIT: OnceLock<()> = OnceLock::new();
-    INIT.get_or_init(|| {
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::WARN)
-            .with_ansi(false)
-            .with_writer(|| Capture)
-            .try_init();
-    });
-    let logs = LOGS.get_or_init(Mutex::default).lock().expect("logs");
-    String::from_utf8_lossy(&logs).into_owned()
+    support::logs::capture(tracing::Level::WARN);
+    support::logs::logs()
 }
 
 /// A proxy whose one route goes to `app`, asking pool `auth_pool` (over `auth_url`) at

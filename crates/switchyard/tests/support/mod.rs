@@ -6,6 +6,7 @@
 pub mod backends;
 pub mod h2;
 pub mod h2raw;
+pub mod logs;
 pub mod metrics;
 pub mod pki;
 pub mod process;
