@@ -74,6 +74,11 @@ impl<T: Default> Sharded<T> {
         &self.shards[shard_index(self.shards.len())].0
     }
 
+    /// Every shard.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.shards.iter().map(|s| &s.0)
+    }
+
     /// Sums `f` over all shards.
     pub fn sum(&self, f: impl Fn(&T) -> &AtomicU64) -> u64 {
         self.shards

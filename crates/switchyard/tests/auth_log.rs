@@ -8,8 +8,8 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use support::pki::{toml_path, CertDir};
 use support::logs::{capture, logs};
+use support::pki::{toml_path, CertDir};
 use support::{backend, Client, TestProxy};
 use switchyard::config::auth::key_line;
 use switchyard::Config;

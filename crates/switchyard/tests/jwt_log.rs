@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use support::pki::{toml_path, CertDir};
 use support::logs::{capture, logs};
+use support::pki::{toml_path, CertDir};
 use support::{backend, Client, TestProxy};
 use switchyard::Config;
 

@@ -10,8 +10,10 @@
 //! `HS256` is never checked against an RSA public key taken as an HMAC secret (algorithm
 //! confusion), and `alg: none` names no key at all.
 
+pub mod cache;
 mod keys;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
@@ -58,6 +60,8 @@ pub struct JwtConfig {
     validations: Vec<(Algorithm, Validation)>,
     /// The key files' contents, to tell two configurations apart.
     fingerprint: Vec<u8>,
+    /// Tokens that verified, per worker thread (`cache.rs`).
+    pub cache: Arc<cache::TokenCache>,
 }
 
 /// One verification key.
@@ -139,6 +143,7 @@ impl JwtConfig {
             invalid_challenge,
             validations,
             fingerprint,
+            cache: Arc::default(),
         }
     }
 

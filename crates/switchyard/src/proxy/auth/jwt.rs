@@ -29,8 +29,8 @@ use crate::proxy::error::ProxyError;
 pub struct JwtIdentity {
     /// The `sub` claim, when it is a string.
     pub subject: Option<Arc<str>>,
-    /// Every claim of the token.
-    pub claims: Map<String, Value>,
+    /// Every claim of the token (shared with the provider's cache of verified tokens).
+    pub claims: Arc<Map<String, Value>>,
 }
 
 /// Why a token was refused (`401`; the route's claims missing are a [`Denial`], `403`).
@@ -114,7 +114,7 @@ pub fn check(
     let Some(token) = presented(&provider.source, parts) else {
         return Err(unauthenticated(JwtFailure::Missing, &provider.challenge));
     };
-    let claims = verify(provider, token)
+    let claims = verified(provider, token)
         .map_err(|failure| unauthenticated(failure, &provider.invalid_challenge))?;
     if let Some(rule) = needs.claims.iter().find(|r| !r.holds(claims.get(&r.name))) {
         return Err(ProxyError::Forbidden(Denial::JwtClaim {
@@ -131,6 +131,21 @@ pub fn check(
     }
     let subject = claims.get("sub").and_then(Value::as_str).map(Arc::from);
     Ok(JwtIdentity { subject, claims })
+}
+
+/// The claims of `token`: from the provider's cache when it verified before and is still
+/// within its `exp` and `nbf`, else verified now (and kept if it passes).
+fn verified(provider: &JwtConfig, token: &str) -> Result<Arc<Map<String, Value>>, JwtFailure> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let leeway = provider.leeway.as_secs();
+    if let Some(claims) = provider.cache.get(token, now, leeway) {
+        return Ok(claims);
+    }
+    let claims = Arc::new(verify(provider, token)?);
+    provider.cache.put(token, &claims, now, leeway);
+    Ok(claims)
 }
 
 /// The claims of `token` once it verifies with one of `provider`'s keys.
