@@ -1,6 +1,6 @@
 //! Tokens already verified, so that a client sending the same token on every request pays
-//! for its signature once (an RS256 check cost about 19 times what the rest of a request
-//! does, in instructions): the claims of a token that verified, kept until the clock says
+//! for its signature once (an RS256 check cost about ten times a whole proxied request,
+//! in instructions): the claims of a token that verified, kept until the clock says
 //! its `exp` has passed. Per worker thread (one shard each, so its lock is never
 //! contended) and bounded; a token that did not verify is never kept, so a flood of bad
 //! tokens cannot fill it. Envoy's `jwt_authn` keeps such a cache too.
