@@ -31,6 +31,7 @@ pub mod file;
 pub mod forward_auth;
 pub mod jwt;
 pub mod limits;
+mod listener;
 pub mod pem;
 pub mod route;
 pub mod tls;
@@ -39,7 +40,6 @@ pub mod upstream_tls;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 pub use addr::{BackendUrl, ListenAddr, Scheme};
@@ -48,6 +48,7 @@ pub use auth::{AccessConfig, RouteAccess};
 pub use cidr::{CidrSet, IpRules};
 pub use error::ConfigError;
 pub use limits::{ConnLimits, Limits, OverLimit, RouteLimits, SecurityHeaders};
+pub use listener::ListenerConfig;
 pub use route::{
     ClientMatch, HeaderEdits, HostMatch, PathMatch, PathRewrite, RouteAction, RouteConfig,
     RouteMatch,
@@ -106,49 +107,6 @@ pub struct Source {
     pub sha256: String,
     /// How often the file is checked for changes (`None`: not watched).
     pub watch_interval: Option<Duration>,
-}
-
-/// One listener and its client-side (downstream) limits.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ListenerConfig {
-    /// Address.
-    pub addr: ListenAddr,
-    /// Deadline for a request head, counted from the first byte or from the end of the
-    /// previous response (so it is also the keep-alive idle timeout, as in Go); also the
-    /// longest wait for the next piece of a request body.
-    pub read_timeout: Duration,
-    /// Longest a response write may stall, waiting for the client or for the backend's
-    /// next body bytes.
-    pub write_timeout: Duration,
-    /// Limit on the request line plus headers; larger gets `431`.
-    pub max_header_bytes: usize,
-    /// HTTPS only, with these settings; `None`: plaintext.
-    pub tls: Option<Arc<TlsConfig>>,
-    /// A plaintext listener that answers every request (the admin endpoints aside) with a
-    /// `308` to the same URL over HTTPS on this port.
-    pub redirect_to_https: Option<u16>,
-    /// Which client addresses may talk to it (`None`: any).
-    pub ip_rules: Option<Arc<IpRules>>,
-    /// Connections from `[access] trusted_proxies` start with a PROXY protocol header, whose
-    /// source address is the client (`server::proxy_protocol`).
-    pub proxy_protocol: bool,
-    /// This listener's own `max_connections` (`None`: `[limits]`'s).
-    pub max_connections: Option<u32>,
-    /// This listener's own `max_connections_per_ip` (`None`: `[limits]`'s).
-    pub max_connections_per_ip: Option<u32>,
-}
-
-impl ListenerConfig {
-    /// The connection limits of this listener: `[limits]`' with its own counts over them.
-    pub fn conn_limits(&self, limits: &ConnLimits) -> ConnLimits {
-        ConnLimits {
-            max_connections: self.max_connections.unwrap_or(limits.max_connections),
-            max_connections_per_ip: self
-                .max_connections_per_ip
-                .unwrap_or(limits.max_connections_per_ip),
-            ..*limits
-        }
-    }
 }
 
 /// The admin endpoints.
@@ -342,26 +300,6 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::whole_file(path, format!("cannot read: {e}")))?;
         validate::from_text(path, &text)
-    }
-}
-
-impl Default for ListenerConfig {
-    fn default() -> Self {
-        ListenerConfig {
-            addr: ListenAddr {
-                ip: None,
-                port: 3000,
-            },
-            read_timeout: defaults::READ_TIMEOUT,
-            write_timeout: defaults::WRITE_TIMEOUT,
-            max_header_bytes: defaults::MAX_HEADER_BYTES,
-            tls: None,
-            redirect_to_https: None,
-            ip_rules: None,
-            proxy_protocol: false,
-            max_connections: None,
-            max_connections_per_ip: None,
-        }
     }
 }
 
