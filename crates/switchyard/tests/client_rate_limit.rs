@@ -277,7 +277,10 @@ async fn a_flood_of_distinct_keys_stays_within_max_clients() {
     assert!(tracked <= 400, "{limits}");
     assert!(tracked > 200, "{limits}");
     assert_eq!(limits["keys_capacity"], 400);
-    assert!(evicted >= u64::from(flood) - 400, "{limits}");
+    // Nearly every new key pushed a live one out. Not all: with two workers, a slot just
+    // claimed by one (its key not yet counted) looks idle to the other, which takes it
+    // without counting an eviction (the documented race; it failed once under a full suite).
+    assert!(evicted >= (u64::from(flood) - 400) * 99 / 100, "{limits}");
     assert_eq!(limits["memory_bytes"], 400 * 16 + 40, "{limits}");
     // And a client that keeps coming is still limited.
     let mut client = Client::connect(proxy.addr).await;

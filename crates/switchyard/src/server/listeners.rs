@@ -62,17 +62,16 @@ impl ListenerSet {
         current: Option<&ListenerSet>,
         mut first: Option<std::net::TcpListener>,
     ) -> Result<ListenerSet, StartError> {
-        // The admin listener takes the first listener's timeouts, but is plaintext and has
-        // no IP rules of its own (its address is the restriction; `/metrics` can take a token).
+        // The admin listener takes the first listener's timeouts and head limit and nothing
+        // else: plaintext, no IP rules (its address is the restriction; `/metrics` can take a
+        // token), no PROXY protocol, `[limits]`' connection limits.
+        let first_settings = config.listeners.first().cloned().unwrap_or_default();
         let admin = config.admin.listen.map(|addr| ListenerConfig {
             addr,
-            tls: None,
-            redirect_to_https: None,
-            ip_rules: None,
-            proxy_protocol: false,
-            max_connections: None,
-            max_connections_per_ip: None,
-            ..config.listeners.first().cloned().unwrap_or_default()
+            read_timeout: first_settings.read_timeout,
+            write_timeout: first_settings.write_timeout,
+            max_header_bytes: first_settings.max_header_bytes,
+            ..ListenerConfig::default()
         });
         let wanted = config
             .listeners
