@@ -8,19 +8,19 @@
 //! one request, exactly as an HTTP/1.1 request is.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
 use hyper::server::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::watch;
 
+use super::http1::is_last;
 use super::http2::{StreamBody, Streams};
+use super::idle::IdleIo;
 use super::shutdown::stopped;
 use super::tls::TlsAcceptor;
 use super::{io, preface};
-use crate::body::close_if_unread;
 use crate::config::{ConnLimits, ListenerConfig};
 use crate::metrics;
 use crate::proxy;
@@ -60,47 +60,61 @@ pub fn http_builder(settings: &ListenerConfig, limits: &ConnLimits) -> HttpBuild
 
 /// Serves one accepted connection until it closes or shutdown drains it: the socket with
 /// the write timeout ([`io::ClientIo`]), the TLS handshake on it when the listener is HTTPS
-/// (within the read timeout; the handshake settles `conn.transport`), then HTTP.
+/// (within the read timeout; the handshake settles `conn.transport`), then HTTP. `alive` is
+/// held for as long as the connection lives (the worker waits for all of them at shutdown).
+///
+/// This future is the connection's task, and an idle connection costs what its task holds:
+/// everything is owned here once and lent below (references, not copies, at each level).
 pub async fn serve_connection(
     http: HttpBuilder,
     shared: Arc<Shared>,
     stream: tokio::net::TcpStream,
-    conn: ConnInfo,
+    mut conn: ConnInfo,
     tls: Option<Arc<TlsAcceptor>>,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
+    alive: watch::Receiver<()>,
 ) {
+    let _alive = alive;
     let _ = stream.set_nodelay(true);
     let io = io::ClientIo::new(stream, conn.write_timeout);
     let Some(acceptor) = tls else {
-        return serve_http(&http, shared, io, conn, shutdown).await;
+        return serve_http(&http, &shared, io, &mut conn, &mut shutdown).await;
     };
     // Boxed: the handshake's and the TLS stream's state would otherwise be part of every
     // connection's task, plaintext ones included (each idle connection pays its task's size).
-    Box::pin(serve_tls(http, shared, io, conn, acceptor, shutdown)).await;
+    Box::pin(serve_tls(
+        &http,
+        &shared,
+        io,
+        &mut conn,
+        &acceptor,
+        &mut shutdown,
+    ))
+    .await;
 }
 
 /// The TLS handshake on `io` (within the read timeout; it settles `conn.transport`), then
 /// HTTP on the TLS stream.
 async fn serve_tls(
-    http: HttpBuilder,
-    shared: Arc<Shared>,
+    http: &HttpBuilder,
+    shared: &Arc<Shared>,
     io: io::ClientIo,
-    mut conn: ConnInfo,
-    acceptor: Arc<TlsAcceptor>,
-    mut shutdown: watch::Receiver<bool>,
+    conn: &mut ConnInfo,
+    acceptor: &TlsAcceptor,
+    shutdown: &mut watch::Receiver<bool>,
 ) {
     let handshake = tokio::time::timeout(conn.read_timeout, acceptor.accept(io));
     let accepted = tokio::select! {
         accepted = handshake => accepted,
         // Nothing is in flight yet: nothing to finish.
-        _ = stopped(&mut shutdown) => return,
+        _ = stopped(shutdown) => return,
     };
     let counters = shared.metrics.local();
     match accepted {
         Ok(Ok((stream, transport))) => {
             metrics::inc(&counters.tls_handshakes);
             conn.transport = transport;
-            serve_http(&http, shared, stream, conn, shutdown).await;
+            serve_http(http, shared, stream, conn, shutdown).await;
         }
         Ok(Err(e)) => {
             metrics::inc(&counters.tls_handshake_failures);
@@ -118,12 +132,12 @@ async fn serve_tls(
 /// them.
 pub async fn serve_http<I>(
     http: &HttpBuilder,
-    shared: Arc<Shared>,
+    shared: &Arc<Shared>,
     io: I,
-    mut conn: ConnInfo,
-    mut shutdown: watch::Receiver<bool>,
+    conn: &mut ConnInfo,
+    shutdown: &mut watch::Receiver<bool>,
 ) where
-    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    I: IdleIo,
 {
     let Some((detected, io)) = preface::detect(io, conn.read_timeout).await else {
         tracing::debug!(client = %conn.addr, "client sent nothing: connection closed");
@@ -138,40 +152,12 @@ pub async fn serve_http<I>(
         .and_then(|tls| tls.alpn)
         .unwrap_or(detected);
     conn.transport.protocol = protocol;
+    let conn: &ConnInfo = conn;
     let client = conn.addr;
     let result = match protocol {
         Protocol::Http1 => {
-            let served = AtomicU32::new(0);
-            let service = hyper::service::service_fn(|req| {
-                let shared = shared.clone();
-                let conn = conn.clone();
-                let last = is_last(&served, http.max_requests);
-                async move {
-                    let mut resp = proxy::handle(&shared, &conn, req).await;
-                    if last {
-                        // The connection's last request: hyper closes it after this answer.
-                        metrics::inc(&shared.metrics.local().connections_at_max_requests);
-                        close_if_unread(resp.headers_mut(), true);
-                    }
-                    Ok::<_, Infallible>(resp)
-                }
-            });
-            // Upgrades are enabled so that a tunnel (WebSocket) can take the connection over
-            // once a backend agrees to switch protocols.
-            let served = http
-                .http1
-                .serve_connection(TokioIo::new(io), service)
-                .with_upgrades();
-            tokio::pin!(served);
-            tokio::select! {
-                result = served.as_mut() => result,
-                _ = stopped(&mut shutdown) => {
-                    // Finish the request in flight (if any), then close.
-                    served.as_mut().graceful_shutdown();
-                    served.await
-                }
-            }
-            .map_err(|e| e.to_string())
+            let builder = &http.http1;
+            super::http1::serve(builder, http.max_requests, shared, io, conn, shutdown).await
         }
         Protocol::Http2 => {
             let streams = Arc::new(Streams::default());
@@ -184,6 +170,8 @@ pub async fn serve_http<I>(
             let served = AtomicU32::new(0);
             let max_requests = http.max_requests;
             let metrics_shared = shared.clone();
+            // Owned: the streams' service outlives this call's borrows.
+            let (shared, conn) = (shared.clone(), conn.clone());
             let service = hyper::service::service_fn(move |mut req| {
                 if is_last(&served, max_requests) {
                     metrics::inc(&metrics_shared.metrics.local().connections_at_max_requests);
@@ -214,7 +202,7 @@ pub async fn serve_http<I>(
                 drain,
             ));
             let forward = async {
-                stopped(&mut shutdown).await;
+                stopped(shutdown).await;
                 let _ = goaway_on_shutdown.send(true);
                 std::future::pending::<()>().await
             };
@@ -227,9 +215,4 @@ pub async fn serve_http<I>(
     if let Err(e) = result {
         tracing::debug!(client = %client, error = %e, "client connection ended with an error");
     }
-}
-
-/// Counts a request of a connection; true for its `max`-th (`0`: no limit), its last.
-fn is_last(served: &AtomicU32, max: u32) -> bool {
-    max != 0 && served.fetch_add(1, Ordering::Relaxed).wrapping_add(1) == max
 }

@@ -50,6 +50,12 @@ impl ClientIo {
         }
     }
 
+    /// `Ready` once the socket has something to read (bytes, the end of the stream, an
+    /// error): how an idle connection waits without a buffer ([`super::idle`]).
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.stream.poll_read_ready(cx)
+    }
+
     /// False once the client has closed its side (or the socket failed): only then can it
     /// send nothing more. Asked of the socket itself; bytes waiting, or none yet, both mean
     /// it may still be sending (an upload's next bytes may be on their way).

@@ -74,6 +74,11 @@ impl<I> Rewind<I> {
     pub fn new(prefix: Bytes, io: I) -> Self {
         Rewind { prefix, io }
     }
+
+    /// The bytes not read yet, and the stream.
+    pub fn into_parts(self) -> (Bytes, I) {
+        (self.prefix, self.io)
+    }
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Rewind<I> {

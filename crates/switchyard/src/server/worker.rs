@@ -157,11 +157,10 @@ async fn accept_loop(
                         shared.clone(),
                         shutdown.clone(),
                     );
-                    tokio::spawn(async move {
-                        let _guard = guard;
-                        let (entry, http, shared, shutdown) = task;
-                        serve_proxied(entry, http, shared, stream, addr, shutdown).await;
-                    });
+                    let (entry, http, shared, shutdown) = task;
+                    tokio::spawn(serve_proxied(
+                        entry, http, shared, stream, addr, shutdown, guard,
+                    ));
                     continue;
                 }
                 let Some(conn) = connection(&entry, &shared, addr) else {
@@ -175,13 +174,12 @@ async fn accept_loop(
                     entry.tls.clone(),
                     shutdown.clone(),
                 );
-                // The connection's future is made inside the task, not moved into it: a
-                // future moved into an `async` block is stored twice in the task (once as
-                // captured, once being awaited), and every idle connection pays its task.
-                tokio::spawn(async move {
-                    let _guard = guard;
-                    conn::serve_connection(http, shared, stream, conn, tls, shutdown).await;
-                });
+                // The connection's future is the task itself: wrapped in an `async` block it
+                // would be stored twice (once as captured, once being awaited), and every idle
+                // connection pays its task.
+                tokio::spawn(conn::serve_connection(
+                    http, shared, stream, conn, tls, shutdown, guard,
+                ));
             }
             Err(e) => {
                 // Typically out of file descriptors: keep the connections we have, and try
@@ -228,6 +226,7 @@ async fn serve_proxied(
     mut stream: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
     shutdown: watch::Receiver<bool>,
+    alive: watch::Receiver<()>,
 ) {
     let client = match proxy_protocol::read(&mut stream, entry.settings.read_timeout).await {
         Ok(client) => client.unwrap_or(peer),
@@ -240,7 +239,16 @@ async fn serve_proxied(
     let Some(conn) = connection(&entry, &shared, client) else {
         return;
     };
-    conn::serve_connection(http, shared, stream, conn, entry.tls.clone(), shutdown).await;
+    conn::serve_connection(
+        http,
+        shared,
+        stream,
+        conn,
+        entry.tls.clone(),
+        shutdown,
+        alive,
+    )
+    .await;
 }
 
 /// A place for a connection from `client` under the listener's connection limits; over
