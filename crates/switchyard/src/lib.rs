@@ -16,6 +16,7 @@
 //! | [`upstream`]  | backend pools, balancing, circuit breakers, upstream connections |
 //! | [`state`]     | what the request path reads, swapped atomically |
 //! | [`metrics`]   | the sharded per-worker counters |
+//! | [`memory`]    | freed memory given back to the system when open connections fall |
 //! | [`telemetry`] | logging, the access log and the audit log of security events |
 //! | [`demo`]      | `switchyard demo`: the proxy in front of two built-in backends |
 //! | [`ops`]       | running as a service: `--pid-file`, `reload`/`stop`, `print-config`, `version`, completions, man page |
@@ -29,6 +30,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod errors;
+pub mod memory;
 pub mod metrics;
 pub mod ops;
 pub mod proxy;

@@ -13,6 +13,15 @@ use switchyard::cli::{Cli, Command};
 use switchyard::ops;
 use switchyard::CheckError;
 
+// The global allocator: the system's (glibc malloc) unless a cargo feature picks another;
+// BENCHMARKS.md ("Allocator and memory returned") has the measurements behind the default.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// How much longer than `--shutdown-timeout` `switchyard stop` waits for the process to end.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 

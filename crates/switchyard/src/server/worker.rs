@@ -149,7 +149,10 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, addr)) => {
-                let guard = connections.subscribe();
+                let guard = (
+                    connections.subscribe(),
+                    crate::memory::OpenConnection::new(),
+                );
                 if entry.settings.proxy_protocol && from_trusted_proxy(&shared, addr) {
                     let task = (
                         entry.clone(),
