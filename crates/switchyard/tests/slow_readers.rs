@@ -142,9 +142,9 @@ async fn a_client_that_stops_reading_stalls_the_backend_then_gets_it_all() {
 
     // Between the backend and the client only socket buffers and switchyard's bounded
     // queue (about 100 KiB by default) hold the body: the backend's writes stall long before
-    // the end. The kernel's buffers grow on loopback (up to 4 MiB sent and 6 MiB received
-    // per socket with Linux's defaults: about 10 MiB here), so the bound asserted is half
-    // the body; without backpressure the backend would write all of it.
+    // the end. The kernel's socket buffers grow on loopback (Linux's defaults: up to 4 MiB
+    // sent per socket, and several MiB received; about 10 MiB in all here), so the bound
+    // asserted is half the body; without backpressure the backend would write all of it.
     let stalled = settled(&written).await;
     assert!(
         stalled < LARGE / 2,

@@ -89,7 +89,8 @@ pub struct ConnLimits {
     pub max_requests_per_ip: u32,
     /// Response bytes queued for one client (per HTTP/1.1 connection, per HTTP/2 stream)
     /// before switchyard stops reading the backend's body: a slow reader's backpressure
-    /// reaches the backend instead of growing buffers.
+    /// reaches the backend instead of growing buffers. Also the flow-control window of each
+    /// stream to an HTTP/2 backend.
     pub response_buffer: usize,
 }
 
