@@ -1,7 +1,8 @@
 //! Slow readers: a client that stops reading a large response makes the backend's writes
 //! stall after a bounded number of bytes (backpressure reaches it, nothing piles up in
 //! between), and gets the whole body intact once it reads again; large bodies arrive intact;
-//! a backend's response head over `[limits] max_backend_header_bytes` is a `502`.
+//! a backend's response head over `[limits] max_backend_header_bytes` is a `502`; an HTTP/2
+//! backend is offered a stream window of `response_buffer`.
 
 mod support;
 
@@ -14,7 +15,7 @@ use std::time::Duration;
 use support::wire::read_request_head;
 use support::{backend, config, url_for, Client, TestProxy};
 use switchyard::config::validate::from_text;
-use switchyard::config::BackendUrl;
+use switchyard::config::{BackendUrl, Scheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
@@ -251,5 +252,52 @@ fn max_backend_header_bytes_is_checked() {
     assert!(
         text.contains("limits.max_backend_header_bytes") && text.contains("8KiB"),
         "{text}"
+    );
+}
+
+/// The `SETTINGS_INITIAL_WINDOW_SIZE` switchyard offers a raw HTTP/2 backend when `limits`
+/// has `response_buffer` (`None`: the default).
+async fn window_offered_to_backends(response_buffer: Option<usize>) -> Option<u32> {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = BackendUrl {
+        scheme: Scheme::H2c,
+        ..BackendUrl::http("127.0.0.1", listener.local_addr().expect("addr").port())
+    };
+    let mut config = config(vec![url]);
+    if let Some(n) = response_buffer {
+        config.limits.connections.response_buffer = n;
+    }
+    let proxy = TestProxy::start(config);
+    let url = proxy.url("/");
+    let request = tokio::spawn(async move { support::get(&url).await });
+    let (mut stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("switchyard connects")
+        .expect("accept");
+    let mut preface = [0u8; 24];
+    stream.read_exact(&mut preface).await.expect("preface");
+    let mut head = [0u8; 9];
+    stream.read_exact(&mut head).await.expect("frame head");
+    assert_eq!(head[3], 4, "the first frame is SETTINGS");
+    let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).await.expect("settings");
+    let window = payload.chunks_exact(6).find_map(|pair| {
+        (u16::from_be_bytes([pair[0], pair[1]]) == 4)
+            .then(|| u32::from_be_bytes([pair[2], pair[3], pair[4], pair[5]]))
+    });
+    drop(stream);
+    request.abort();
+    proxy.stop().await;
+    window
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_backend_gets_a_stream_window_of_response_buffer() {
+    // hyper's default, 2 MiB per stream, let a backend fill that much for a slow reader.
+    assert_eq!(window_offered_to_backends(None).await, Some(32 * 1024));
+    assert_eq!(
+        window_offered_to_backends(Some(256 * 1024)).await,
+        Some(256 * 1024)
     );
 }
