@@ -242,12 +242,12 @@ fn max_backend_header_bytes_is_checked() {
     )
     .expect("valid");
     assert_eq!(ok.limits.max_backend_header_bytes, 16 * 1024);
-    let err = from_text(
+    let Err(err) = from_text(
         Path::new("test.toml"),
         &format!("[limits]\nmax_backend_header_bytes = \"4KiB\"\n{pool}"),
-    )
-    .err()
-    .expect("4 KiB is under hyper's smallest buffer");
+    ) else {
+        panic!("4 KiB is under hyper's smallest buffer");
+    };
     let text = err.to_string();
     assert!(
         text.contains("limits.max_backend_header_bytes") && text.contains("8KiB"),
