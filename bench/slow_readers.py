@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Slow readers: N clients ask for a large body and read nothing; the proxy's RSS growth per
 client. Usage: bench/slow_readers.py SWITCHYARD_BIN TEST_SERVER_BIN [N] [SIZE] [extra proxy args...]
-(bench/run slow-readers builds both and runs it with 50 readers of 10 MB.)"""
-import os, socket, subprocess, sys, time
+(bench/run slow-readers builds both and runs it with 50 readers of 10 MB.)
+BACKEND_SCHEME=h2c makes the proxy speak cleartext HTTP/2 to the backend (default http);
+LIMITS='response_buffer = "64KiB"' runs it with those [limits] keys (a configuration file)."""
+import os, socket, subprocess, sys, tempfile, time
 
 def rss_kib(pid):
     for line in open(f"/proc/{pid}/status"):
@@ -17,11 +19,18 @@ sy, ts = sys.argv[1], sys.argv[2]
 n = int(sys.argv[3]) if len(sys.argv) > 3 else 50
 size = int(sys.argv[4]) if len(sys.argv) > 4 else 10 * 1024 * 1024
 extra = sys.argv[5:]
+scheme = os.environ.get("BACKEND_SCHEME", "http")
 bport, pport = free_port(), free_port()
 backend = subprocess.Popen([ts, "--port", str(bport)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 env = dict(os.environ, RUST_LOG="warn", SWITCHYARD_ALLOW_ROOT="1")
-proxy = subprocess.Popen([sy, "--listen", f"127.0.0.1:{pport}", "--backends", f"http://127.0.0.1:{bport}",
-                          "--rate-limit", "0", "--workers", "1"] + extra,
+args = ["--listen", f"127.0.0.1:{pport}", "--backends", f"{scheme}://127.0.0.1:{bport}"]
+if os.environ.get("LIMITS"):
+    conf = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+    conf.write(f'[[listeners]]\naddress = "127.0.0.1:{pport}"\n\n[limits]\n{os.environ["LIMITS"]}\n\n'
+               f'[pools.web]\nbackends = ["{scheme}://127.0.0.1:{bport}"]\n')
+    conf.close()
+    args = ["--config", conf.name]
+proxy = subprocess.Popen([sy] + args + ["--rate-limit", "0", "--workers", "1"] + extra,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 try:
     for _ in range(100):

@@ -78,12 +78,6 @@ impl State {
     /// Resolves new backends' host names (blocking briefly; a name that does not resolve
     /// leaves that backend out of rotation, see [`Backend::new`]).
     pub fn build(config: Config, previous: Option<&State>, shards: usize) -> State {
-        let max_header_bytes = config
-            .listeners
-            .iter()
-            .map(|l| l.max_header_bytes)
-            .max()
-            .unwrap_or(crate::config::defaults::MAX_HEADER_BYTES);
         let mut pools = Vec::with_capacity(config.pools.len());
         for pool in &config.pools {
             let old = previous.and_then(|p| p.pool(&pool.name));
@@ -107,7 +101,7 @@ impl State {
             pools.push(Arc::new(Pool::new(
                 pool,
                 backends,
-                max_header_bytes,
+                &config.limits,
                 old.map(|p| &**p),
             )));
         }

@@ -144,7 +144,7 @@ mod tests {
             .iter()
             .map(|n| {
                 let config = crate::config::PoolConfig::named(n);
-                std::sync::Arc::new(Pool::new(&config, Vec::new(), 8192, None))
+                std::sync::Arc::new(Pool::new(&config, Vec::new(), &Default::default(), None))
             })
             .collect()
     }

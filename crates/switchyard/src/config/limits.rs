@@ -39,6 +39,12 @@ pub mod defaults {
     /// KiB, made a client that stopped reading a 10 MB response cost 290 KiB). nginx holds
     /// up to its `proxy_buffers`, 8 × 4 or 8 KiB by default.
     pub const RESPONSE_BUFFER: usize = 32 * 1024;
+    /// `max_backend_header_bytes`: 32 KiB, the listeners' own head limit (nginx's
+    /// `proxy_buffer_size` is one page, 4 or 8 KiB). hyper reads an HTTP/1.1 backend's body
+    /// at most this much at a time, so it also sizes the chunks a slow client holds (about
+    /// three of them): 16 KiB held 72 KiB instead of 90 per slow reader, but cost 1.5 times
+    /// the CPU per MiB of a large body (twice the reads and writes), so it stays at 32 KiB.
+    pub const MAX_BACKEND_HEADER_BYTES: usize = 32 * 1024;
 }
 
 /// Limits every route and listener has unless it sets its own.
@@ -50,6 +56,9 @@ pub struct Limits {
     pub max_uri_length: usize,
     /// The connection limits of every listener.
     pub connections: ConnLimits,
+    /// Largest response head a backend may send (more is a `502`); also the most of an
+    /// HTTP/1.1 backend's body read at once.
+    pub max_backend_header_bytes: usize,
 }
 
 impl Default for Limits {
@@ -58,6 +67,7 @@ impl Default for Limits {
             max_body_size: defaults::MAX_BODY_SIZE,
             max_uri_length: defaults::MAX_URI_LENGTH,
             connections: ConnLimits::default(),
+            max_backend_header_bytes: defaults::MAX_BACKEND_HEADER_BYTES,
         }
     }
 }
@@ -79,7 +89,8 @@ pub struct ConnLimits {
     pub max_requests_per_ip: u32,
     /// Response bytes queued for one client (per HTTP/1.1 connection, per HTTP/2 stream)
     /// before switchyard stops reading the backend's body: a slow reader's backpressure
-    /// reaches the backend instead of growing buffers.
+    /// reaches the backend instead of growing buffers. Also the flow-control window of each
+    /// stream to an HTTP/2 backend.
     pub response_buffer: usize,
 }
 

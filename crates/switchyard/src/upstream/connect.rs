@@ -42,9 +42,6 @@ use crate::config::{KeepAliveConfig, Scheme, UpstreamProtocol};
 use crate::metrics;
 use tokio_rustls::client::TlsStream;
 
-/// The smallest limit on a backend's response head, whatever the listeners' head limit.
-const MIN_HEAD: usize = 16 * 1024;
-
 /// A connection to a backend that can take a request.
 #[derive(Debug)]
 pub enum Connection {
@@ -174,8 +171,12 @@ pub struct Connector {
     pub tls: Option<Arc<TlsClient>>,
     /// Idle pool limits.
     pub pool: KeepAliveConfig,
-    /// Largest response head accepted from a backend.
+    /// Largest response head accepted from a backend (`[limits] max_backend_header_bytes`,
+    /// at least hyper's smallest buffer, 8 KiB).
     pub max_header_bytes: usize,
+    /// Response bytes an HTTP/2 backend may send on one stream before switchyard passed
+    /// them on (its flow-control window, `[limits] response_buffer`).
+    pub stream_window: usize,
     /// Which HTTP the pool's backends speak (with each one's URL scheme).
     pub protocol: UpstreamProtocol,
     /// Streams one HTTP/2 connection carries at once; beyond, another one opens.
@@ -364,12 +365,16 @@ impl Connector {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        // Also the read buffer's bound, so the most of a response body read ahead of a slow
-        // client: the listeners' head limit (32 KiB by default) rather than hyper's ~400 KiB.
-        let max_head = self.max_header_bytes.max(MIN_HEAD);
+        let max_head = self.max_header_bytes;
         match protocol {
             Protocol::Http1 => {
                 let (sender, conn) = http1::Builder::new()
+                    // A longer head is a 502 (the read buffer alone let a head that came
+                    // in one read pass somewhat over it).
+                    .max_header_size(max_head)
+                    // The read buffer holds the head, so it is never smaller; the body is
+                    // read at most this much at a time (32 KiB by default), the size of
+                    // the chunks a slow client holds.
                     .max_buf_size(max_head)
                     .handshake(TokioIo::new(stream))
                     .await
@@ -378,7 +383,7 @@ impl Connector {
                 Ok(Connection::H1(sender))
             }
             Protocol::Http2 => {
-                let stream = multiplex::handshake(stream, max_head, tls)
+                let stream = multiplex::handshake(stream, max_head, self.stream_window, tls)
                     .await
                     .map_err(ConnectError::Handshake)?;
                 Ok(Connection::H2(stream))

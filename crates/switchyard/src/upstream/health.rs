@@ -207,6 +207,7 @@ async fn check_loop(
             idle_timeout: Duration::ZERO,
         },
         max_header_bytes: 64 * 1024,
+        stream_window: 64 * 1024,
         protocol,
         max_streams: 1,
     };

@@ -62,7 +62,7 @@ use connect::Connector;
 pub use error::Error;
 use pick::Picker;
 
-use crate::config::{HashKey, HealthCheckConfig, OutlierConfig, PoolConfig, RetryConfig};
+use crate::config::{HashKey, HealthCheckConfig, Limits, OutlierConfig, PoolConfig, RetryConfig};
 
 /// A named set of interchangeable backends, how to choose among them and how to reach them.
 #[derive(Debug)]
@@ -99,12 +99,12 @@ pub struct Pool {
 
 impl Pool {
     /// A pool as `config` describes it, over `backends` (the same order as in `config`),
-    /// keeping the retry budget and the TLS client of `previous` (the pool of the same name
+    /// with the backend head limit and response buffer of `limits`, keeping the retry budget and the TLS client of `previous` (the pool of the same name
     /// before a reload) when their settings did not change.
     pub fn new(
         config: &PoolConfig,
         backends: Vec<Arc<Backend>>,
-        max_header_bytes: usize,
+        limits: &Limits,
         previous: Option<&Pool>,
     ) -> Self {
         let weights: Vec<u32> = config.backends.iter().map(|b| b.weight).collect();
@@ -124,7 +124,8 @@ impl Pool {
                 connect_timeout: config.connect_timeout,
                 tls: tls_client(config, previous),
                 pool: config.keepalive,
-                max_header_bytes,
+                max_header_bytes: limits.max_backend_header_bytes,
+                stream_window: limits.connections.response_buffer,
                 protocol: config.protocol,
                 max_streams: config.max_streams_per_connection as usize,
             },

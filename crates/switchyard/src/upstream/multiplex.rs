@@ -18,6 +18,9 @@ use super::connect::spawn_connection;
 use crate::body::RequestBody;
 use crate::clock::nanos;
 
+/// The largest flow-control window HTTP/2 allows (RFC 9113 §6.9.1).
+const MAX_WINDOW: u32 = (1 << 31) - 1;
+
 /// A request's hold on one stream of a shared HTTP/2 connection; dropping it gives the
 /// stream back.
 #[derive(Debug)]
@@ -39,13 +42,22 @@ pub struct H2Shared {
 }
 
 /// Speaks HTTP/2 on a new stream (`tls`: its requests say `:scheme https`); the first
-/// stream of the connection.
-pub async fn handshake<S>(stream: S, max_head: usize, tls: bool) -> Result<H2Stream, hyper::Error>
+/// stream of the connection. `window`: response bytes a stream may receive ahead of the
+/// client.
+pub async fn handshake<S>(
+    stream: S,
+    max_head: usize,
+    window: usize,
+    tls: bool,
+) -> Result<H2Stream, hyper::Error>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (sender, conn) = http2::Builder::new(TokioExecutor::new())
         .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX))
+        // What a stream holds for a client that stops reading: hyper's default window, 2
+        // MiB, let a backend fill that much per stream before backpressure reached it.
+        .initial_stream_window_size(u32::try_from(window).unwrap_or(u32::MAX).min(MAX_WINDOW))
         .handshake(TokioIo::new(stream))
         .await?;
     let scheme = if tls { Scheme::HTTPS } else { Scheme::HTTP };

@@ -57,6 +57,8 @@ pub struct LimitsFile {
     pub max_requests_per_ip: Option<u32>,
     /// Response bytes queued per slow client.
     pub response_buffer: Option<Spanned<Size>>,
+    /// Largest response head a backend may send.
+    pub max_backend_header_bytes: Option<Spanned<Size>>,
 }
 
 /// A route's `security_headers`: a preset's name, or a table.

@@ -30,6 +30,17 @@ pub(super) fn limits(file: &LimitsFile, c: &mut Checker<'_>) -> Limits {
             Ok(n) => limits.max_uri_length = n,
         }
     }
+    if let Some(size) = &file.max_backend_header_bytes {
+        // hyper's smallest read buffer is 8 KiB.
+        match usize::try_from(size.get_ref().0) {
+            Ok(n) if (8192..=1 << 20).contains(&n) => limits.max_backend_header_bytes = n,
+            _ => c.error(
+                size.span(),
+                "limits.max_backend_header_bytes",
+                "must be between 8KiB and 1MiB (the default is 32KiB)",
+            ),
+        }
+    }
     let conn = &mut limits.connections;
     let set = |v: Option<u32>, into: &mut u32| {
         if let Some(v) = v {
