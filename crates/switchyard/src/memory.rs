@@ -6,8 +6,11 @@
 //! live ones and glibc only returns the top of a heap by itself. `malloc_trim(0)` walks every
 //! arena and hands whole free pages back (`madvise`): 208 MiB down to 14 MiB.
 //!
-//! Each client connection holds an [`OpenConnection`] for its life. When a worker's open
-//! connections have fallen to half of their peak since the last trim, and by at least
+//! Each client connection holds an [`OpenConnection`] for its life, and each busy spell of
+//! an HTTP/1.1 connection a [`BusySpell`] (`server::http1`: when 10,000 keep-alive
+//! connections go idle, their spells end and hyper's buffers are freed, with the connections
+//! still open), each counted apart. When either count of a worker has fallen to half of its
+//! peak since the last trim, and by at least
 //! [`MIN_FALL`], a trim is made [`TRIM_DELAY`] later (one trim for a wave of closes, not one
 //! per close). The counts are per worker thread, so the request path shares nothing.
 //!
@@ -25,20 +28,66 @@ pub const MIN_FALL: u32 = 1024;
 pub const TRIM_DELAY: Duration = Duration::from_secs(1);
 
 thread_local! {
-    /// This worker's open connections and whether a trim is waiting.
-    static WORKER: Cell<(Falls, bool)> = const { Cell::new((Falls::new(), false)) };
+    /// This worker's open connections, its busy HTTP/1.1 spells, and whether a trim is
+    /// waiting.
+    static WORKER: Cell<(Falls, Falls, bool)> = const {
+        Cell::new((Falls::new(), Falls::new(), false))
+    };
 }
 
 /// One open client connection, counted while it lives; its drop may start a trim.
 #[derive(Debug)]
 pub struct OpenConnection(());
 
-/// A worker's open connections and their peak since the last trim (sans-io: no clock, no
-/// allocator).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Falls {
-    open: u32,
-    peak: u32,
+/// One busy spell of an HTTP/1.1 connection (hyper's buffers allocated), counted apart from
+/// the connections: when a wave of keep-alive connections goes idle their spells end, the
+/// connections stay open, and that fall too gives the freed buffers back.
+#[derive(Debug)]
+pub struct BusySpell(());
+
+/// Which count a guard is in.
+#[derive(Clone, Copy)]
+enum Count {
+    Connections,
+    Spells,
+}
+
+/// Counts one more in `count` on this worker thread.
+fn opened(count: Count) {
+    WORKER.with(|w| {
+        let (mut conns, mut spells, pending) = w.get();
+        match count {
+            Count::Connections => conns.opened(),
+            Count::Spells => spells.opened(),
+        }
+        w.set((conns, spells, pending));
+    });
+}
+
+/// Counts one fewer in `count`; starts a trim when the fall calls for one.
+fn closed(count: Count) {
+    let due = WORKER.with(|w| {
+        let (mut conns, mut spells, pending) = w.get();
+        let fell = match count {
+            Count::Connections => conns.closed(),
+            Count::Spells => spells.closed(),
+        };
+        let due = fell && !pending;
+        w.set((conns, spells, pending || due));
+        due
+    });
+    if !due {
+        return;
+    }
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(async {
+                tokio::time::sleep(TRIM_DELAY).await;
+                trim_now();
+            });
+        }
+        Err(_) => trim_now(),
+    }
 }
 
 // === impl OpenConnection ===
@@ -46,11 +95,7 @@ pub struct Falls {
 impl OpenConnection {
     /// Counts one more open connection on this worker thread.
     pub fn new() -> Self {
-        WORKER.with(|w| {
-            let (mut falls, pending) = w.get();
-            falls.opened();
-            w.set((falls, pending));
-        });
+        opened(Count::Connections);
         OpenConnection(())
     }
 }
@@ -63,37 +108,51 @@ impl Default for OpenConnection {
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        let due = WORKER.with(|w| {
-            let (mut falls, pending) = w.get();
-            let due = falls.closed() && !pending;
-            w.set((falls, pending || due));
-            due
-        });
-        if !due {
-            return;
-        }
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async {
-                    tokio::time::sleep(TRIM_DELAY).await;
-                    trim_now();
-                });
-            }
-            Err(_) => trim_now(),
-        }
+        closed(Count::Connections);
     }
 }
 
-/// Trims, and starts this worker's count of the fall again from what is open now.
+// === impl BusySpell ===
+
+impl BusySpell {
+    /// Counts one more busy spell on this worker thread.
+    pub fn new() -> Self {
+        opened(Count::Spells);
+        BusySpell(())
+    }
+}
+
+impl Default for BusySpell {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for BusySpell {
+    fn drop(&mut self) {
+        closed(Count::Spells);
+    }
+}
+
+/// Trims, and starts this worker's counts of the fall again from what is open now.
 fn trim_now() {
     WORKER.with(|w| {
-        let (mut falls, _) = w.get();
-        falls.trimmed();
-        w.set((falls, false));
+        let (mut conns, mut spells, _) = w.get();
+        conns.trimmed();
+        spells.trimmed();
+        w.set((conns, spells, false));
     });
     let start = tokio::time::Instant::now();
     let released = give_back();
     tracing::debug!(released, took = ?start.elapsed(), "freed memory given back to the system");
+}
+
+/// A worker's count (open connections, or busy spells) and its peak since the last trim
+/// (sans-io: no clock, no allocator).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Falls {
+    open: u32,
+    peak: u32,
 }
 
 // === impl Falls ===
@@ -204,8 +263,10 @@ mod tests {
     fn dropping_outside_a_runtime_trims_at_once() {
         let conns: Vec<OpenConnection> = (0..2 * MIN_FALL).map(|_| OpenConnection::new()).collect();
         drop(conns);
-        let (falls, pending) = WORKER.with(Cell::get);
+        let spells: Vec<BusySpell> = (0..2 * MIN_FALL).map(|_| BusySpell::new()).collect();
+        drop(spells);
+        let (conns, spells, pending) = WORKER.with(Cell::get);
         assert!(!pending);
-        assert_eq!(falls, Falls::new());
+        assert_eq!((conns, spells), (Falls::new(), Falls::new()));
     }
 }

@@ -58,6 +58,11 @@ pub fn http_builder(settings: &ListenerConfig, limits: &ConnLimits) -> HttpBuild
     }
 }
 
+/// Held by a connection's task for as long as it lives: the worker's count of connections to
+/// wait for at shutdown, and the worker's count of open connections, whose fall gives freed
+/// memory back ([`crate::memory`]).
+pub type Alive = (watch::Receiver<()>, crate::memory::OpenConnection);
+
 /// Serves one accepted connection until it closes or shutdown drains it: the socket with
 /// the write timeout ([`io::ClientIo`]), the TLS handshake on it when the listener is HTTPS
 /// (within the read timeout; the handshake settles `conn.transport`), then HTTP. `alive` is
@@ -72,7 +77,7 @@ pub async fn serve_connection(
     mut conn: ConnInfo,
     tls: Option<Arc<TlsAcceptor>>,
     mut shutdown: watch::Receiver<bool>,
-    alive: watch::Receiver<()>,
+    alive: Alive,
 ) {
     let _alive = alive;
     let _ = stream.set_nodelay(true);

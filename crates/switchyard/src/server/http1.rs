@@ -92,6 +92,8 @@ async fn spell<I: IdleIo>(
     io: Rewind<I>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Ended<I> {
+    // Counted: a wave of spells ending gives their buffers back to the system.
+    let _counted = crate::memory::BusySpell::new();
     let service = hyper::service::service_fn(|req: http::Request<Incoming>| {
         let has_body = !hyper::body::Body::is_end_stream(req.body());
         let upgrade = req

@@ -229,7 +229,7 @@ async fn serve_proxied(
     mut stream: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
     shutdown: watch::Receiver<bool>,
-    alive: watch::Receiver<()>,
+    alive: conn::Alive,
 ) {
     let client = match proxy_protocol::read(&mut stream, entry.settings.read_timeout).await {
         Ok(client) => client.unwrap_or(peer),
