@@ -70,7 +70,7 @@ pub type Alive = (watch::Receiver<()>, crate::memory::OpenConnection);
 ///
 /// This future is the connection's task, and an idle connection costs what its task holds:
 /// everything is owned here once and lent below (references, not copies, at each level).
-pub async fn serve_connection(
+pub fn serve_connection(
     http: HttpBuilder,
     shared: Arc<Shared>,
     stream: tokio::net::TcpStream,
@@ -78,24 +78,30 @@ pub async fn serve_connection(
     tls: Option<Arc<TlsAcceptor>>,
     mut shutdown: watch::Receiver<bool>,
     alive: Alive,
-) {
-    let _alive = alive;
-    let _ = stream.set_nodelay(true);
-    let io = io::ClientIo::new(stream, conn.write_timeout);
-    let Some(acceptor) = tls else {
-        return serve_http(&http, &shared, io, &mut conn, &mut shutdown).await;
-    };
-    // Boxed: the handshake's and the TLS stream's state would otherwise be part of every
-    // connection's task, plaintext ones included (each idle connection pays its task's size).
-    Box::pin(serve_tls(
-        &http,
-        &shared,
-        io,
-        &mut conn,
-        &acceptor,
-        &mut shutdown,
-    ))
-    .await;
+) -> impl std::future::Future<Output = ()> + Send {
+    // A block over the arguments rather than an `async fn`: an `async fn` moves each argument
+    // into a local of its own, and the task would hold both (about 500 bytes per connection).
+    async move {
+        let _ = stream.set_nodelay(true);
+        let io = io::ClientIo::new(stream, conn.write_timeout);
+        match &tls {
+            None => serve_http(&http, &shared, io, &mut conn, &mut shutdown).await,
+            // Boxed: the handshake's and the TLS stream's state would otherwise be part of
+            // every connection's task, plaintext ones included.
+            Some(acceptor) => {
+                Box::pin(serve_tls(
+                    &http,
+                    &shared,
+                    io,
+                    &mut conn,
+                    acceptor,
+                    &mut shutdown,
+                ))
+                .await;
+            }
+        }
+        drop(alive);
+    }
 }
 
 /// The TLS handshake on `io` (within the read timeout; it settles `conn.transport`), then
