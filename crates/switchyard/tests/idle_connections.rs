@@ -169,3 +169,31 @@ async fn shutdown_closes_a_released_connection_at_once() {
     assert!(took < Duration::from_secs(2), "shutdown took {took:?}");
     println!("shutdown with an idle released connection took {took:?}");
 }
+
+#[tokio::test]
+async fn an_https_connection_idle_past_the_release_serves_its_next_requests() {
+    use support::pki::{client_config, config_in, connect, CertDir, HttpsClient, TestCa};
+    let server = backend("b").await;
+    let ca = TestCa::new("test CA");
+    let dir = CertDir::new("idle-tls");
+    dir.pair("a", &ca.server(&["a.example.com"]));
+    let proxy = TestProxy::start(config_in(
+        &dir,
+        r#"tls = { certificates = [{ cert = "a.pem", key = "a.key" }] }"#,
+        &format!("[pools.p]\nbackends = [\"{}\"]", server.url()),
+    ));
+    let host = format!("a.example.com:{}", proxy.addr.port());
+    let http1 = client_config(&ca, None, &[b"http/1.1"]);
+    let stream = connect(proxy.addr, "a.example.com", http1)
+        .await
+        .expect("TLS handshake");
+    let mut client = HttpsClient::over(stream, &host).await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(client.get("/").await.status);
+        tokio::time::sleep(past_release()).await;
+    }
+    assert_eq!(statuses, [200, 200, 200]);
+    assert_eq!(server.requests(), 3, "all three on one TLS connection");
+    proxy.stop().await;
+}

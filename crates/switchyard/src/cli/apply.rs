@@ -271,11 +271,15 @@ impl Flags<'_> {
     }
 
     /// `--workers`, `--runtime`, `--shutdown-timeout`, `--log-format`, `--max-body-size`,
-    /// `--max-client-connections` and `--max-connections-per-ip`.
+    /// `--max-requests-per-connection`, `--max-client-connections` and
+    /// `--max-connections-per-ip`.
     fn globals(self, config: &mut Config) {
         let cli = self.cli;
         if let Some(max) = cli.max_body_size {
             config.limits.max_body_size = max;
+        }
+        if let Some(max) = cli.max_requests_per_connection {
+            config.limits.connections.max_requests_per_connection = max;
         }
         if let Some(max) = cli.max_client_connections {
             config.limits.connections.max_connections = max;

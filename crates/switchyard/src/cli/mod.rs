@@ -126,6 +126,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
     pub max_body_size: Option<u64>,
 
+    /// Requests on one client connection (`0`: no limit; default 10000, nginx's
+    /// `keepalive_requests`); the last is answered with `Connection: close`, or `GOAWAY`.
+    #[arg(long, global = true, value_name = "N")]
+    pub max_requests_per_connection: Option<u32>,
+
     /// Client connections open at once per listener (`0`: no limit; default 50000); more are
     /// closed at once.
     #[arg(long, global = true, value_name = "N")]

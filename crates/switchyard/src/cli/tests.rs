@@ -250,9 +250,15 @@ fn limit_flags() {
         "-max-client-connections=50",
         "--max-connections-per-ip",
         "5",
+        "--max-requests-per-connection",
+        "1000000",
     ])
     .unwrap();
     let config = cli.load_config().unwrap();
+    assert_eq!(
+        config.limits.connections.max_requests_per_connection,
+        1_000_000
+    );
     assert_eq!(config.limits.max_body_size, 10 * 1024 * 1024);
     assert_eq!(config.limits.connections.max_connections, 50);
     assert_eq!(config.limits.connections.max_connections_per_ip, 5);

@@ -70,6 +70,7 @@ pub type Alive = (watch::Receiver<()>, crate::memory::OpenConnection);
 ///
 /// This future is the connection's task, and an idle connection costs what its task holds:
 /// everything is owned here once and lent below (references, not copies, at each level).
+#[allow(clippy::manual_async_fn)] // on purpose: see the block's comment
 pub fn serve_connection(
     http: HttpBuilder,
     shared: Arc<Shared>,
