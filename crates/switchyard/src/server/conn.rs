@@ -181,12 +181,11 @@ pub async fn serve_http<I>(
             let goaway_on_shutdown = goaway.clone();
             let served = AtomicU32::new(0);
             let max_requests = http.max_requests;
-            let metrics_shared = shared.clone();
             // Owned: the streams' service outlives this call's borrows.
             let (shared, conn) = (shared.clone(), conn.clone());
             let service = hyper::service::service_fn(move |mut req| {
                 if is_last(&served, max_requests) {
-                    metrics::inc(&metrics_shared.metrics.local().connections_at_max_requests);
+                    metrics::inc(&shared.metrics.local().connections_at_max_requests);
                     let _ = goaway.send(true);
                 }
                 let stream = open.open();

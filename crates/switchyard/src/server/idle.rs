@@ -279,20 +279,16 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Gate<I> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let polled = Pin::new(&mut self.io).poll_flush(cx);
+        self.waited_if(polled.is_pending());
         let activity = &self.activity;
-        if activity.busy.load(Ordering::Relaxed) == 0 && !activity.flushed.load(Ordering::Relaxed) {
-            match &polled {
-                Poll::Ready(Ok(())) => {
-                    activity.flushed.store(true, Ordering::Relaxed);
-                    // hyper polled its read before this flush finished and will not read
-                    // again until the client sends: poll once more so that the spell ends.
-                    if activity.flush_waited.swap(false, Ordering::Relaxed) {
-                        cx.waker().wake_by_ref();
-                    }
-                }
-                Poll::Pending => activity.flush_waited.store(true, Ordering::Relaxed),
-                Poll::Ready(Err(_)) => {}
-            }
+        if matches!(polled, Poll::Ready(Ok(())))
+            && activity.busy.load(Ordering::Relaxed) == 0
+            && !activity.flushed.swap(true, Ordering::Relaxed)
+            // hyper polled its read before this flush finished and will not read again until
+            // the client sends: poll once more so that the spell ends.
+            && activity.flush_waited.swap(false, Ordering::Relaxed)
+        {
+            cx.waker().wake_by_ref();
         }
         polled
     }
