@@ -1,21 +1,23 @@
 //! Memory given back to the system when load falls.
 //!
-//! glibc's malloc keeps what a program frees for reuse: after 10,000 idle connections close,
-//! switchyard's RSS stays at its peak (208 MiB, and 260 MiB after a second wave; measured in
-//! `BENCHMARKS.md`, "Allocator and memory returned"), because the freed chunks sit between
-//! live ones and glibc only returns the top of a heap by itself. `malloc_trim(0)` walks every
-//! arena and hands whole free pages back (`madvise`): 208 MiB down to 14 MiB.
+//! No allocator gives freed memory back by itself once a worker is idle: glibc's malloc keeps
+//! freed chunks between live ones (after 10,000 idle connections closed, RSS stayed at its
+//! 208 MiB peak), and mimalloc, the default allocator, purges freed pages only at its next
+//! allocations, which an idle worker does not make (`BENCHMARKS.md`, "Allocator and memory
+//! returned"). So this module asks: `mi_collect(true)` with mimalloc, `malloc_trim(0)` with
+//! glibc (208 MiB down to 14 MiB).
 //!
 //! Each client connection holds an [`OpenConnection`] for its life, and each busy spell of
 //! an HTTP/1.1 connection a [`BusySpell`] (`server::http1`: when 10,000 keep-alive
 //! connections go idle, their spells end and hyper's buffers are freed, with the connections
 //! still open), each counted apart. When either count of a worker has fallen to half of its
-//! peak since the last trim, and by at least
-//! [`MIN_FALL`], a trim is made [`TRIM_DELAY`] later (one trim for a wave of closes, not one
-//! per close). The counts are per worker thread, so the request path shares nothing.
+//! peak since the last trim, and by at least [`MIN_FALL`], a trim is made once the closes
+//! have paused for [`QUIET`] (one trim for a wave of closes, after its tail, not one per
+//! close nor one in its middle), or at the latest [`TRIM_WITHIN`] after it was due. The
+//! counts are per worker thread, so the request path shares nothing.
 //!
-//! With the `mimalloc` or `jemalloc` feature, or off glibc, trimming does nothing: those
-//! allocators are configured through their own options.
+//! With jemalloc (`--no-default-features --features jemalloc`), or off glibc without
+//! mimalloc, a trim does nothing.
 
 use std::cell::Cell;
 use std::time::Duration;
@@ -24,15 +26,38 @@ use std::time::Duration;
 /// (about 20 MiB of freed connection state: a trim costs more than it gives below that).
 pub const MIN_FALL: u32 = 1024;
 
-/// How long after the fall the trim is made: the rest of a wave of closes comes first.
-pub const TRIM_DELAY: Duration = Duration::from_secs(1);
+/// How long a wave of closes must have paused before the trim is made: one trim once the
+/// wave is over, not one per close, nor one in its middle that misses its tail.
+pub const QUIET: Duration = Duration::from_millis(100);
+
+/// The longest a due trim waits for the closes to pause (a worker whose connections keep
+/// closing still gives memory back).
+pub const TRIM_WITHIN: Duration = Duration::from_secs(1);
 
 thread_local! {
-    /// This worker's open connections, its busy HTTP/1.1 spells, and whether a trim is
-    /// waiting.
-    static WORKER: Cell<(Falls, Falls, bool)> = const {
-        Cell::new((Falls::new(), Falls::new(), false))
-    };
+    /// This worker's counts and its trim in waiting.
+    static WORKER: Cell<Counts> = const { Cell::new(Counts::new()) };
+}
+
+/// A worker's open connections and busy HTTP/1.1 spells, whether a trim is waiting, and how
+/// many closes it has seen (for the trim to tell whether they paused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Counts {
+    conns: Falls,
+    spells: Falls,
+    pending: bool,
+    closes: u32,
+}
+
+impl Counts {
+    const fn new() -> Self {
+        Counts {
+            conns: Falls::new(),
+            spells: Falls::new(),
+            pending: false,
+            closes: 0,
+        }
+    }
 }
 
 /// One open client connection, counted while it lives; its drop may start a trim.
@@ -55,25 +80,27 @@ enum Count {
 /// Counts one more in `count` on this worker thread.
 fn opened(count: Count) {
     WORKER.with(|w| {
-        let (mut conns, mut spells, pending) = w.get();
+        let mut c = w.get();
         match count {
-            Count::Connections => conns.opened(),
-            Count::Spells => spells.opened(),
+            Count::Connections => c.conns.opened(),
+            Count::Spells => c.spells.opened(),
         }
-        w.set((conns, spells, pending));
+        w.set(c);
     });
 }
 
 /// Counts one fewer in `count`; starts a trim when the fall calls for one.
 fn closed(count: Count) {
     let due = WORKER.with(|w| {
-        let (mut conns, mut spells, pending) = w.get();
+        let mut c = w.get();
         let fell = match count {
-            Count::Connections => conns.closed(),
-            Count::Spells => spells.closed(),
+            Count::Connections => c.conns.closed(),
+            Count::Spells => c.spells.closed(),
         };
-        let due = fell && !pending;
-        w.set((conns, spells, pending || due));
+        c.closes = c.closes.wrapping_add(1);
+        let due = fell && !c.pending;
+        c.pending |= due;
+        w.set(c);
         due
     });
     if !due {
@@ -82,7 +109,15 @@ fn closed(count: Count) {
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => {
             runtime.spawn(async {
-                tokio::time::sleep(TRIM_DELAY).await;
+                let start = tokio::time::Instant::now();
+                loop {
+                    let seen = WORKER.with(|w| w.get().closes);
+                    tokio::time::sleep(QUIET).await;
+                    let now = WORKER.with(|w| w.get().closes);
+                    if now == seen || start.elapsed() >= TRIM_WITHIN {
+                        break;
+                    }
+                }
                 trim_now();
             });
         }
@@ -137,10 +172,11 @@ impl Drop for BusySpell {
 /// Trims, and starts this worker's counts of the fall again from what is open now.
 fn trim_now() {
     WORKER.with(|w| {
-        let (mut conns, mut spells, _) = w.get();
-        conns.trimmed();
-        spells.trimmed();
-        w.set((conns, spells, false));
+        let mut c = w.get();
+        c.conns.trimmed();
+        c.spells.trimmed();
+        c.pending = false;
+        w.set(c);
     });
     let start = tokio::time::Instant::now();
     let released = give_back();
@@ -198,13 +234,23 @@ fn give_back() -> bool {
     unsafe { libc::malloc_trim(0) == 1 }
 }
 
+/// mimalloc: purges the pages this worker's heap has freed (it would do so itself only at
+/// its next allocations after `purge_delay`, and an idle worker makes none).
+#[cfg(feature = "mimalloc")]
+#[allow(unsafe_code)]
+fn give_back() -> bool {
+    // SAFETY: `mi_collect` takes no pointer and touches only the allocator's own state (the
+    // calling thread's heap, and the arenas under their atomics). Measured reason: an idle
+    // HTTP/1.1 connection 9.2 KiB of RSS without it, 3.0 KiB with it (BENCHMARKS.md).
+    unsafe { libmimalloc_sys::mi_collect(true) };
+    true
+}
+
 /// Another allocator, or not glibc: nothing to do here.
-#[cfg(not(all(
-    target_os = "linux",
-    target_env = "gnu",
+#[cfg(all(
     not(feature = "mimalloc"),
-    not(feature = "jemalloc")
-)))]
+    not(all(target_os = "linux", target_env = "gnu", not(feature = "jemalloc")))
+))]
 fn give_back() -> bool {
     false
 }
@@ -265,8 +311,41 @@ mod tests {
         drop(conns);
         let spells: Vec<BusySpell> = (0..2 * MIN_FALL).map(|_| BusySpell::new()).collect();
         drop(spells);
-        let (conns, spells, pending) = WORKER.with(Cell::get);
-        assert!(!pending);
-        assert_eq!((conns, spells), (Falls::new(), Falls::new()));
+        let c = WORKER.with(Cell::get);
+        assert!(!c.pending);
+        assert_eq!((c.conns, c.spells), (Falls::new(), Falls::new()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_trim_waits_for_the_closes_to_pause() {
+        let spells: Vec<BusySpell> = (0..4 * MIN_FALL).map(|_| BusySpell::new()).collect();
+        let mut spells = spells.into_iter();
+        // Half of them close: a trim is due, and waits.
+        for spell in spells.by_ref().take(2 * MIN_FALL as usize) {
+            drop(spell);
+        }
+        assert!(WORKER.with(Cell::get).pending);
+        // The closes go on every 50 ms: no pause, so the trim waits up to TRIM_WITHIN.
+        let mut waited = Duration::ZERO;
+        while waited < TRIM_WITHIN - QUIET {
+            drop(spells.next());
+            tokio::time::sleep(QUIET / 2).await;
+            waited += QUIET / 2;
+            assert!(WORKER.with(Cell::get).pending, "trimmed after {waited:?}");
+        }
+        tokio::time::sleep(2 * QUIET).await;
+        assert!(
+            !WORKER.with(Cell::get).pending,
+            "not trimmed within TRIM_WITHIN"
+        );
+        // A new wave, then a pause: trimmed a QUIET after the last close.
+        let rest: Vec<BusySpell> = spells.collect();
+        let open = rest.len() as u32;
+        drop(rest);
+        assert!(open >= MIN_FALL);
+        assert!(WORKER.with(Cell::get).pending);
+        tokio::time::sleep(QUIET + QUIET / 2).await;
+        assert!(!WORKER.with(Cell::get).pending);
+        assert_eq!(WORKER.with(Cell::get).spells, Falls::new());
     }
 }
