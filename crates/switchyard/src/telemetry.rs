@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod json;
+pub mod text;
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -32,11 +33,20 @@ pub fn init(format: LogFormat) -> Result<(), String> {
     let registry = tracing_subscriber::registry().with(filter);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let result = match format {
-        LogFormat::Text => registry
+        // A terminal gets the default format's colours; a file or pipe the same text written
+        // faster (`text`).
+        LogFormat::Text if ansi => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_target(false)
-                    .with_ansi(ansi)
+                    .with_ansi(true)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .event_format(text::TextLines::new())
                     .with_writer(std::io::stderr),
             )
             .try_init(),
