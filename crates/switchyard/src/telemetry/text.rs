@@ -90,7 +90,7 @@ struct Fields<'w, 'a> {
 impl Visit for Fields<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
-            self.record_debug(field, &format_args!("{value}"));
+            self.field(field, |w| w.write_str(value));
         } else if value
             .bytes()
             .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
@@ -368,13 +368,14 @@ mod tests {
             );
             tracing::warn!(target: ACCESS_TARGET, status = 502u16, error = %error, "request failed");
             tracing::error!(target: ACCESS_TARGET, n = -4i64, m = i64::MIN, u = u64::MAX, z = 0u64, f = false, "odd");
+            tracing::info!(target: ACCESS_TARGET, message = "a str message \"q\"", a = 1u64);
             tracing::info!(other = 1, "not an access line");
             let span = tracing::info_span!("in", id = 7);
             let _in = span.enter();
             tracing::info!(target: ACCESS_TARGET, status = 200u16, "request");
         });
         assert_eq!(ours, theirs);
-        assert_eq!(ours.lines().count(), 5, "{ours}");
+        assert_eq!(ours.lines().count(), 6, "{ours}");
         assert!(
             ours.starts_with(" INFO request method=GET path=/a b status=200 "),
             "{ours}"
