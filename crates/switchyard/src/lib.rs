@@ -24,6 +24,8 @@
 //! `docs/request-lifecycle.md` walks through the same path in prose.
 
 pub mod admin;
+#[cfg(feature = "mimalloc")]
+pub mod allocator;
 pub mod body;
 pub mod cli;
 pub mod clock;

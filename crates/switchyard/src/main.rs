@@ -17,7 +17,7 @@ use switchyard::CheckError;
 // BENCHMARKS.md ("Allocator and memory returned") has the measurements behind the default.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: switchyard::allocator::MiMalloc = switchyard::allocator::MiMalloc;
 #[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
