@@ -79,17 +79,56 @@ pub fn check_request(parts: &mut request::Parts) -> Result<(), ProxyError> {
         (None, _) => Ok(()),
         (Some(_), Some(_)) => Err(ProxyError::BadRequest("more than one Host header")),
         (Some(host), None) => {
-            let valid = std::str::from_utf8(host.as_bytes())
-                .ok()
-                .and_then(|h| h.parse::<http::uri::Authority>().ok())
-                .is_some_and(|a| !a.as_str().contains('@'));
-            if valid {
+            if valid_host(host.as_bytes()) {
                 Ok(())
             } else {
                 Err(ProxyError::BadRequest("invalid Host header"))
             }
         }
     }
+}
+
+/// A `Host` value is `host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2): a bracketed IPv6
+/// address, or a name (or IPv4 address) of unreserved characters, sub-delimiters and
+/// percent-escapes; the port digits. Checked in place: `http::uri::Authority` parses only a
+/// copy of its input, an allocation per request, and takes a user-info part this rejects.
+fn valid_host(value: &[u8]) -> bool {
+    let (host, port) = match value.strip_prefix(b"[") {
+        Some(rest) => {
+            let Some(end) = rest.iter().position(|&b| b == b']') else {
+                return false;
+            };
+            let v6 = std::str::from_utf8(&rest[..end])
+                .is_ok_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+            if !v6 {
+                return false;
+            }
+            match &rest[end + 1..] {
+                [] => return true,
+                [b':', port @ ..] => (&b"x"[..], port),
+                _ => return false,
+            }
+        }
+        None => match value.iter().rposition(|&b| b == b':') {
+            Some(colon) => (&value[..colon], &value[colon + 1..]),
+            None => (value, &b""[..]),
+        },
+    };
+    let mut bytes = host.iter();
+    let mut name_ok = !host.is_empty();
+    while let Some(&b) = bytes.next() {
+        let ok = match b {
+            b'%' => {
+                let hex = |b: Option<&u8>| b.is_some_and(u8::is_ascii_hexdigit);
+                hex(bytes.next()) && hex(bytes.next())
+            }
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => true,
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' => true,
+            _ => false,
+        };
+        name_ok &= ok;
+    }
+    name_ok && port.iter().all(u8::is_ascii_digit)
 }
 
 /// True for a WebSocket on an HTTP/2 stream: an extended CONNECT whose `:protocol` is
@@ -143,8 +182,35 @@ mod tests {
             .body(())
             .unwrap();
         assert!(ok(two).is_err());
-        let bad = Request::get("/").header("host", "a b").body(()).unwrap();
-        assert!(ok(bad).is_err());
+        let bads = [
+            &b"a b"[..],
+            b"user@a",
+            b"h\xc3\xa9te",
+            b"a:8\xff",
+            b"[::1",
+            b"[::1]x",
+            b"[zz]",
+            b":80",
+            b"a:b",
+            b"a%4",
+            b"a/b",
+            b"a:1:2",
+        ];
+        for bad in bads {
+            let value = http::HeaderValue::from_bytes(bad).unwrap();
+            let req = Request::get("/").header("host", value).body(()).unwrap();
+            assert!(ok(req).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+        for good in [
+            "[::1]:8080",
+            "[::1]",
+            "127.0.0.1",
+            "a_b.example:443",
+            "a%41:",
+        ] {
+            let req = Request::get("/").header("host", good).body(()).unwrap();
+            assert!(ok(req).is_ok(), "{good}");
+        }
         let connect = Request::connect("a:443")
             .header("host", "a")
             .body(())

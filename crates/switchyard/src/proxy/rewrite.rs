@@ -74,15 +74,15 @@ pub fn rewrite_request(
     }
     let may_upgrade =
         parts.method == Method::GET && parts.version == Version::HTTP_11 && !body_unread;
-    let mut hops = strip_hop_by_hop(&mut parts.headers, true, may_upgrade);
+    // `Content-Length` goes too (hyper frames the body anew), and `Expect`: hyper already
+    // answered `100 Continue` when it started reading the body for us.
+    let request_only = [header::CONTENT_LENGTH, header::EXPECT];
+    let mut hops = strip_hop_by_hop(&mut parts.headers, &request_only, true, may_upgrade);
     if parts.version == Version::HTTP_2 && !body_unread && is_h2_websocket(parts) {
         websocket::to_http1_upgrade(&mut parts.headers);
         hops.websocket = true;
     }
     let headers = &mut parts.headers;
-    headers.remove(header::CONTENT_LENGTH);
-    // hyper already answered `100 Continue` when it started reading the body for us.
-    headers.remove(header::EXPECT);
     append_forwarded_for(headers, &conn.ip_header);
     headers.insert(X_FORWARDED_PROTO, conn.transport.scheme());
     if let Some(host) = headers.get(header::HOST).cloned() {
@@ -104,7 +104,7 @@ pub fn rewrite_request(
 
 /// Rewrites the backend's response head for the client.
 pub fn rewrite_response(parts: &mut http::response::Parts) {
-    strip_hop_by_hop(&mut parts.headers, false, false);
+    strip_hop_by_hop(&mut parts.headers, &[], false, false);
     parts.version = Version::HTTP_11;
 }
 
@@ -130,13 +130,28 @@ pub fn rewrite_h2_opened_response(parts: &mut http::response::Parts) {
     websocket::to_h2_opened(parts);
 }
 
-/// Removes the hop-by-hop headers. `keep_te_trailers`: a `TE` that lists `trailers` becomes
+/// Removes the hop-by-hop headers, and those in `also`. `keep_te_trailers`: a `TE` that lists `trailers` becomes
 /// `TE: trailers`. `may_upgrade` (an HTTP/1.1 `GET` without a body): a WebSocket upgrade
 /// keeps `Upgrade: websocket` and `Connection: upgrade`. The result says what was kept.
-fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool, may_upgrade: bool) -> Hops {
+fn strip_hop_by_hop(
+    headers: &mut HeaderMap,
+    also: &[HeaderName],
+    keep_te_trailers: bool,
+    may_upgrade: bool,
+) -> Hops {
     // Most messages carry none of these: one pass over the names finds out, instead of a
     // hash lookup per listed header.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    let (mut hop, mut extra) = (false, false);
+    for name in headers.keys() {
+        hop |= HOP_BY_HOP.contains(name);
+        extra |= also.contains(name);
+    }
+    if extra {
+        for name in also {
+            headers.remove(name);
+        }
+    }
+    if !hop {
         return Hops::default();
     }
     let websocket = may_upgrade
@@ -191,19 +206,22 @@ fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
 }
 
 fn append_forwarded_for(headers: &mut HeaderMap, client_ip: &HeaderValue) {
-    let mut prior = headers.get_all(&X_FORWARDED_FOR).iter().peekable();
-    if prior.peek().is_none() {
-        headers.insert(X_FORWARDED_FOR, client_ip.clone());
-        return;
-    }
+    // One lookup for both cases (most requests come without the header).
+    let mut prior = match headers.entry(X_FORWARDED_FOR) {
+        header::Entry::Vacant(slot) => {
+            slot.insert(client_ip.clone());
+            return;
+        }
+        header::Entry::Occupied(prior) => prior,
+    };
     let mut joined = Vec::with_capacity(64);
-    for v in prior {
+    for v in prior.iter() {
         joined.extend_from_slice(v.as_bytes().trim_ascii());
         joined.extend_from_slice(b", ");
     }
     joined.extend_from_slice(client_ip.as_bytes());
     if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)) {
-        headers.insert(X_FORWARDED_FOR, value);
+        prior.insert(value);
     }
 }
 
