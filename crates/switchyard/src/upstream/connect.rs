@@ -369,12 +369,14 @@ impl Connector {
         match protocol {
             Protocol::Http1 => {
                 let (sender, conn) = http1::Builder::new()
-                    // A longer head is a 502 (the read buffer alone let a head that came
-                    // in one read pass somewhat over it).
+                    // One copied buffer, not a `writev` queue: 300 instructions fewer per request
+                    // (most have no body; an upload is copied once more). Listeners keep
+                    // `writev`: without it, 5.5% more CPU per MiB of responses.
+                    .writev(false)
+                    // A longer head is a 502 (not just what overflows the read buffer).
                     .max_header_size(max_head)
-                    // The read buffer holds the head, so it is never smaller; the body is
-                    // read at most this much at a time (32 KiB by default), the size of
-                    // the chunks a slow client holds.
+                    // The read buffer holds the head; the body is read at most this much at
+                    // a time (32 KiB by default), the size of the chunks a slow client holds.
                     .max_buf_size(max_head)
                     .handshake(TokioIo::new(stream))
                     .await
