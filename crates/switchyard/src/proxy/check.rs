@@ -93,29 +93,30 @@ pub fn check_request(parts: &mut request::Parts) -> Result<(), ProxyError> {
 /// percent-escapes; the port digits. Checked in place: `http::uri::Authority` parses only a
 /// copy of its input, an allocation per request, and takes a user-info part this rejects.
 fn valid_host(value: &[u8]) -> bool {
-    let (host, port) = match value.strip_prefix(b"[") {
-        Some(rest) => {
-            let Some(end) = rest.iter().position(|&b| b == b']') else {
-                return false;
+    let port_ok = |port: &[u8]| port.iter().all(u8::is_ascii_digit);
+    if let Some(rest) = value.strip_prefix(b"[") {
+        let Some(end) = rest.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let v6 = std::str::from_utf8(&rest[..end])
+            .is_ok_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+        return v6
+            && match &rest[end + 1..] {
+                [] => true,
+                [b':', port @ ..] => port_ok(port),
+                _ => false,
             };
-            let v6 = std::str::from_utf8(&rest[..end])
-                .is_ok_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
-            if !v6 {
-                return false;
-            }
-            match &rest[end + 1..] {
-                [] => return true,
-                [b':', port @ ..] => (&b"x"[..], port),
-                _ => return false,
-            }
-        }
-        None => match value.iter().rposition(|&b| b == b':') {
-            Some(colon) => (&value[..colon], &value[colon + 1..]),
-            None => (value, &b""[..]),
-        },
+    }
+    let (host, port) = match value.iter().rposition(|&b| b == b':') {
+        Some(colon) => (&value[..colon], &value[colon + 1..]),
+        None => (value, &b""[..]),
     };
+    reg_name(host) && port_ok(port)
+}
+
+/// RFC 3986's `reg-name` (which an IPv4 address also is), not empty.
+fn reg_name(host: &[u8]) -> bool {
     let mut bytes = host.iter();
-    let mut name_ok = !host.is_empty();
     while let Some(&b) = bytes.next() {
         let ok = match b {
             b'%' => {
@@ -126,9 +127,11 @@ fn valid_host(value: &[u8]) -> bool {
             b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' => true,
             _ => false,
         };
-        name_ok &= ok;
+        if !ok {
+            return false;
+        }
     }
-    name_ok && port.iter().all(u8::is_ascii_digit)
+    !host.is_empty()
 }
 
 /// True for a WebSocket on an HTTP/2 stream: an extended CONNECT whose `:protocol` is

@@ -130,9 +130,10 @@ pub fn rewrite_h2_opened_response(parts: &mut http::response::Parts) {
     websocket::to_h2_opened(parts);
 }
 
-/// Removes the hop-by-hop headers, and those in `also`. `keep_te_trailers`: a `TE` that lists `trailers` becomes
-/// `TE: trailers`. `may_upgrade` (an HTTP/1.1 `GET` without a body): a WebSocket upgrade
-/// keeps `Upgrade: websocket` and `Connection: upgrade`. The result says what was kept.
+/// Removes the hop-by-hop headers, and those in `also`. `keep_te_trailers`: a `TE` that
+/// lists `trailers` becomes `TE: trailers`. `may_upgrade` (an HTTP/1.1 `GET` without a body):
+/// a WebSocket upgrade keeps `Upgrade: websocket` and `Connection: upgrade`. The result says
+/// what was kept.
 fn strip_hop_by_hop(
     headers: &mut HeaderMap,
     also: &[HeaderName],

@@ -221,7 +221,8 @@ fn timestamp(w: &mut Writer<'_>, now: SystemTime) -> fmt::Result {
 fn date_time(secs: u64) -> [u8; 20] {
     let days = secs / 86_400;
     let rest = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
+    let days = i64::try_from(days).unwrap_or(i64::MAX);
+    let (year, month, day) = crate::clock::civil_from_days(days);
     let mut out = *b"0000-00-00T00:00:00.";
     let mut put = |at: usize, value: u64, width: usize| {
         let mut v = value;
@@ -230,27 +231,15 @@ fn date_time(secs: u64) -> [u8; 20] {
             v /= 10;
         }
     };
-    put(0, year % 10_000, 4);
-    put(5, month, 2);
-    put(8, day, 2);
+    // Non-negative from the epoch on (`secs` is unsigned).
+    let field = |v: i64| u64::try_from(v).unwrap_or(0);
+    put(0, field(year % 10_000), 4);
+    put(5, field(month), 2);
+    put(8, field(day), 2);
     put(11, rest / 3600, 2);
     put(14, rest / 60 % 60, 2);
     put(17, rest % 60, 2);
     out
-}
-
-/// Year, month and day of a count of days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
