@@ -37,6 +37,7 @@ pub mod connect;
 pub mod deadline;
 pub mod error;
 pub mod exchange;
+pub mod h1;
 pub mod health;
 pub mod idle;
 pub mod io;

@@ -1,0 +1,216 @@
+//! A backend's HTTP/1.1 response head: parsed with `httparse` from the connection's read
+//! buffer into an `http::response::Parts` whose header values share that buffer, and judged
+//! for how its body is framed (RFC 9112 §6.3) and whether the connection can take another
+//! request afterwards.
+//!
+//! Strict where a lenient reading would let a backend smuggle a second response past the
+//! proxy: differing `Content-Length` values, a `Transfer-Encoding` on an HTTP/1.0 response,
+//! folded header lines (`httparse` refuses them) and a head larger than the limit are all
+//! errors, answered `502` by the caller.
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{response, StatusCode, Version};
+
+/// Most header fields a backend's head may carry (hyper's own limit).
+pub const MAX_HEADERS: usize = 100;
+
+/// How a response's body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (`HEAD`, 1xx, 204, 304, or `Content-Length: 0`).
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Everything until the backend closes the connection.
+    UntilClose,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub struct Head {
+    /// Status, version and headers (the version as the backend sent it).
+    pub parts: response::Parts,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// The connection can carry another request once this response is read to its end.
+    pub reusable: bool,
+}
+
+/// Why a response head was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HeadError {
+    /// Not an HTTP/1.x response head.
+    #[error("invalid response head: {0}")]
+    Syntax(httparse::Error),
+    /// Larger than the configured limit.
+    #[error("response head larger than {0} bytes")]
+    TooLarge(usize),
+    /// `Content-Length` is not one number, or several that differ.
+    #[error("invalid Content-Length")]
+    ContentLength,
+    /// `Transfer-Encoding` on an HTTP/1.0 response (RFC 9112 §6.1).
+    #[error("Transfer-Encoding in an HTTP/1.0 response")]
+    TransferEncoding10,
+    /// `101 Switching Protocols` to a request that asked for no upgrade.
+    #[error("unexpected 101 Switching Protocols")]
+    UnexpectedSwitch,
+}
+
+/// Parses a complete response head at the start of `buf`, taking it out of the buffer.
+/// `None`: the head is not complete yet (read more). `head_request`: the request was `HEAD`,
+/// so the response has no body whatever its headers say. An informational response (1xx)
+/// comes back as such: the caller skips it and parses again.
+pub fn parse(
+    buf: &mut BytesMut,
+    max_head: usize,
+    head_request: bool,
+) -> Result<Option<Head>, HeadError> {
+    // Byte ranges of each name and value: the head is cut from `buf` before the values are
+    // made into `Bytes` sharing it, which the parser's borrow of `buf` would not allow.
+    let mut ranges = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    let (len, code, version, count) = {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut fields);
+        let len = match resp.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buf.len() > max_head => {
+                return Err(HeadError::TooLarge(max_head));
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => return Err(HeadError::Syntax(e)),
+        };
+        if len > max_head {
+            return Err(HeadError::TooLarge(max_head));
+        }
+        let base = buf.as_ptr() as usize;
+        let offset = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
+        for (slot, field) in ranges.iter_mut().zip(resp.headers.iter()) {
+            let (n, v) = (offset(field.name.as_bytes()), offset(field.value));
+            *slot = (n, n + field.name.len() as u32, v, v + field.value.len() as u32);
+        }
+        let code = resp.code.unwrap_or_default();
+        (len, code, resp.version.unwrap_or_default(), resp.headers.len())
+    };
+    let head = buf.split_to(len).freeze();
+    let status = StatusCode::from_u16(code).map_err(|_| HeadError::Syntax(httparse::Error::Status))?;
+    let version = if version == 0 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let headers = header_map(&head, &ranges[..count])?;
+    let mut parts = response::Response::new(()).into_parts().0;
+    parts.status = status;
+    parts.version = version;
+    parts.headers = headers;
+    let (framing, reusable) = framing(&parts, head_request)?;
+    Ok(Some(Head {
+        parts,
+        framing,
+        reusable,
+    }))
+}
+
+/// The header map of `head`, each value a slice of it.
+fn header_map(head: &Bytes, ranges: &[(u32, u32, u32, u32)]) -> Result<HeaderMap, HeadError> {
+    let mut map = HeaderMap::with_capacity(ranges.len());
+    for &(ns, ne, vs, ve) in ranges {
+        let name = HeaderName::from_bytes(&head[ns as usize..ne as usize])
+            .map_err(|_| HeadError::Syntax(httparse::Error::HeaderName))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize))
+            .map_err(|_| HeadError::Syntax(httparse::Error::HeaderValue))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// RFC 9112 §6.3: how the body of `parts` is delimited, and whether the connection stays
+/// usable after it.
+fn framing(parts: &response::Parts, head_request: bool) -> Result<(Framing, bool), HeadError> {
+    let headers = &parts.headers;
+    let mut reusable = keep_alive(parts.version, headers);
+    let status = parts.status;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(HeadError::UnexpectedSwitch);
+    }
+    if head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok((Framing::Empty, reusable));
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        if parts.version == Version::HTTP_10 {
+            return Err(HeadError::TransferEncoding10);
+        }
+        // Beside a `Content-Length` it overrides it, and the connection is not trusted after.
+        if headers.contains_key(header::CONTENT_LENGTH) {
+            reusable = false;
+        }
+        return Ok(if chunked_last(headers) {
+            (Framing::Chunked, reusable)
+        } else {
+            (Framing::UntilClose, false)
+        });
+    }
+    match content_length(headers)? {
+        Some(0) => Ok((Framing::Empty, reusable)),
+        Some(n) => Ok((Framing::Length(n), reusable)),
+        None => Ok((Framing::UntilClose, false)),
+    }
+}
+
+/// The connection persists: HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with
+/// `Connection: keep-alive`.
+fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
+    let has = |token: &str| {
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    };
+    if version == Version::HTTP_11 {
+        !has("close")
+    } else {
+        has("keep-alive") && !has("close")
+    }
+}
+
+/// The last transfer coding listed is `chunked`.
+fn chunked_last(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .next_back()
+        .and_then(|v| v.as_bytes().rsplit(|&b| b == b',').next())
+        .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+}
+
+/// The `Content-Length`, if any: every field and list element must be the same number.
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, HeadError> {
+    let mut found = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for item in value.as_bytes().split(|&b| b == b',') {
+            let digits = item.trim_ascii();
+            if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+                return Err(HeadError::ContentLength);
+            }
+            let n = digits
+                .iter()
+                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            if found.is_some_and(|f| f != n) {
+                return Err(HeadError::ContentLength);
+            }
+            found = Some(n);
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,101 @@
+use super::*;
+
+fn parse_all(raw: &str, head_request: bool) -> Result<Option<Head>, HeadError> {
+    let mut buf = BytesMut::from(raw.as_bytes());
+    parse(&mut buf, 8192, head_request)
+}
+
+fn framed(raw: &str) -> (Framing, bool) {
+    let head = parse_all(raw, false).unwrap().unwrap();
+    (head.framing, head.reusable)
+}
+
+#[test]
+fn a_head_is_cut_from_the_buffer_and_its_values_kept() {
+    let mut buf = BytesMut::from(
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nx-a: 2\r\n\r\nhelloNEXT"[..],
+    );
+    let head = parse(&mut buf, 8192, false).unwrap().unwrap();
+    assert_eq!(&buf[..], b"helloNEXT");
+    assert_eq!(head.parts.status, StatusCode::OK);
+    assert_eq!(head.parts.version, Version::HTTP_11);
+    let xa: Vec<_> = head.parts.headers.get_all("x-a").iter().collect();
+    assert_eq!(xa, ["1", "2"]);
+    assert_eq!(head.framing, Framing::Length(5));
+    assert!(head.reusable);
+}
+
+#[test]
+fn a_partial_head_asks_for_more_and_an_oversized_one_is_refused() {
+    assert!(parse_all("HTTP/1.1 200 OK\r\nContent-Le", false)
+        .unwrap()
+        .is_none());
+    let mut long = BytesMut::from(&b"HTTP/1.1 200 OK\r\nX: "[..]);
+    long.extend_from_slice(&[b'a'; 9000]);
+    assert_eq!(
+        parse(&mut long, 8192, false).unwrap_err(),
+        HeadError::TooLarge(8192)
+    );
+    let mut complete = BytesMut::from(&b"HTTP/1.1 200 OK\r\nX: "[..]);
+    complete.extend_from_slice(&[b'a'; 9000]);
+    complete.extend_from_slice(b"\r\n\r\n");
+    assert_eq!(
+        parse(&mut complete, 8192, false).unwrap_err(),
+        HeadError::TooLarge(8192)
+    );
+}
+
+#[test]
+fn framing_follows_rfc_9112() {
+    assert_eq!(framed("HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n"), (Framing::Empty, true));
+    assert_eq!(framed("HTTP/1.1 304 Not Modified\r\n\r\n"), (Framing::Empty, true));
+    assert_eq!(framed("HTTP/1.1 100 Continue\r\n\r\n"), (Framing::Empty, true));
+    assert_eq!(framed("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), (Framing::Empty, true));
+    assert_eq!(
+        framed("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+        (Framing::Chunked, true)
+    );
+    // Both: chunked wins, and the connection is not reused.
+    assert_eq!(
+        framed("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        (Framing::Chunked, false)
+    );
+    assert_eq!(
+        framed("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"),
+        (Framing::UntilClose, false)
+    );
+    assert_eq!(framed("HTTP/1.1 200 OK\r\n\r\n"), (Framing::UntilClose, false));
+    assert_eq!(
+        framed("HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\nContent-Length: 7\r\n\r\n"),
+        (Framing::Length(7), true)
+    );
+    let head = parse_all("HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n", true)
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.framing, Framing::Empty, "a response to HEAD");
+}
+
+#[test]
+fn keep_alive_by_version_and_connection_header() {
+    assert!(!framed("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n").1);
+    assert!(!framed("HTTP/1.1 200 OK\r\nConnection: x, Close\r\nContent-Length: 1\r\n\r\n").1);
+    assert!(!framed("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n").1);
+    assert!(framed("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n").1);
+}
+
+#[test]
+fn what_could_smuggle_a_response_is_refused() {
+    let bad = |raw: &str| parse_all(raw, false).unwrap_err();
+    assert_eq!(bad("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"), HeadError::ContentLength);
+    assert_eq!(bad("HTTP/1.1 200 OK\r\nContent-Length: 3, 4\r\n\r\n"), HeadError::ContentLength);
+    assert_eq!(bad("HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n"), HeadError::ContentLength);
+    assert_eq!(bad("HTTP/1.1 200 OK\r\nContent-Length: 0x3\r\n\r\n"), HeadError::ContentLength);
+    assert_eq!(bad("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n"), HeadError::ContentLength);
+    assert_eq!(bad("HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n"), HeadError::ContentLength);
+    assert_eq!(bad("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), HeadError::TransferEncoding10);
+    assert_eq!(bad("HTTP/1.1 101 Switching Protocols\r\n\r\n"), HeadError::UnexpectedSwitch);
+    assert!(matches!(bad("HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n"), HeadError::Syntax(_)));
+    assert!(matches!(bad("HTTP/2 200 OK\r\n\r\n"), HeadError::Syntax(_)));
+    assert!(matches!(bad("HTTP/1.1 2000 OK\r\n\r\n"), HeadError::Syntax(_)));
+    assert!(matches!(bad("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n"), HeadError::Syntax(_)));
+}
