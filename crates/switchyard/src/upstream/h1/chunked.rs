@@ -131,10 +131,7 @@ fn size_line(buf: &mut BytesMut) -> Result<Option<u64>, ChunkError> {
         Some(line) => line,
         None => return Err(ChunkError::Syntax),
     };
-    let digits = line
-        .iter()
-        .take_while(|b| b.is_ascii_hexdigit())
-        .count();
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
     if digits == 0 || digits > 16 {
         return Err(ChunkError::Syntax);
     }
@@ -235,12 +232,20 @@ mod tests {
     fn malformed_chunking_is_refused() {
         let bad = |input: &[u8]| decode_in_steps(input, input.len()).unwrap_err();
         assert_eq!(bad(b"5\nhello\r\n0\r\n\r\n"), ChunkError::Syntax, "bare LF");
-        assert_eq!(bad(b"5\r\nhelloXX0\r\n\r\n"), ChunkError::Syntax, "no CRLF after data");
+        assert_eq!(
+            bad(b"5\r\nhelloXX0\r\n\r\n"),
+            ChunkError::Syntax,
+            "no CRLF after data"
+        );
         assert_eq!(bad(b"-5\r\nhello\r\n"), ChunkError::Syntax);
         assert_eq!(bad(b"0x5\r\nhello\r\n"), ChunkError::Syntax);
         assert_eq!(bad(b"5 x\r\nhello\r\n"), ChunkError::Syntax);
         assert_eq!(bad(b"\r\n"), ChunkError::Syntax, "no size");
-        assert_eq!(bad(b"10000000000000000\r\n"), ChunkError::Syntax, "17 hex digits");
+        assert_eq!(
+            bad(b"10000000000000000\r\n"),
+            ChunkError::Syntax,
+            "17 hex digits"
+        );
         assert_eq!(bad(b"0\r\nBad Name: x\r\n\r\n"), ChunkError::Syntax);
         let mut long = b"5;".to_vec();
         long.extend_from_slice(&[b'a'; MAX_LINE]);

@@ -76,11 +76,26 @@ mod tests {
 
     #[test]
     fn framing_like_hyper() {
-        assert_eq!(BodyFraming::of(&Method::POST, true, Some(0)), BodyFraming::Empty);
-        assert_eq!(BodyFraming::of(&Method::POST, false, Some(0)), BodyFraming::Empty);
-        assert_eq!(BodyFraming::of(&Method::PUT, false, Some(12)), BodyFraming::Length(12));
-        assert_eq!(BodyFraming::of(&Method::POST, false, None), BodyFraming::Chunked);
-        assert_eq!(BodyFraming::of(&Method::GET, false, None), BodyFraming::Empty);
+        assert_eq!(
+            BodyFraming::of(&Method::POST, true, Some(0)),
+            BodyFraming::Empty
+        );
+        assert_eq!(
+            BodyFraming::of(&Method::POST, false, Some(0)),
+            BodyFraming::Empty
+        );
+        assert_eq!(
+            BodyFraming::of(&Method::PUT, false, Some(12)),
+            BodyFraming::Length(12)
+        );
+        assert_eq!(
+            BodyFraming::of(&Method::POST, false, None),
+            BodyFraming::Chunked
+        );
+        assert_eq!(
+            BodyFraming::of(&Method::GET, false, None),
+            BodyFraming::Empty
+        );
     }
 
     #[test]

@@ -89,13 +89,24 @@ pub fn parse(
         let offset = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
         for (slot, field) in ranges.iter_mut().zip(resp.headers.iter()) {
             let (n, v) = (offset(field.name.as_bytes()), offset(field.value));
-            *slot = (n, n + field.name.len() as u32, v, v + field.value.len() as u32);
+            *slot = (
+                n,
+                n + field.name.len() as u32,
+                v,
+                v + field.value.len() as u32,
+            );
         }
         let code = resp.code.unwrap_or_default();
-        (len, code, resp.version.unwrap_or_default(), resp.headers.len())
+        (
+            len,
+            code,
+            resp.version.unwrap_or_default(),
+            resp.headers.len(),
+        )
     };
     let head = buf.split_to(len).freeze();
-    let status = StatusCode::from_u16(code).map_err(|_| HeadError::Syntax(httparse::Error::Status))?;
+    let status =
+        StatusCode::from_u16(code).map_err(|_| HeadError::Syntax(httparse::Error::Status))?;
     let version = if version == 0 {
         Version::HTTP_10
     } else {

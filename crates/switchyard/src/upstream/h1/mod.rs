@@ -4,5 +4,9 @@
 //! instructions per proxied request (BENCHMARKS.md, "Instructions per proxied request").
 
 pub mod chunked;
+pub mod conn;
 pub mod encode;
 pub mod head;
+
+#[cfg(test)]
+mod tests;

@@ -47,10 +47,22 @@ fn a_partial_head_asks_for_more_and_an_oversized_one_is_refused() {
 
 #[test]
 fn framing_follows_rfc_9112() {
-    assert_eq!(framed("HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n"), (Framing::Empty, true));
-    assert_eq!(framed("HTTP/1.1 304 Not Modified\r\n\r\n"), (Framing::Empty, true));
-    assert_eq!(framed("HTTP/1.1 100 Continue\r\n\r\n"), (Framing::Empty, true));
-    assert_eq!(framed("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), (Framing::Empty, true));
+    assert_eq!(
+        framed("HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n"),
+        (Framing::Empty, true)
+    );
+    assert_eq!(
+        framed("HTTP/1.1 304 Not Modified\r\n\r\n"),
+        (Framing::Empty, true)
+    );
+    assert_eq!(
+        framed("HTTP/1.1 100 Continue\r\n\r\n"),
+        (Framing::Empty, true)
+    );
+    assert_eq!(
+        framed("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+        (Framing::Empty, true)
+    );
     assert_eq!(
         framed("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
         (Framing::Chunked, true)
@@ -64,7 +76,10 @@ fn framing_follows_rfc_9112() {
         framed("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"),
         (Framing::UntilClose, false)
     );
-    assert_eq!(framed("HTTP/1.1 200 OK\r\n\r\n"), (Framing::UntilClose, false));
+    assert_eq!(
+        framed("HTTP/1.1 200 OK\r\n\r\n"),
+        (Framing::UntilClose, false)
+    );
     assert_eq!(
         framed("HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\nContent-Length: 7\r\n\r\n"),
         (Framing::Length(7), true)
@@ -86,16 +101,49 @@ fn keep_alive_by_version_and_connection_header() {
 #[test]
 fn what_could_smuggle_a_response_is_refused() {
     let bad = |raw: &str| parse_all(raw, false).unwrap_err();
-    assert_eq!(bad("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"), HeadError::ContentLength);
-    assert_eq!(bad("HTTP/1.1 200 OK\r\nContent-Length: 3, 4\r\n\r\n"), HeadError::ContentLength);
-    assert_eq!(bad("HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n"), HeadError::ContentLength);
-    assert_eq!(bad("HTTP/1.1 200 OK\r\nContent-Length: 0x3\r\n\r\n"), HeadError::ContentLength);
-    assert_eq!(bad("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n"), HeadError::ContentLength);
-    assert_eq!(bad("HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n"), HeadError::ContentLength);
-    assert_eq!(bad("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), HeadError::TransferEncoding10);
-    assert_eq!(bad("HTTP/1.1 101 Switching Protocols\r\n\r\n"), HeadError::UnexpectedSwitch);
-    assert!(matches!(bad("HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n"), HeadError::Syntax(_)));
+    assert_eq!(
+        bad("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
+        HeadError::ContentLength
+    );
+    assert_eq!(
+        bad("HTTP/1.1 200 OK\r\nContent-Length: 3, 4\r\n\r\n"),
+        HeadError::ContentLength
+    );
+    assert_eq!(
+        bad("HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n"),
+        HeadError::ContentLength
+    );
+    assert_eq!(
+        bad("HTTP/1.1 200 OK\r\nContent-Length: 0x3\r\n\r\n"),
+        HeadError::ContentLength
+    );
+    assert_eq!(
+        bad("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n"),
+        HeadError::ContentLength
+    );
+    assert_eq!(
+        bad("HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n"),
+        HeadError::ContentLength
+    );
+    assert_eq!(
+        bad("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        HeadError::TransferEncoding10
+    );
+    assert_eq!(
+        bad("HTTP/1.1 101 Switching Protocols\r\n\r\n"),
+        HeadError::UnexpectedSwitch
+    );
+    assert!(matches!(
+        bad("HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n"),
+        HeadError::Syntax(_)
+    ));
     assert!(matches!(bad("HTTP/2 200 OK\r\n\r\n"), HeadError::Syntax(_)));
-    assert!(matches!(bad("HTTP/1.1 2000 OK\r\n\r\n"), HeadError::Syntax(_)));
-    assert!(matches!(bad("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n"), HeadError::Syntax(_)));
+    assert!(matches!(
+        bad("HTTP/1.1 2000 OK\r\n\r\n"),
+        HeadError::Syntax(_)
+    ));
+    assert!(matches!(
+        bad("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n"),
+        HeadError::Syntax(_)
+    ));
 }
