@@ -82,10 +82,9 @@ impl Conn {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut probe = [0u8; 1];
         let mut buf = ReadBuf::new(&mut probe);
-        match Pin::new(&mut *self.io).poll_read(&mut cx, &mut buf) {
-            Poll::Pending => false,
-            Poll::Ready(_) => true,
-        }
+        Pin::new(&mut *self.io)
+            .poll_read(&mut cx, &mut buf)
+            .is_ready()
     }
 
     /// Sends a request with head `parts` and `body`, and waits for the final response head
