@@ -37,7 +37,7 @@ pub enum BodyError {
     UpstreamTimeout(Duration),
     /// Reading the backend's response body failed.
     #[error("reading the response body from the backend failed")]
-    Upstream(#[source] hyper::Error),
+    Upstream(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A gRPC call's deadline passed in the middle of a message of its answer: the stream
     /// is reset with the reason inside (`CANCEL`).
     #[error("the call's deadline passed in the middle of a message")]

@@ -71,6 +71,11 @@ enum Closing {
     /// answering: what the proxy sees when a backend's keep-alive timeout fires just as a
     /// pooled connection is reused (the request is written, no response byte comes back).
     DropsSecondRequest,
+    /// Answers, then after this long shuts its sending side (a backend's keep-alive timeout
+    /// firing) and waits for the proxy to close the connection.
+    HalfClosesAfter(Duration),
+    /// Answers, then keeps the connection open until the proxy closes it.
+    Holds,
 }
 
 /// A backend written on a raw socket, so that the test decides exactly when it closes.
@@ -81,6 +86,9 @@ struct RawBackendStats {
     closed: Arc<AtomicU64>,
     /// Requests read and left unanswered ([`Closing::DropsSecondRequest`]).
     dropped: Arc<AtomicU64>,
+    /// How long after its last answer (`Holds`) or its half-close (`HalfClosesAfter`) the
+    /// backend saw the proxy close each connection.
+    closed_by_proxy_after: Arc<std::sync::Mutex<Vec<Duration>>>,
 }
 
 /// Starts a backend answering every GET with `ok`, closing connections as `closing` says.
@@ -145,10 +153,21 @@ async fn serve_raw(mut stream: TcpStream, closing: Closing, stats: &RawBackendSt
         if stream.write_all(resp.as_bytes()).await.is_err() {
             return;
         }
-        match closing {
+        let since = match closing {
             Closing::Announced | Closing::Silent => return,
-            Closing::IdleFor(_) | Closing::DropsSecondRequest => {}
-        }
+            Closing::IdleFor(_) | Closing::DropsSecondRequest => continue,
+            Closing::HalfClosesAfter(after) => {
+                tokio::time::sleep(after).await;
+                let _ = stream.shutdown().await;
+                tokio::time::Instant::now()
+            }
+            Closing::Holds => tokio::time::Instant::now(),
+        };
+        let mut tmp = [0u8; 1024];
+        while let Ok(1..) = stream.read(&mut tmp).await {}
+        let mut closed = stats.closed_by_proxy_after.lock().expect("stats");
+        closed.push(since.elapsed());
+        return;
     }
 }
 
@@ -208,6 +227,59 @@ async fn pooled_connection_closed_by_an_idle_backend_is_replaced() {
     let metrics = proxy.metrics().await;
     assert_eq!(metrics["errors"], 0, "{metrics}");
     assert_eq!(metrics["backends"][0]["failures"], 0, "{metrics}");
+    proxy.stop().await;
+}
+
+/// The connections the backend saw the proxy close, waiting up to `within` for `n`.
+async fn closed_by_proxy(stats: &RawBackendStats, n: usize, within: Duration) -> Vec<Duration> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let closed = stats.closed_by_proxy_after.lock().expect("stats").clone();
+        if closed.len() >= n || tokio::time::Instant::now() >= deadline {
+            return closed;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_pooled_connection_its_backend_closes_is_closed_by_the_proxy_too() {
+    // An idle HTTP/1.1 connection has no task of its own: the worker's sweep notices.
+    let (addr, stats) = raw_backend(Closing::HalfClosesAfter(Duration::from_millis(100))).await;
+    let proxy = TestProxy::start(config(vec![support::url_for_port(addr.port())]));
+    let mut client = Client::connect(proxy.addr).await;
+    assert_eq!(client.get("/").await.status, 200);
+    let closed = closed_by_proxy(&stats, 1, Duration::from_secs(3)).await;
+    println!("backend half-closed an idle pooled connection; the proxy closed it after {closed:?}");
+    assert_eq!(closed.len(), 1, "the proxy kept the closed connection");
+    // At once when the sweep watches the socket, else at its next pass.
+    assert!(closed[0] < switchyard::upstream::idle::SWEEP_EVERY + Duration::from_millis(500));
+    let metrics = proxy.metrics().await;
+    assert_eq!(metrics["backends"][0]["idle_connections"], 0, "{metrics}");
+    // The next request opens a new connection, without an error.
+    assert_eq!(client.get("/").await.status, 200);
+    assert_eq!(stats.connections.load(Ordering::SeqCst), 2);
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn an_idle_pooled_connection_is_closed_at_the_idle_timeout_without_new_traffic() {
+    let (addr, stats) = raw_backend(Closing::Holds).await;
+    let mut cfg = config(vec![support::url_for_port(addr.port())]);
+    let idle_timeout = Duration::from_millis(300);
+    cfg.pools[0].keepalive.idle_timeout = idle_timeout;
+    let proxy = TestProxy::start(cfg);
+    let mut client = Client::connect(proxy.addr).await;
+    assert_eq!(client.get("/").await.status, 200);
+    let closed = closed_by_proxy(&stats, 1, Duration::from_secs(4)).await;
+    println!(
+        "idle timeout {idle_timeout:?}: the proxy closed the idle connection after {closed:?}"
+    );
+    assert_eq!(closed.len(), 1, "the idle connection outlived its timeout");
+    let sweep = switchyard::upstream::idle::SWEEP_EVERY;
+    assert!(closed[0] >= idle_timeout && closed[0] < idle_timeout + sweep * 2);
+    let metrics = proxy.metrics().await;
+    assert_eq!(metrics["backends"][0]["idle_connections"], 0, "{metrics}");
     proxy.stop().await;
 }
 

@@ -72,9 +72,9 @@ impl Attempt {
         self.slot
     }
 
-    /// A response head arrived on `conn`: records the latency; the connection stays with the
-    /// attempt until the body is done.
-    pub fn answered(&mut self, conn: Connection) {
+    /// A response head arrived on `conn` (`None`: the response body carries its connection):
+    /// records the latency; the connection stays with the attempt until the body is done.
+    pub fn answered(&mut self, conn: Option<Connection>) {
         let now = Instant::now();
         let backend = &self.pool.backends[self.index];
         backend
@@ -82,6 +82,11 @@ impl Attempt {
             .observe(now.saturating_duration_since(self.started), now);
         metrics::inc(&backend.counters.local().responses);
         self.answered = true;
+        self.conn = conn;
+    }
+
+    /// Takes back the connection a response body carried, once that body is complete.
+    pub fn hold(&mut self, conn: Connection) {
         self.conn = Some(conn);
     }
 

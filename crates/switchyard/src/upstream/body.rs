@@ -14,14 +14,70 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use super::attempt::Attempt;
-use super::classify;
-use crate::body::BodyError;
+use super::connection::Connection;
+use super::{classify, h1};
+use crate::body::{BodyError, RequestBody};
 use crate::clock::IdleTimer;
+
+/// A backend's response body as the client that read its head gives it.
+#[derive(Debug)]
+pub enum ResponseBody {
+    /// From hyper's client (HTTP/2, upgrade connections).
+    Hyper(Incoming),
+    /// From an HTTP/1.1 connection, which it holds until the body is read (with the rest of
+    /// the request body, if it is still being sent).
+    H1(h1::body::Body<RequestBody>),
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl ResponseBody {
+    /// The HTTP/1.1 connection the body was read from, once it is complete and the
+    /// connection can take another request.
+    fn take_conn(&mut self) -> Option<Connection> {
+        match self {
+            ResponseBody::H1(body) => {
+                body.finish_upload();
+                body.take_conn().map(Connection::H1)
+            }
+            ResponseBody::Hyper(_) => None,
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ResponseBody::Hyper(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            ResponseBody::H1(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Hyper(body) => body.is_end_stream(),
+            ResponseBody::H1(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Hyper(body) => body.size_hint(),
+            ResponseBody::H1(body) => body.size_hint(),
+        }
+    }
+}
 
 /// A backend's response body with its attempt.
 #[derive(Debug)]
 pub struct UpstreamBody {
-    body: Incoming,
+    body: ResponseBody,
     attempt: Attempt,
     ended: bool,
     status: StatusCode,
@@ -36,7 +92,7 @@ impl UpstreamBody {
     /// The body of a response with `status` and `grpc` (a `grpc-status` in its head), read
     /// with `idle` as the longest pause allowed (the write timeout).
     pub fn new(
-        body: Incoming,
+        body: ResponseBody,
         attempt: Attempt,
         status: StatusCode,
         grpc: Option<u32>,
@@ -72,6 +128,9 @@ impl UpstreamBody {
         if !std::mem::replace(&mut self.ended, true) {
             let outcome = classify::classify(self.status, self.grpc, complete);
             self.attempt.settle(outcome);
+            if let Some(conn) = self.body.take_conn() {
+                self.attempt.hold(conn);
+            }
             self.attempt.finish(complete);
         }
     }

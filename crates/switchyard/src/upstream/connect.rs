@@ -1,16 +1,12 @@
-//! Connections to backends: [`Connection`], what one request is sent on, and the
-//! [`Connector`] that opens them (connect timeout, each resolved address in turn) or takes
-//! one from this worker's pool ([`super::idle`]).
+//! Opening connections to backends: the [`Connector`] that opens them (connect timeout,
+//! each resolved address in turn) or takes one from this worker's pool ([`super::idle`]);
+//! what a connection is and how a request is sent on it is [`super::connection`].
 //!
-//! A connection is one enum over the protocols, not a trait per call site: HTTP/1.1 is
-//! exclusive (one request at a time; it goes back to the idle pool when its response is
-//! complete), and HTTP/2 is shared: a request holds one stream of it ([`H2Stream`]: a clone
-//! of the connection's sender and its share of the stream count) while the connection stays
-//! in the pool for others. TLS or plain is a property of the stream under it:
-//! [`Connector::handshake`] takes any stream and the protocol to speak on it, so a TLS
-//! stream (its ALPN deciding the protocol) is handed in the same way as a TCP one. A new
-//! connection is TCP connect → [`UpstreamIo`] → TLS for an `https://` backend
-//! ([`super::tls`], over `UpstreamIo`, so an early answer is still kept) → the HTTP handshake.
+//! TLS or plain is a property of the stream under a connection: [`Connector::handshake`]
+//! takes any stream and the protocol to speak on it, so a TLS stream (its ALPN deciding the
+//! protocol) is handed in the same way as a TCP one. A new connection is TCP connect →
+//! [`UpstreamIo`] → TLS for an `https://` backend ([`super::tls`], over `UpstreamIo`, so an
+//! early answer is still kept) → the HTTP handshake (HTTP/2's; HTTP/1.1 has none).
 //!
 //! Which protocol a backend is spoken to in comes from the pool's `protocol` and the
 //! backend's URL scheme ([`Connector::protocol_for`]), and for `https://` from ALPN.
@@ -21,35 +17,20 @@
 //! pooled connection is told apart from a backend that is down.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{header, Request, Response, Version};
-use hyper::body::Incoming;
-use hyper::client::conn::{http1, TrySendError};
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+pub use super::connection::{Connection, SendError};
 use super::io::UpstreamIo;
 pub use super::multiplex::{H2Conn, H2Stream};
 use super::tls::{Negotiated, TlsClient, TlsError};
-use super::{idle, multiplex, Backend};
-use crate::body::RequestBody;
+use super::{h1, idle, multiplex, Backend};
 use crate::config::{KeepAliveConfig, Scheme, UpstreamProtocol};
 use crate::metrics;
 use tokio_rustls::client::TlsStream;
-
-/// A connection to a backend that can take a request.
-#[derive(Debug)]
-pub enum Connection {
-    /// HTTP/1.1: one request at a time.
-    H1(http1::SendRequest<RequestBody>),
-    /// One stream of a shared HTTP/2 connection.
-    H2(H2Stream),
-}
 
 /// The HTTP a new connection speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +55,7 @@ pub enum ConnectError {
     Handshake(#[source] hyper::Error),
     /// A new connection closed before it took the request.
     #[error("connection closed before the request was sent")]
-    Closed(#[source] hyper::Error),
+    Closed(#[source] SendError),
     /// The TLS handshake with an `https://` backend failed (its certificate was not
     /// trusted, or the handshake itself failed).
     #[error("TLS handshake failed")]
@@ -86,80 +67,6 @@ pub enum ConnectError {
     /// opening it) could not be opened.
     #[error(transparent)]
     Shared(Arc<ConnectError>),
-}
-
-// === impl Connection ===
-
-impl Connection {
-    /// True when the connection can take no more requests.
-    pub fn is_closed(&self) -> bool {
-        match self {
-            Connection::H1(sender) => sender.is_closed(),
-            Connection::H2(stream) => stream.is_closed(),
-        }
-    }
-
-    /// Waits until the connection can take a request; fails if it closed meanwhile.
-    pub async fn ready(&mut self) -> Result<(), hyper::Error> {
-        match self {
-            Connection::H1(sender) => sender.ready().await,
-            Connection::H2(stream) => stream.ready().await,
-        }
-    }
-
-    /// Sends `req` in this connection's HTTP version. `te_trailers`: it carries a
-    /// `TE: trailers`, kept for HTTP/2 (gRPC needs it) while HTTP/1.1 backends get no `TE`, a
-    /// hop-by-hop header. On HTTP/2 the `Host` goes into `:authority` (RFC 9113 §8.3.1) and
-    /// connection-specific headers are already gone (`proxy::rewrite`). When the connection
-    /// turns out unable to take the request, hyper hands it back unsent inside the error.
-    pub fn try_send(
-        &mut self,
-        mut req: Request<RequestBody>,
-        te_trailers: bool,
-    ) -> impl Future<Output = Result<Response<Incoming>, TrySendError<Request<RequestBody>>>> {
-        match self {
-            Connection::H1(sender) => {
-                *req.version_mut() = Version::HTTP_11;
-                if te_trailers {
-                    req.headers_mut().remove(header::TE);
-                }
-                Sending::H1 {
-                    fut: sender.try_send_request(req),
-                }
-            }
-            Connection::H2(stream) => {
-                *req.version_mut() = Version::HTTP_2;
-                stream.address(&mut req);
-                Sending::H2 {
-                    fut: stream.try_send_request(req),
-                }
-            }
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A request on its way out, on either protocol.
-    #[project = SendingProj]
-    enum Sending<A, B> {
-        H1 { #[pin] fut: A },
-        H2 { #[pin] fut: B },
-    }
-}
-
-impl<A, B, T> Future for Sending<A, B>
-where
-    A: Future<Output = T>,
-    B: Future<Output = T>,
-{
-    type Output = T;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        match self.project() {
-            SendingProj::H1 { fut } => fut.poll(cx),
-            SendingProj::H2 { fut } => fut.poll(cx),
-        }
-    }
 }
 
 /// Opens connections to backends and checks idle ones out of the current worker's pool.
@@ -212,13 +119,10 @@ impl Connector {
             // Boxed: kept out of the size of every HTTP/1.1 request's future.
             return Box::pin(self.checkout_h2(backend)).await;
         }
-        while let Some(mut conn) = idle::pop(backend, &self.pool) {
-            // A pooled connection is normally ready at once; one the backend closed while it
-            // sat idle fails here and is dropped.
-            if conn.ready().await.is_ok() {
-                metrics::inc(&backend.counters.local().connections_reused);
-                return Ok((conn, true));
-            }
+        // One the backend closed while it sat idle is dropped on the way.
+        if let Some(conn) = idle::pop(backend, &self.pool) {
+            metrics::inc(&backend.counters.local().connections_reused);
+            return Ok((conn, true));
         }
         // Boxed: once per new connection, and kept out of the size of every request's future.
         let conn = Box::pin(self.connect(backend)).await?;
@@ -367,23 +271,14 @@ impl Connector {
     {
         let max_head = self.max_header_bytes;
         match protocol {
-            Protocol::Http1 => {
-                let (sender, conn) = http1::Builder::new()
-                    // One copied buffer, not a `writev` queue: 300 instructions fewer per request
-                    // (most have no body; an upload is copied once more). Listeners keep
-                    // `writev`: without it, 5.5% more CPU per MiB of responses.
-                    .writev(false)
-                    // A longer head is a 502 (not just what overflows the read buffer).
-                    .max_header_size(max_head)
-                    // The read buffer holds the head; the body is read at most this much at
-                    // a time (32 KiB by default), the size of the chunks a slow client holds.
-                    .max_buf_size(max_head)
-                    .handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(ConnectError::Handshake)?;
-                spawn_connection(conn);
-                Ok(Connection::H1(sender))
-            }
+            // Nothing to say before the first request: the connection is ready. Its read
+            // buffer holds a response head of up to `max_head`; a body is read at most that
+            // much at a time (32 KiB by default), the size of the chunks a slow client holds.
+            Protocol::Http1 => Ok(Connection::H1(h1::conn::Conn::new(
+                Box::new(stream),
+                max_head,
+                max_head,
+            ))),
             Protocol::Http2 => {
                 let stream = multiplex::handshake(stream, max_head, self.stream_window, tls)
                     .await

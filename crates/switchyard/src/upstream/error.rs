@@ -41,7 +41,7 @@ pub enum Error {
         backend: Arc<str>,
         /// Why.
         #[source]
-        source: hyper::Error,
+        source: super::connect::SendError,
     },
     /// The backend did not start its response within the per-try timeout, not counting
     /// the time spent waiting for the client's body (upstream fault).

@@ -8,15 +8,15 @@ use std::time::Duration;
 
 use http::uri::PathAndQuery;
 use http::{Request, Response};
-use hyper::body::Incoming;
 use tokio::time::Instant;
 
+use super::body::ResponseBody;
 use super::connect::{ConnectError, Connection, Connector};
+use super::connection::{SendError, Unanswered};
 use super::deadline::BackendTime;
 use super::replay::Replay;
 use super::Backend;
 use crate::body::RequestBody;
-use crate::errors;
 
 /// Where one try goes: the backend, and how the request is addressed to it.
 #[derive(Debug, Clone, Copy)]
@@ -38,13 +38,14 @@ pub enum TryError {
     /// out of the size of every try's result).
     Connect(ConnectError, Box<Request<RequestBody>>),
     /// The request was (at least partly) sent and the exchange failed.
-    Request(hyper::Error),
+    Request(SendError),
     /// No response head within the per-try timeout.
     Timeout,
 }
 
-/// How a try went: a response head and the connection it came on, or why not.
-pub type TryResult = Result<(Response<Incoming>, Connection), TryError>;
+/// How a try went: a response head and the connection it came on (unless its body carries
+/// it, see [`super::connection::Answered`]), or why not.
+pub type TryResult = Result<(Response<ResponseBody>, Option<Connection>), TryError>;
 
 // === impl Target ===
 
@@ -90,8 +91,8 @@ impl Target<'_> {
     }
 
     /// Sends `req` on `conn`. A pooled connection (`reused`) that turns out closed is
-    /// replaced by a new connection once: always when hyper hands the request back unsent,
-    /// and, when it can be replayed, also when the connection closed before any response byte
+    /// replaced by a new connection once: always when the request comes back unsent, and,
+    /// when it can be replayed, also when the connection closed before any response byte
     /// arrived (the backend closed it just as the request was written, e.g. its keep-alive
     /// timeout fired), as Go's transport does.
     async fn send_on(
@@ -103,58 +104,33 @@ impl Target<'_> {
         replay: Option<&Replay>,
     ) -> TryResult {
         loop {
-            match conn.try_send(req, self.te_trailers).await {
-                Ok(resp) => return Ok((resp, conn)),
-                Err(mut err) => {
-                    let unsent = match (err.take_message(), replay) {
-                        (Some(unsent), _) => unsent,
-                        (None, Some(replay))
-                            if (reused && closed_before_response(err.error()))
-                                || unprocessed(err.error()) =>
-                        {
-                            let mut again = replay.request();
-                            self.address(&mut again);
-                            again
-                        }
-                        (None, _) => return Err(TryError::Request(err.into_error())),
-                    };
-                    if !reused {
-                        let closed = ConnectError::Closed(err.into_error());
-                        return Err(TryError::Connect(closed, Box::new(unsent)));
-                    }
-                    tracing::debug!(backend = %self.backend.label, "pooled connection was closed; reconnecting");
-                    req = unsent;
-                    reused = false;
-                    // Boxed: a rare path, kept out of the size of every request's future.
-                    conn = match Box::pin(connector.replace(self.backend)).await {
-                        Ok(conn) => conn,
-                        Err(e) => return Err(TryError::Connect(e, Box::new(req))),
-                    };
+            let Unanswered { error, unsent } = match conn.send(req, self.te_trailers).await {
+                Ok(answered) => return Ok(answered),
+                Err(unanswered) => unanswered,
+            };
+            let unsent = match (unsent, replay) {
+                (Some(unsent), _) => unsent,
+                (None, Some(replay))
+                    if (reused && error.closed_before_response()) || error.unprocessed() =>
+                {
+                    let mut again = replay.request();
+                    self.address(&mut again);
+                    again
                 }
+                (None, _) => return Err(TryError::Request(error)),
+            };
+            if !reused {
+                let closed = ConnectError::Closed(error);
+                return Err(TryError::Connect(closed, Box::new(unsent)));
             }
+            tracing::debug!(backend = %self.backend.label, "pooled connection was closed; reconnecting");
+            req = unsent;
+            reused = false;
+            // Boxed: a rare path, kept out of the size of every request's future.
+            conn = match Box::pin(connector.replace(self.backend)).await {
+                Ok(conn) => conn,
+                Err(e) => return Err(TryError::Connect(e, Box::new(req))),
+            };
         }
     }
-}
-
-/// HTTP/2 says the backend did not process the request (RFC 9113 §8.7): it refused the
-/// stream (`REFUSED_STREAM`), or its GOAWAY left the stream out. Safe to send again.
-fn unprocessed(err: &hyper::Error) -> bool {
-    errors::find::<h2::Error>(err).is_some_and(|h2| {
-        h2.reason() == Some(h2::Reason::REFUSED_STREAM) || (h2.is_go_away() && h2.is_remote())
-    })
-}
-
-/// The connection ended before a response began: closed, or reset by the peer.
-fn closed_before_response(err: &hyper::Error) -> bool {
-    if err.is_incomplete_message() {
-        return true;
-    }
-    errors::find::<std::io::Error>(err).is_some_and(|io| {
-        matches!(
-            io.kind(),
-            std::io::ErrorKind::ConnectionReset
-                | std::io::ErrorKind::BrokenPipe
-                | std::io::ErrorKind::ConnectionAborted
-        )
-    })
 }

@@ -248,7 +248,7 @@ async fn check_once(
     config: &HealthCheckConfig,
 ) -> Result<(), String> {
     let attempt = async {
-        let mut conn = connector
+        let conn = connector
             .connect(backend)
             .await
             .map_err(|e| format!("connect: {e}"))?;
@@ -268,10 +268,11 @@ async fn check_once(
             header::USER_AGENT,
             header::HeaderValue::from_static("switchyard-health-check"),
         );
-        let resp = conn
-            .try_send(req, false)
+        // The connection (an HTTP/2 stream) is held until the body is read.
+        let (resp, _conn) = conn
+            .send(req, false)
             .await
-            .map_err(|e| format!("request: {}", e.into_error()))?;
+            .map_err(|e| format!("request: {}", e.error))?;
         let status = resp.status().as_u16();
         // Read (and discard) the body so the exchange completes cleanly.
         let _ = http_body_util::BodyExt::collect(resp.into_body())

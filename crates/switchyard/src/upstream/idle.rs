@@ -12,9 +12,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::future::{poll_fn, Future};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -42,6 +44,8 @@ struct IdleList {
     opening: Option<(u64, watch::Receiver<Opened>)>,
     max_idle: usize,
     idle_timeout: Duration,
+    /// The backend, for the sweep's counts.
+    backend: std::sync::Weak<Backend>,
 }
 
 /// How opening a shared connection went, once it did.
@@ -69,7 +73,12 @@ thread_local! {
     static IDLE: RefCell<HashMap<u64, IdleList, BuildHasherDefault<IdHasher>>> =
         RefCell::new(HashMap::default());
     static NEXT_OPENING: Cell<u64> = const { Cell::new(0) };
+    /// This worker's sweep task is running.
+    static SWEEPING: Cell<bool> = const { Cell::new(false) };
 }
+
+/// How often the sweep drops idle HTTP/1.1 connections past the idle timeout.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Takes this worker's newest idle connection to `backend` that is still open, if any.
 /// `limits` are the pool's settings, remembered for [`checkin`].
@@ -81,7 +90,7 @@ pub fn pop(backend: &Backend, limits: &KeepAliveConfig) -> Option<Connection> {
         let list = idle.entry(backend.id).or_default();
         list.max_idle = limits.max_idle;
         list.idle_timeout = limits.idle_timeout;
-        while let Some(entry) = list.conns.pop() {
+        while let Some(mut entry) = list.conns.pop() {
             metrics::inc(out);
             if now.saturating_duration_since(entry.since) > list.idle_timeout {
                 // The newest is too old, so all are.
@@ -102,8 +111,10 @@ pub fn pop(backend: &Backend, limits: &KeepAliveConfig) -> Option<Connection> {
 /// Puts a connection whose last response is complete back into this worker's idle pool.
 /// A stream of a shared HTTP/2 connection is given back instead (the connection is still
 /// in the pool).
-pub fn checkin(backend: &Backend, conn: Connection) {
-    if conn.is_closed() || matches!(conn, Connection::H2(_)) {
+pub fn checkin(backend: &Arc<Backend>, conn: Connection) {
+    // An HTTP/1.1 connection comes here only when its response was complete and it may
+    // carry another (see `h1::conn::Body::into_conn`).
+    if !matches!(conn, Connection::H1(_)) {
         return;
     }
     let now = Instant::now();
@@ -113,6 +124,9 @@ pub fn checkin(backend: &Backend, conn: Connection) {
         let Some(list) = idle.get_mut(&backend.id) else {
             return;
         };
+        if !std::ptr::eq(list.backend.as_ptr(), Arc::as_ptr(backend)) {
+            list.backend = Arc::downgrade(backend);
+        }
         let timeout = list.idle_timeout;
         let expired = list
             .conns
@@ -133,6 +147,75 @@ pub fn checkin(backend: &Backend, conn: Connection) {
         counters.idle_out.fetch_add(dropped, Ordering::Relaxed);
         metrics::inc(&counters.idle_in);
     });
+    start_sweep();
+}
+
+/// Starts this worker's sweep unless it runs. An HTTP/1.1 connection has no task of its own
+/// while it sits idle, so nothing else would see its backend close it (it would linger in
+/// `CLOSE_WAIT` until its next checkout) or its idle timeout pass with no traffic. Only on
+/// a worker's own single-threaded event loop: on a multi-threaded one, requests move between
+/// threads and so do their connections; each is then checked at its next checkout.
+fn start_sweep() {
+    if SWEEPING.get() {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread {
+        return;
+    }
+    SWEEPING.set(true);
+    runtime.spawn(sweep());
+}
+
+/// While this worker has idle HTTP/1.1 connections: drops each one its backend closes (the
+/// task is woken by the socket), and every [`SWEEP_EVERY`] those past the idle timeout.
+async fn sweep() {
+    let mut tick = Box::pin(tokio::time::sleep(SWEEP_EVERY));
+    poll_fn(|cx| {
+        let expire = tick.as_mut().poll(cx).is_ready();
+        if expire {
+            tick.as_mut().reset(Instant::now() + SWEEP_EVERY);
+            let _ = tick.as_mut().poll(cx);
+        }
+        if sweep_once(cx, expire) {
+            Poll::Pending
+        } else {
+            SWEEPING.set(false);
+            Poll::Ready(())
+        }
+    })
+    .await;
+}
+
+/// One pass over this worker's idle HTTP/1.1 connections: each is probed (and `cx` woken
+/// when its backend closes it later); `expire`: those past the idle timeout go too. False
+/// when none is left.
+fn sweep_once(cx: &mut Context<'_>, expire: bool) -> bool {
+    let now = Instant::now();
+    IDLE.try_with(|idle| {
+        let mut left = false;
+        for list in idle.borrow_mut().values_mut() {
+            let before = list.conns.len();
+            let timeout = list.idle_timeout;
+            list.conns.retain_mut(|entry| {
+                let Connection::H1(conn) = &mut entry.conn else {
+                    return false;
+                };
+                let expired = expire && now.saturating_duration_since(entry.since) > timeout;
+                !expired && !conn.poll_closed(cx)
+            });
+            left |= !list.conns.is_empty();
+            let dropped = (before - list.conns.len()) as u64;
+            if let (true, Some(backend)) = (dropped > 0, list.backend.upgrade()) {
+                let out = &backend.counters.local().idle_out;
+                out.fetch_add(dropped, Ordering::Relaxed);
+            }
+        }
+        left
+    })
+    .unwrap_or(false)
 }
 
 /// What [`lease`] found.

@@ -34,6 +34,7 @@ pub mod breaker;
 pub mod classify;
 pub mod client;
 pub mod connect;
+pub mod connection;
 pub mod deadline;
 pub mod error;
 pub mod exchange;

@@ -31,7 +31,7 @@ use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 
 use super::attempt::Attempt;
-use super::body::UpstreamBody;
+use super::body::{ResponseBody, UpstreamBody};
 use super::classify::Outcome;
 use super::client::Exchange;
 use super::connect::{ConnectError, Connection, Connector};
@@ -213,10 +213,10 @@ async fn try_once(
         Ok(resp) => Ok((resp, sender)),
         Err(mut err) => match err.take_message() {
             Some(unsent) => {
-                let closed = ConnectError::Closed(err.into_error());
+                let closed = ConnectError::Closed(err.into_error().into());
                 Err(TryError::Connect(closed, Box::new(unsent)))
             }
-            None => Err(TryError::Request(err.into_error())),
+            None => Err(TryError::Request(err.into_error().into())),
         },
     }
 }
@@ -250,7 +250,7 @@ fn answered(
     mut resp: Response<Incoming>,
     sender: http1::SendRequest<RequestBody>,
 ) -> Upgrade {
-    attempt.answered(Connection::H1(sender));
+    attempt.answered(Some(Connection::Upgrade(sender)));
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let upgrade = hyper::upgrade::on(&mut resp);
         attempt.settle(Outcome::Success);
@@ -258,6 +258,7 @@ fn answered(
         return Upgrade::Switched(head, Switched { attempt, upgrade });
     }
     let (parts, body) = resp.into_parts();
+    let body = ResponseBody::Hyper(body);
     let body = UpstreamBody::new(body, attempt, parts.status, None, ex.write_timeout);
     Upgrade::Declined(Response::from_parts(parts, body))
 }

@@ -60,7 +60,7 @@ pub enum Failure {
     Connect(#[source] ConnectError),
     /// The connection broke before an answer's head.
     #[error("no answer")]
-    NoAnswer(#[source] hyper::Error),
+    NoAnswer(#[source] crate::upstream::connect::SendError),
     /// The answer's body broke off.
     #[error("its answer broke off")]
     Body(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -227,7 +227,7 @@ async fn ask(
 /// The answer with its body read whole (at most [`MAX_RESPONSE_BODY`] bytes), without the
 /// headers of its connection and framing. Its attempt is settled when the body ends.
 async fn read(
-    resp: Response<hyper::body::Incoming>,
+    resp: Response<crate::upstream::body::ResponseBody>,
     attempt: crate::upstream::Attempt,
     idle: Duration,
 ) -> Result<Response<Bytes>, Failure> {

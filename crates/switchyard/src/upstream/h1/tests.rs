@@ -142,7 +142,7 @@ async fn a_connection_closed_before_an_answer_says_so() {
         .await
         .unwrap_err();
     closer.await.unwrap();
-    assert!(matches!(err, Error::ClosedBeforeResponse), "{err:?}");
+    assert!(matches!(err.error, Error::ClosedBeforeResponse), "{err:?}");
 }
 
 #[tokio::test]
