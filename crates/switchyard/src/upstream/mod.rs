@@ -17,8 +17,9 @@
 //! - [`attempt`]: the guard of one try: breaker permit, load slot, connection.
 //! - [`classify`]: an attempt's outcome, decided once, when its response has ended.
 //! - [`body`]: a backend's response body, carrying its attempt to the end.
-//! - [`connect`]: upstream connections (HTTP/1.1, exclusive; HTTP/2, shared) and opening them;
-//!   [`multiplex`]: streams of shared HTTP/2 connections; [`idle`]: the per-worker pool of
+//! - [`connection`]: upstream connections (HTTP/1.1, exclusive, spoken by [`h1`]; HTTP/2,
+//!   shared) and sending on them; [`connect`]: opening them; [`multiplex`]: streams of shared
+//!   HTTP/2 connections; [`idle`]: the per-worker pool of
 //!   idle keep-alive and shared HTTP/2 connections; [`io`]: the socket under them, which keeps
 //!   an early answer from being lost to a failed body write; [`tls`]: TLS to `https://`
 //!   backends, over that socket.

@@ -18,9 +18,9 @@
 //! is a response that lasts, so it counts against `max_connections` and in the outstanding
 //! count `least_request` and `peak_ewma` pick by (as HAProxy's `maxconn` and `leastconn`
 //! count a tunnel), and long-lived WebSockets spread over the backends. Any other answer is
-//! relayed as a normal response and settled when its body ends, as usual; its connection is
-//! an ordinary keep-alive one then, and goes back to the idle pool when that body is
-//! complete.
+//! relayed as a normal response and settled when its body ends, as usual; its connection
+//! (hyper's, opened for the upgrade) closes after that body rather than joining the idle
+//! pool, which holds switchyard's own HTTP/1.1 connections.
 
 use std::sync::Arc;
 
