@@ -32,9 +32,10 @@ pub enum ResponseBody {
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl ResponseBody {
-    /// The HTTP/1.1 connection the body was read from, once it is complete and the
-    /// connection can take another request.
-    fn take_conn(&mut self) -> Option<Connection> {
+    /// Ends the exchange once the body is over: the HTTP/1.1 connection it was read from, if
+    /// it can take another request; the rest of an upload the backend answered early is
+    /// finished on its own (`h1::body::Body::finish_upload`).
+    fn finish(&mut self) -> Option<Connection> {
         match self {
             ResponseBody::H1(body) => {
                 body.finish_upload();
@@ -128,7 +129,7 @@ impl UpstreamBody {
         if !std::mem::replace(&mut self.ended, true) {
             let outcome = classify::classify(self.status, self.grpc, complete);
             self.attempt.settle(outcome);
-            if let Some(conn) = self.body.take_conn() {
+            if let Some(conn) = self.body.finish() {
                 self.attempt.hold(conn);
             }
             self.attempt.finish(complete);

@@ -113,7 +113,7 @@ pub fn pop(backend: &Backend, limits: &KeepAliveConfig) -> Option<Connection> {
 /// in the pool).
 pub fn checkin(backend: &Arc<Backend>, conn: Connection) {
     // An HTTP/1.1 connection comes here only when its response was complete and it may
-    // carry another (see `h1::conn::Body::into_conn`).
+    // carry another (see `h1::body::Body::take_conn`).
     if !matches!(conn, Connection::H1(_)) {
         return;
     }

@@ -70,12 +70,7 @@ impl<B> Body<B> {
 
     /// The connection, once the body was read to its end, the whole request went out and the
     /// connection can take another request (nothing unasked-for left in its buffer); its
-    /// read buffer is let go.
-    pub fn into_conn(mut self) -> Option<Conn> {
-        self.take_conn()
-    }
-
-    /// [`Body::into_conn`] in place: the body reads nothing more afterwards.
+    /// read buffer is let go. The body reads nothing more afterwards.
     pub fn take_conn(&mut self) -> Option<Conn> {
         let conn = self.conn.take()?;
         let done = matches!(self.state, State::Done) && self.upload.is_none();

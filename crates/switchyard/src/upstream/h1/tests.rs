@@ -60,7 +60,7 @@ async fn keep_alive_exchanges_reuse_the_connection() {
     let mut body = body;
     let data = (&mut body).collect().await.unwrap().to_bytes();
     assert_eq!(&data[..], b"hello");
-    let conn = body.into_conn().expect("reusable");
+    let conn = body.take_conn().expect("reusable");
     let (head, mut body) = conn
         .send(&get("/two"), Empty::<Bytes>::new())
         .await
@@ -69,7 +69,7 @@ async fn keep_alive_exchanges_reuse_the_connection() {
     let collected = (&mut body).collect().await.unwrap();
     assert_eq!(collected.trailers().unwrap()["x-t"], "1");
     assert_eq!(&collected.to_bytes()[..], b"abc");
-    assert!(body.into_conn().is_some());
+    assert!(body.take_conn().is_some());
     let seen = String::from_utf8(task.await.unwrap()).unwrap();
     assert_eq!(
         seen,
@@ -83,7 +83,7 @@ async fn a_body_until_close_ends_the_connection() {
     let (_, mut body) = conn.send(&get("/"), Empty::<Bytes>::new()).await.unwrap();
     let data = (&mut body).collect().await.unwrap().to_bytes();
     assert_eq!(&data[..], b"all of it");
-    assert!(body.into_conn().is_none());
+    assert!(body.take_conn().is_none());
 }
 
 #[tokio::test]
@@ -91,15 +91,15 @@ async fn uploads_are_framed_by_length_or_chunked() {
     let ok: &[u8] = b"HTTP/1.1 204 No Content\r\n\r\n";
     let (conn, task) = backend(vec![(5, ok), (25, ok)]).await;
     let post = Request::post("/up").body(()).unwrap().into_parts().0;
-    let (_, body) = conn
+    let (_, mut body) = conn
         .send(&post, Full::new(Bytes::from_static(b"hello")))
         .await
         .unwrap();
-    let conn = body.into_conn().expect("a 204 is complete at once");
+    let conn = body.take_conn().expect("a 204 is complete at once");
     let chunks = futures_chunks(&[b"hello", b"", b"world"]);
-    let (head, body) = conn.send(&post, chunks).await.unwrap();
+    let (head, mut body) = conn.send(&post, chunks).await.unwrap();
     assert_eq!(head.parts.status, 204);
-    assert!(body.into_conn().is_some());
+    assert!(body.take_conn().is_some());
     let seen = String::from_utf8(task.await.unwrap()).unwrap();
     assert_eq!(
         seen,
