@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod json;
+pub mod line;
 pub mod text;
 
 use std::net::SocketAddr;
@@ -43,13 +44,19 @@ pub fn init(format: LogFormat) -> Result<(), String> {
                     .with_writer(std::io::stderr),
             )
             .try_init(),
-        LogFormat::Text => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .event_format(text::TextLines::new())
-                    .with_writer(std::io::stderr),
-            )
-            .try_init(),
+        LogFormat::Text => {
+            let result = registry
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .event_format(text::TextLines::new())
+                        .with_writer(std::io::stderr),
+                )
+                .try_init();
+            if result.is_ok() {
+                line::enable();
+            }
+            result
+        }
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
@@ -98,7 +105,27 @@ impl AccessLog {
     /// backend failed).
     pub fn write(&self, answered_by: Option<&str>, bytes: u64, complete: bool) {
         let duration_ms = self.start.elapsed().as_secs_f64() * 1e3;
-        let backend = answered_by.or(self.backend.as_deref()).unwrap_or("-");
+        let line = line::Line {
+            backend: answered_by.or(self.backend.as_deref()).unwrap_or("-"),
+            duration_ms: (duration_ms * 1000.0).round() / 1000.0,
+            bytes,
+            complete,
+        };
+        if line::direct() {
+            line::write(self, &line);
+        } else {
+            self.event(&line);
+        }
+    }
+
+    /// The line as a `tracing` event, for the formats that take one (see [`line`]).
+    fn event(&self, line: &line::Line<'_>) {
+        let line::Line {
+            backend,
+            duration_ms,
+            bytes,
+            complete,
+        } = *line;
         if let Some(error) = &self.error {
             tracing::warn!(
                 target: ACCESS_TARGET,
@@ -107,7 +134,7 @@ impl AccessLog {
                 status = self.status,
                 backend = %backend,
                 attempts = self.attempts,
-                duration_ms = (duration_ms * 1000.0).round() / 1000.0,
+                duration_ms,
                 bytes,
                 complete,
                 client = %self.client.ip(),
@@ -123,7 +150,7 @@ impl AccessLog {
             status = self.status,
             backend,
             attempts = self.attempts,
-            duration_ms = (duration_ms * 1000.0).round() / 1000.0,
+            duration_ms,
             bytes,
             complete,
             client = %self.client.ip(),

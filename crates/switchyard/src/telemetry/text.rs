@@ -91,18 +91,8 @@ impl Visit for Fields<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
             self.field(field, |w| w.write_str(value));
-        } else if value
-            .bytes()
-            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
-        {
-            // Printable ASCII with nothing to escape: its `Debug` form is itself, quoted.
-            self.field(field, |w| {
-                w.write_char('"')?;
-                w.write_str(value)?;
-                w.write_char('"')
-            });
         } else {
-            self.record_debug(field, &value);
+            self.field(field, |w| quoted(w, value));
         }
     }
 
@@ -124,23 +114,7 @@ impl Visit for Fields<'_, '_> {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.field(field, |w| match millis(value) {
-            // A number of thousandths (the access log's `duration_ms`): its `Debug` form is its
-            // decimal digits, which core's general float formatting takes ~1,000
-            // instructions to find.
-            Some(k) => {
-                w.write_str(digits(k / 1000, &mut [0; 20]))?;
-                w.write_char('.')?;
-                let frac = k % 1000;
-                if frac == 0 {
-                    return w.write_char('0');
-                }
-                let mut buf = [0; 20];
-                let text = digits(1000 + frac, &mut buf);
-                w.write_str(text[1..].trim_end_matches('0'))
-            }
-            None => write!(w, "{value:?}"),
-        });
+        self.field(field, |w| float(w, value));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
@@ -169,6 +143,42 @@ impl Fields<'_, '_> {
     }
 }
 
+/// A string as its `Debug` form writes it.
+pub(super) fn quoted(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
+    if value
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        // Printable ASCII with nothing to escape: its `Debug` form is itself, quoted.
+        w.write_char('"')?;
+        w.write_str(value)?;
+        w.write_char('"')
+    } else {
+        write!(w, "{value:?}")
+    }
+}
+
+/// A float as its `Debug` form writes it.
+pub(super) fn float(w: &mut impl fmt::Write, value: f64) -> fmt::Result {
+    match millis(value) {
+        // A number of thousandths (the access log's `duration_ms`): its `Debug` form is its
+        // decimal digits, which core's general float formatting takes ~1,000 instructions to
+        // find.
+        Some(k) => {
+            w.write_str(digits(k / 1000, &mut [0; 20]))?;
+            w.write_char('.')?;
+            let frac = k % 1000;
+            if frac == 0 {
+                return w.write_char('0');
+            }
+            let mut buf = [0; 20];
+            let text = digits(1000 + frac, &mut buf);
+            w.write_str(text[1..].trim_end_matches('0'))
+        }
+        None => write!(w, "{value:?}"),
+    }
+}
+
 /// `value` as a whole number of thousandths, when it is exactly one (below a million
 /// seconds, where no shorter decimal names the same float).
 fn millis(value: f64) -> Option<u64> {
@@ -180,7 +190,7 @@ fn millis(value: f64) -> Option<u64> {
 }
 
 /// The decimal digits of `n`, written into the end of `buf`.
-fn digits(mut n: u64, buf: &mut [u8; 20]) -> &str {
+pub(super) fn digits(mut n: u64, buf: &mut [u8; 20]) -> &str {
     let mut at = buf.len();
     loop {
         at -= 1;
@@ -200,7 +210,7 @@ thread_local! {
 }
 
 /// `2026-12-01T23:52:06.269905Z ` (UTC, microseconds), as the default format's timestamp.
-fn timestamp(w: &mut Writer<'_>, now: SystemTime) -> fmt::Result {
+pub(super) fn timestamp(w: &mut impl fmt::Write, now: SystemTime) -> fmt::Result {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let prefix = SECOND.with(|s| {
@@ -214,7 +224,11 @@ fn timestamp(w: &mut Writer<'_>, now: SystemTime) -> fmt::Result {
     });
     // The prefix is ASCII digits and punctuation, written by `date_time`.
     w.write_str(std::str::from_utf8(&prefix).unwrap_or("1970-01-01T00:00:00."))?;
-    write!(w, "{:06}Z ", since.subsec_micros())
+    // Six digits, zero-padded: the microsecond count plus a million, its first digit cut.
+    let mut buf = [0; 20];
+    let micros = digits(1_000_000 + u64::from(since.subsec_micros()), &mut buf);
+    w.write_str(&micros[1..])?;
+    w.write_str("Z ")
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.` for seconds since the Unix epoch (proleptic Gregorian, UTC).
