@@ -1,19 +1,18 @@
 //! One try of a request on one backend: take an idle connection (or a stream of a shared
 //! HTTP/2 one) or open one, send, and wait for the response head under the per-try timeout
-//! ([`BackendTime`]). A pooled connection that turns out closed is replaced once,
+//! ([`TryClock`]). A pooled connection that turns out closed is replaced once,
 //! transparently, and so is an HTTP/2 stream the backend provably did not process.
 
-use std::future::Future;
+use std::pin::pin;
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
 use http::{Request, Response};
-use tokio::time::Instant;
 
 use super::body::ResponseBody;
 use super::connect::{ConnectError, Connection, Connector};
 use super::connection::{SendError, Unanswered};
-use super::deadline::BackendTime;
+use super::deadline::{race, TryClock};
 use super::replay::Replay;
 use super::Backend;
 use crate::body::RequestBody;
@@ -61,33 +60,33 @@ impl Target<'_> {
     }
 
     /// Sends `req` and waits for the response head, for at most `timeout` of the backend's
-    /// own time (see [`BackendTime`]): `None` when the timeout passed.
-    pub fn send<'s>(
-        &'s self,
-        connector: &'s Connector,
+    /// own time (see [`TryClock`]): `None` when the timeout passed.
+    pub async fn send(
+        &self,
+        connector: &Connector,
         mut req: Request<RequestBody>,
-        replay: Option<&'s Replay>,
+        replay: Option<&Replay>,
         timeout: Duration,
-    ) -> BackendTime<impl Future<Output = TryResult> + 's> {
+    ) -> Option<TryResult> {
         self.address(&mut req);
-        let wait = req.body().client_wait();
-        // Built in place (a struct, not a constructor taking the future): the future is not
-        // moved once more.
-        let start = Instant::now();
-        BackendTime {
-            fut: async move {
-                let (conn, reused) = match connector.checkout(self.backend).await {
-                    Ok(conn) => conn,
-                    Err(e) => return Err(TryError::Connect(e, Box::new(req))),
-                };
-                self.send_on(connector, conn, reused, req, replay).await
-            },
-            sleep: tokio::time::sleep_until(start + timeout),
-            start,
-            limit: timeout,
-            waited_before: wait.as_ref().map_or(Duration::ZERO, |w| w.waited(start)),
-            wait,
-        }
+        let clock = pin!(TryClock::new(timeout, req.body().client_wait()));
+        // Pinned where it is built, polled beside the clock: not moved once more.
+        let exchange = pin!(self.exchange(connector, req, replay));
+        race(clock, exchange).await
+    }
+
+    /// Takes a connection and sends `req` on it.
+    async fn exchange(
+        &self,
+        connector: &Connector,
+        req: Request<RequestBody>,
+        replay: Option<&Replay>,
+    ) -> TryResult {
+        let (conn, reused) = match connector.checkout(self.backend).await {
+            Ok(conn) => conn,
+            Err(e) => return Err(TryError::Connect(e, Box::new(req))),
+        };
+        self.send_on(connector, conn, reused, req, replay).await
     }
 
     /// Sends `req` on `conn`. A pooled connection (`reused`) that turns out closed is
