@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use super::idle::{Activity, Answer, Gate, IdleIo};
 use super::preface::Rewind;
-use super::shutdown::stopped;
+use super::shutdown::{stop, stopped};
 use crate::body::close_if_unread;
 use crate::metrics;
 use crate::proxy;
@@ -120,7 +120,7 @@ async fn spell<I: IdleIo>(
         .with_upgrades();
     let result = tokio::select! {
         result = &mut served => result,
-        () = stopped(shutdown) => {
+        () = stop(shutdown) => {
             // Finish the request in flight (if any), then close.
             std::pin::Pin::new(&mut served).graceful_shutdown();
             (&mut served).await

@@ -45,7 +45,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, Notify};
 
-use super::shutdown::stopped;
+use super::shutdown::stop;
 use crate::body::BodyError;
 use crate::config::ListenerConfig;
 use crate::proxy::body::ResponseBody;
@@ -255,6 +255,7 @@ where
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut idle, mut stalled, mut last_moved, mut last_opened) = (0u128, 0u128, 0u64, 0u64);
     let mut draining = false;
+    let mut stopping = std::pin::pin!(stop(&mut shutdown));
     loop {
         tokio::select! {
             result = served.as_mut() => return result.map_err(|e| e.to_string()),
@@ -264,7 +265,7 @@ where
                     streams.premature.load(Ordering::Relaxed)
                 ));
             }
-            _ = stopped(&mut shutdown), if !draining => {
+            _ = stopping.as_mut(), if !draining => {
                 draining = true;
                 served.as_mut().graceful_shutdown();
             }
