@@ -246,6 +246,13 @@ async fn client_loop(
         let start = Instant::now();
         let result = client.send(req).await;
         let end = Instant::now();
+        // The proxy closes a connection after its `max_requests_per_connection`th answer
+        // (`Connection: close`): a client opens a new one, as release builds get there.
+        let closing = result.as_ref().is_ok_and(|resp| {
+            resp.headers
+                .get(http::header::CONNECTION)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"))
+        });
         let outcome = match result {
             Ok(resp) => Ok((resp.status, resp.served_by())),
             Err(e) => Err(e.to_string()),
@@ -257,8 +264,8 @@ async fn client_loop(
             extra,
             outcome,
         });
-        if failed {
-            // Counted as a failure; carry on with a new connection.
+        if failed || closing {
+            // A failure is counted; either way, carry on with a new connection.
             client = Client::connect(addr).await;
         }
     }
