@@ -49,7 +49,7 @@ pub struct Unanswered {
     /// Why.
     pub error: SendError,
     /// The request, untouched, when nothing of it reached the connection.
-    pub unsent: Option<Request<RequestBody>>,
+    pub unsent: Option<Box<Request<RequestBody>>>,
 }
 
 /// A response head, and the connection it came on when the request does not carry it in the
@@ -76,7 +76,7 @@ impl Connection {
     /// (`proxy::rewrite`).
     pub async fn send(
         self,
-        mut req: Request<RequestBody>,
+        mut req: Box<Request<RequestBody>>,
         te_trailers: bool,
     ) -> Result<Answered, Unanswered> {
         match self {
@@ -84,14 +84,16 @@ impl Connection {
                 if te_trailers {
                     req.headers_mut().remove(header::TE);
                 }
-                let (parts, body) = req.into_parts();
+                let (parts, body) = (*req).into_parts();
                 match conn.send(&parts, body).await {
                     Ok((head, body)) => {
                         let resp = Response::from_parts(head.parts, ResponseBody::H1(body));
                         Ok((resp, None))
                     }
                     Err(failed) => Err(Unanswered {
-                        unsent: failed.body.map(|body| Request::from_parts(parts, body)),
+                        unsent: failed
+                            .body
+                            .map(|body| Box::new(Request::from_parts(parts, body))),
                         error: failed.error.into(),
                     }),
                 }
@@ -99,10 +101,10 @@ impl Connection {
             Connection::H2(mut stream) => {
                 *req.version_mut() = Version::HTTP_2;
                 stream.address(&mut req);
-                match stream.try_send_request(req).await {
+                match stream.try_send_request(*req).await {
                     Ok(resp) => Ok((resp.map(ResponseBody::Hyper), Some(Connection::H2(stream)))),
                     Err(mut e) => Err(Unanswered {
-                        unsent: e.take_message(),
+                        unsent: e.take_message().map(Box::new),
                         error: e.into_error().into(),
                     }),
                 }
@@ -110,13 +112,13 @@ impl Connection {
             Connection::Upgrade(mut sender) => {
                 *req.version_mut() = Version::HTTP_11;
                 req.headers_mut().remove(header::TE);
-                match sender.try_send_request(req).await {
+                match sender.try_send_request(*req).await {
                     Ok(resp) => Ok((
                         resp.map(ResponseBody::Hyper),
                         Some(Connection::Upgrade(sender)),
                     )),
                     Err(mut e) => Err(Unanswered {
-                        unsent: e.take_message(),
+                        unsent: e.take_message().map(Box::new),
                         error: e.into_error().into(),
                     }),
                 }

@@ -64,7 +64,7 @@ impl Target<'_> {
     pub async fn send(
         &self,
         connector: &Connector,
-        mut req: Request<RequestBody>,
+        mut req: Box<Request<RequestBody>>,
         replay: Option<&Replay>,
         timeout: Duration,
     ) -> Option<TryResult> {
@@ -79,12 +79,12 @@ impl Target<'_> {
     async fn exchange(
         &self,
         connector: &Connector,
-        req: Request<RequestBody>,
+        req: Box<Request<RequestBody>>,
         replay: Option<&Replay>,
     ) -> TryResult {
         let (conn, reused) = match connector.checkout(self.backend).await {
             Ok(conn) => conn,
-            Err(e) => return Err(TryError::Connect(e, Box::new(req))),
+            Err(e) => return Err(TryError::Connect(e, req)),
         };
         self.send_on(connector, conn, reused, req, replay).await
     }
@@ -99,7 +99,7 @@ impl Target<'_> {
         connector: &Connector,
         mut conn: Connection,
         mut reused: bool,
-        mut req: Request<RequestBody>,
+        mut req: Box<Request<RequestBody>>,
         replay: Option<&Replay>,
     ) -> TryResult {
         loop {
@@ -112,7 +112,7 @@ impl Target<'_> {
                 (None, Some(replay))
                     if (reused && error.closed_before_response()) || error.unprocessed() =>
                 {
-                    let mut again = replay.request();
+                    let mut again = Box::new(replay.request());
                     self.address(&mut again);
                     again
                 }
@@ -120,7 +120,7 @@ impl Target<'_> {
             };
             if !reused {
                 let closed = ConnectError::Closed(error);
-                return Err(TryError::Connect(closed, Box::new(unsent)));
+                return Err(TryError::Connect(closed, unsent));
             }
             tracing::debug!(backend = %self.backend.label, "pooled connection was closed; reconnecting");
             req = unsent;
@@ -128,7 +128,7 @@ impl Target<'_> {
             // Boxed: a rare path, kept out of the size of every request's future.
             conn = match Box::pin(connector.replace(self.backend)).await {
                 Ok(conn) => conn,
-                Err(e) => return Err(TryError::Connect(e, Box::new(req))),
+                Err(e) => return Err(TryError::Connect(e, req)),
             };
         }
     }

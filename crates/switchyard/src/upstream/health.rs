@@ -270,7 +270,7 @@ async fn check_once(
         );
         // The connection (an HTTP/2 stream) is held until the body is read.
         let (resp, _conn) = conn
-            .send(req, false)
+            .send(Box::new(req), false)
             .await
             .map_err(|e| format!("request: {}", e.error))?;
         let status = resp.status().as_u16();

@@ -196,7 +196,9 @@ async fn ask(
             has_host: false,
             te_trailers: false,
         };
-        let sent = target.send(&pool.connector, req, None, left).await;
+        let sent = target
+            .send(&pool.connector, Box::new(req), None, left)
+            .await;
         match sent.unwrap_or(Err(TryError::Timeout)) {
             Ok((resp, conn)) => {
                 attempt.answered(conn);
