@@ -257,7 +257,7 @@ fn date_time(secs: u64) -> [u8; 20] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::time::Duration;
 
@@ -319,7 +319,8 @@ mod tests {
         (run(false), run(true))
     }
 
-    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    /// A log writer into a shared buffer.
+    pub(in crate::telemetry) struct Sink(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
     impl std::io::Write for Sink {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
