@@ -45,7 +45,16 @@ async fn reload_and_stop_through_the_pid_file() {
         &first,
     )
     .await;
-    let written = std::fs::read_to_string(&pid_file).expect("the pid file is written");
+    // Written just after the listeners are bound, so the proxy may answer a moment before.
+    let mut written = std::fs::read_to_string(&pid_file);
+    for _ in 0..100 {
+        if written.as_ref().is_ok_and(|w| !w.trim().is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        written = std::fs::read_to_string(&pid_file);
+    }
+    let written = written.expect("the pid file is written");
     assert_eq!(written.trim(), proc.pid.to_string());
 
     std::fs::write(&file, config(addr, &[two.url()])).expect("rewrite config");
