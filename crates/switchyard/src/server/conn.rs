@@ -12,7 +12,7 @@ use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
 use hyper::server::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use tokio::sync::watch;
 
 use super::http1::is_last;
@@ -31,7 +31,7 @@ use crate::state::Shared;
 #[derive(Clone, Debug)]
 pub struct HttpBuilder {
     http1: http1::Builder,
-    http2: http2::Builder<TokioExecutor>,
+    http2: http2::Builder<super::inline::InlineExec>,
     /// Requests served on one connection before it is closed (`0`: no limit).
     max_requests: u32,
 }

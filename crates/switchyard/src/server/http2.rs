@@ -41,10 +41,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::server::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, Notify};
 
+use super::inline::{Inline, InlineExec};
 use super::shutdown::stop;
 use crate::body::BodyError;
 use crate::config::ListenerConfig;
@@ -65,8 +66,9 @@ pub const MAX_PREMATURE_RESETS: u64 = 100;
 
 /// The HTTP/2 settings of a listener's connections.
 /// `response_buffer`: response data queued per stream before it waits for the client.
-pub fn builder(settings: &ListenerConfig, response_buffer: usize) -> http2::Builder<TokioExecutor> {
-    let mut http = http2::Builder::new(TokioExecutor::new());
+/// Its streams run in their connection's task ([`super::inline`]).
+pub fn builder(settings: &ListenerConfig, response_buffer: usize) -> http2::Builder<InlineExec> {
+    let mut http = http2::Builder::new(InlineExec);
     http.timer(TokioTimer::new())
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
@@ -228,7 +230,7 @@ impl Drop for StreamBody {
 /// Serves HTTP/2 on `io` until the connection closes, shutdown drains it, it stays idle for
 /// `read_timeout` or its responses stall for `write_timeout` (see the module doc).
 pub async fn serve<I, S>(
-    http: &http2::Builder<TokioExecutor>,
+    http: &http2::Builder<InlineExec>,
     io: I,
     service: S,
     streams: Arc<Streams>,
@@ -246,7 +248,7 @@ where
     S::Future: Send + 'static,
 {
     let (read_timeout, write_timeout) = timeouts;
-    let served = http.serve_connection(TokioIo::new(io), service);
+    let served = Inline::new(http.serve_connection(TokioIo::new(io), service));
     tokio::pin!(served);
     let every = tick(read_timeout, write_timeout);
     let ticks = |limit: Duration| limit.as_nanos().div_ceil(every.as_nanos()).max(1);
@@ -267,7 +269,7 @@ where
             }
             _ = stopping.as_mut(), if !draining => {
                 draining = true;
-                served.as_mut().graceful_shutdown();
+                served.as_mut().conn().graceful_shutdown();
             }
             _ = ticker.tick() => {
                 let opened = streams.opened.load(Ordering::Relaxed);
@@ -285,7 +287,7 @@ where
                 }
                 if idle >= idle_limit && !draining {
                     draining = true;
-                    served.as_mut().graceful_shutdown();
+                    served.as_mut().conn().graceful_shutdown();
                 } else if idle >= 2 * idle_limit {
                     // Shut down, idle, and still not closed: the client does not answer.
                     return Err("idle connection did not close after GOAWAY".to_owned());

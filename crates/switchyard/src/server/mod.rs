@@ -17,6 +17,7 @@ pub mod conn;
 pub mod http1;
 pub mod http2;
 pub mod idle;
+pub mod inline;
 pub mod io;
 pub mod listeners;
 pub mod preface;
