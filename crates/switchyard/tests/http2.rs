@@ -3,7 +3,8 @@
 //! of an HTTP/1.1 backend; connection-specific headers crossing in neither direction;
 //! `h2c://` backends multiplexed (many requests, few connections; a second connection past
 //! the stream limit, or past the backend's own); connections the backend GOAWAYs or
-//! refuses streams on replaced; trailers and gRPC-style streaming passing through.
+//! refuses streams on replaced; trailers and gRPC-style streaming passing through; a slow stream
+//! holding up no other stream of its connection, on either runtime.
 
 mod support;
 
@@ -610,4 +611,50 @@ async fn an_h2c_backend_cannot_be_spoken_to_in_http1() {
         cfg.pools[0].backends[0].url.to_string(),
         "h2c://127.0.0.1:50051"
     );
+}
+
+/// A connection's streams run in its own task (`server/inline.rs`), on either runtime: a
+/// stream waiting on a slow backend holds up none of the others, each of which is answered
+/// while it waits.
+#[tokio::test]
+async fn a_slow_stream_holds_up_no_other_stream_of_its_connection() {
+    for runtime in [
+        switchyard::config::RuntimeModel::PerCore,
+        switchyard::config::RuntimeModel::MultiThread,
+    ] {
+        let server = backend("one").await;
+        let mut cfg = config(vec![url_for(&server)]);
+        cfg.runtime = runtime;
+        let proxy = TestProxy::start(cfg);
+        let client = H2Client::connect(proxy.addr).await;
+
+        let mut slow_client = client.clone();
+        let slow = tokio::spawn(async move { slow_client.get("/delay/1000").await });
+        let started = std::time::Instant::now();
+        let fast: Vec<_> = (0..20)
+            .map(|_| {
+                let mut client = client.clone();
+                tokio::spawn(async move { client.get("/").await })
+            })
+            .collect();
+        for answer in fast {
+            let got = answer.await.expect("fast stream");
+            assert_eq!(got.resp.status, 200);
+            assert_eq!(got.resp.body, "one\n");
+        }
+        let fast_took = started.elapsed();
+        assert!(
+            !slow.is_finished(),
+            "the slow stream answered before the fast ones"
+        );
+        let got = slow.await.expect("slow stream");
+        println!(
+            "{runtime:?}: 20 streams answered in {fast_took:?} beside one waiting 1 s, \
+             which then got {}",
+            got.resp.status
+        );
+        assert_eq!(got.resp.status, 200);
+        assert!(fast_took < Duration::from_millis(1000));
+        proxy.stop().await;
+    }
 }
