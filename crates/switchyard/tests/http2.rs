@@ -630,7 +630,7 @@ async fn a_slow_stream_holds_up_no_other_stream_of_its_connection() {
 
         let mut slow_client = client.clone();
         let slow = tokio::spawn(async move { slow_client.get("/delay/1000").await });
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let fast: Vec<_> = (0..20)
             .map(|_| {
                 let mut client = client.clone();

@@ -438,12 +438,31 @@ async fn small_put_body_is_replayed_intact_on_the_next_backend() {
 
     let body = ascii_body(10 * 1024);
     let started = Instant::now();
-    let resp = send(proxy.addr, "PUT", "/echo", body.clone()).await;
+    let resp = send(proxy.addr, "PUT", "/echo?q=1", body.clone()).await;
     let took = started.elapsed();
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(served_by(&resp), b_port);
     let echo = resp.json();
     assert_eq!(echo["method"], "PUT");
+    // The head B got is the one A got (the retry loop keeps it, every try borrows it): same
+    // target, one of each forwarding header.
+    assert_eq!(
+        (echo["path"].as_str(), echo["query"].as_str()),
+        (Some("/echo"), Some("q=1"))
+    );
+    let count = |name: &str| {
+        echo["headers"]
+            .as_array()
+            .expect("headers")
+            .iter()
+            .filter(|h| h[0] == name)
+            .count()
+    };
+    assert_eq!(
+        (count("host"), count("x-forwarded-for")),
+        (1, 1),
+        "{echo:#}"
+    );
     let echoed = echo["body"].as_str().expect("body string");
     assert_eq!(echoed.len(), body.len(), "B got a truncated body");
     assert!(echoed.as_bytes() == &body[..], "B's body differs");

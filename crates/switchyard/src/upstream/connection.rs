@@ -11,12 +11,13 @@
 //!
 //! TLS or plain is a property of the stream under a connection, not of the connection.
 
-use http::{header, Request, Response, Version};
+use http::{header, request, Request, Response, Version};
 use hyper::client::conn::http1;
 
 use super::body::ResponseBody;
 use super::h1;
 use super::multiplex::H2Stream;
+use super::replay::copy_parts;
 use crate::body::RequestBody;
 use crate::errors;
 
@@ -42,14 +43,14 @@ pub enum SendError {
     H1(#[from] h1::conn::Error),
 }
 
-/// A request that got no response head: why, and the request itself when none of it was
-/// sent (it can go to another connection as it is).
+/// A request that got no response head: why, and its body when none of the request was
+/// sent (it can go to another connection as it is; the head stays with the caller).
 #[derive(Debug)]
 pub struct Unanswered {
     /// Why.
     pub error: SendError,
-    /// The request, untouched, when nothing of it reached the connection.
-    pub unsent: Option<Box<Request<RequestBody>>>,
+    /// The request's body, untouched, when nothing of the request reached the connection.
+    pub unsent: Option<RequestBody>,
 }
 
 /// A response head, and the connection it came on when the request does not carry it in the
@@ -69,56 +70,62 @@ impl Connection {
         }
     }
 
-    /// Sends `req` in this connection's HTTP version and waits for the response head.
-    /// `te_trailers`: it carries a `TE: trailers`, kept for HTTP/2 (gRPC needs it) while
-    /// HTTP/1.1 backends get no `TE`, a hop-by-hop header. On HTTP/2 the `Host` goes into
-    /// `:authority` (RFC 9113 §8.3.1) and connection-specific headers are already gone
-    /// (`proxy::rewrite`).
+    /// Sends the request (`head` and `body`) in this connection's HTTP version and waits for
+    /// the response head. The head is borrowed: the caller keeps it for another try (hyper's
+    /// clients, HTTP/2 and upgrades, take a copy). `te_trailers`: it carries a `TE:
+    /// trailers`, kept for HTTP/2 (gRPC needs it) while HTTP/1.1 backends get no `TE`, a
+    /// hop-by-hop header. On HTTP/2 the `Host` goes into `:authority` (RFC 9113 §8.3.1) and
+    /// connection-specific headers are already gone (`proxy::rewrite`).
     pub async fn send(
         self,
-        mut req: Box<Request<RequestBody>>,
+        head: &mut request::Parts,
+        body: RequestBody,
         te_trailers: bool,
     ) -> Result<Answered, Unanswered> {
         match self {
             Connection::H1(conn) => {
                 if te_trailers {
-                    req.headers_mut().remove(header::TE);
+                    head.headers.remove(header::TE);
                 }
-                let (parts, body) = (*req).into_parts();
-                match conn.send(&parts, body).await {
+                match conn.send(head, body).await {
                     Ok((head, body)) => {
                         let resp = Response::from_parts(head.parts, ResponseBody::H1(body));
                         Ok((resp, None))
                     }
                     Err(failed) => Err(Unanswered {
-                        unsent: failed
-                            .body
-                            .map(|body| Box::new(Request::from_parts(parts, body))),
+                        unsent: failed.body,
                         error: failed.error.into(),
                     }),
                 }
             }
             Connection::H2(mut stream) => {
+                let mut req = Request::from_parts(copy_parts(head), body);
                 *req.version_mut() = Version::HTTP_2;
+                if te_trailers {
+                    // Taken out of the head if an HTTP/1.1 backend had it first.
+                    req.headers_mut()
+                        .insert(header::TE, header::HeaderValue::from_static("trailers"));
+                }
                 stream.address(&mut req);
-                match stream.try_send_request(*req).await {
+                match stream.try_send_request(req).await {
                     Ok(resp) => Ok((resp.map(ResponseBody::Hyper), Some(Connection::H2(stream)))),
                     Err(mut e) => Err(Unanswered {
-                        unsent: e.take_message().map(Box::new),
+                        unsent: e.take_message().map(Request::into_body),
                         error: e.into_error().into(),
                     }),
                 }
             }
             Connection::Upgrade(mut sender) => {
+                let mut req = Request::from_parts(copy_parts(head), body);
                 *req.version_mut() = Version::HTTP_11;
                 req.headers_mut().remove(header::TE);
-                match sender.try_send_request(*req).await {
+                match sender.try_send_request(req).await {
                     Ok(resp) => Ok((
                         resp.map(ResponseBody::Hyper),
                         Some(Connection::Upgrade(sender)),
                     )),
                     Err(mut e) => Err(Unanswered {
-                        unsent: e.take_message().map(Box::new),
+                        unsent: e.take_message().map(Request::into_body),
                         error: e.into_error().into(),
                     }),
                 }

@@ -7,7 +7,7 @@ use std::pin::pin;
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
-use http::{Request, Response};
+use http::{request, Response};
 
 use super::body::ResponseBody;
 use super::connect::{ConnectError, Connection, Connector};
@@ -33,9 +33,9 @@ pub struct Target<'a> {
 /// How a try ended without a response head.
 #[derive(Debug)]
 pub enum TryError {
-    /// No connection could be had; the request comes back unsent (boxed: a rare path, kept
-    /// out of the size of every try's result).
-    Connect(ConnectError, Box<Request<RequestBody>>),
+    /// No connection could be had; the request's body comes back unsent (boxed: a rare path,
+    /// kept out of the size of every try's result).
+    Connect(ConnectError, Box<RequestBody>),
     /// The request was (at least partly) sent and the exchange failed.
     Request(SendError),
     /// No response head within the per-try timeout.
@@ -49,61 +49,66 @@ pub type TryResult = Result<(Response<ResponseBody>, Option<Connection>), TryErr
 // === impl Target ===
 
 impl Target<'_> {
-    /// Points `req` at the backend: its base path in front of the path, and its address as
-    /// `Host` when the client sent none.
-    pub fn address(&self, req: &mut Request<RequestBody>) {
-        *req.uri_mut() = self.backend.target(self.path_and_query);
+    /// Points the request (`head`) at the backend: its base path in front of the path, and
+    /// its address as `Host` when the client sent none.
+    pub fn address(&self, head: &mut request::Parts) {
+        head.uri = self.backend.target(self.path_and_query);
         if !self.has_host {
-            req.headers_mut()
+            head.headers
                 .insert(http::header::HOST, self.backend.host_header.clone());
         }
     }
 
-    /// Sends `req` and waits for the response head, for at most `timeout` of the backend's
-    /// own time (see [`TryClock`]): `None` when the timeout passed.
+    /// Sends the request (`head`, which the caller keeps for another try, and `body`) and
+    /// waits for the response head, for at most `timeout` of the backend's own time (see
+    /// [`TryClock`]): `None` when the timeout passed.
     pub async fn send(
         &self,
         connector: &Connector,
-        mut req: Box<Request<RequestBody>>,
+        head: &mut request::Parts,
+        body: RequestBody,
         replay: Option<&Replay>,
         timeout: Duration,
     ) -> Option<TryResult> {
-        self.address(&mut req);
-        let clock = pin!(TryClock::new(timeout, req.body().client_wait()));
+        self.address(head);
+        let clock = pin!(TryClock::new(timeout, body.client_wait()));
         // Pinned where it is built, polled beside the clock: not moved once more.
-        let exchange = pin!(self.exchange(connector, req, replay));
+        let exchange = pin!(self.exchange(connector, head, body, replay));
         race(clock, exchange).await
     }
 
-    /// Takes a connection and sends `req` on it.
+    /// Takes a connection and sends the request on it.
     async fn exchange(
         &self,
         connector: &Connector,
-        req: Box<Request<RequestBody>>,
+        head: &mut request::Parts,
+        body: RequestBody,
         replay: Option<&Replay>,
     ) -> TryResult {
         let (conn, reused) = match connector.checkout(self.backend).await {
             Ok(conn) => conn,
-            Err(e) => return Err(TryError::Connect(e, req)),
+            Err(e) => return Err(TryError::Connect(e, Box::new(body))),
         };
-        self.send_on(connector, conn, reused, req, replay).await
+        self.send_on(connector, conn, reused, head, body, replay)
+            .await
     }
 
-    /// Sends `req` on `conn`. A pooled connection (`reused`) that turns out closed is
-    /// replaced by a new connection once: always when the request comes back unsent, and,
-    /// when it can be replayed, also when the connection closed before any response byte
-    /// arrived (the backend closed it just as the request was written, e.g. its keep-alive
-    /// timeout fired), as Go's transport does.
+    /// Sends the request on `conn`. A pooled connection (`reused`) that turns out closed is
+    /// replaced by a new connection once: always when the body comes back unsent, and, when
+    /// it can be replayed, also when the connection closed before any response byte arrived
+    /// (the backend closed it just as the request was written, e.g. its keep-alive timeout
+    /// fired), as Go's transport does.
     async fn send_on(
         &self,
         connector: &Connector,
         mut conn: Connection,
         mut reused: bool,
-        mut req: Box<Request<RequestBody>>,
+        head: &mut request::Parts,
+        mut body: RequestBody,
         replay: Option<&Replay>,
     ) -> TryResult {
         loop {
-            let Unanswered { error, unsent } = match conn.send(req, self.te_trailers).await {
+            let Unanswered { error, unsent } = match conn.send(head, body, self.te_trailers).await {
                 Ok(answered) => return Ok(answered),
                 Err(unanswered) => unanswered,
             };
@@ -112,23 +117,21 @@ impl Target<'_> {
                 (None, Some(replay))
                     if (reused && error.closed_before_response()) || error.unprocessed() =>
                 {
-                    let mut again = Box::new(replay.request());
-                    self.address(&mut again);
-                    again
+                    replay.body()
                 }
                 (None, _) => return Err(TryError::Request(error)),
             };
             if !reused {
                 let closed = ConnectError::Closed(error);
-                return Err(TryError::Connect(closed, unsent));
+                return Err(TryError::Connect(closed, Box::new(unsent)));
             }
             tracing::debug!(backend = %self.backend.label, "pooled connection was closed; reconnecting");
-            req = unsent;
+            body = unsent;
             reused = false;
             // Boxed: a rare path, kept out of the size of every request's future.
             conn = match Box::pin(connector.replace(self.backend)).await {
                 Ok(conn) => conn,
-                Err(e) => return Err(TryError::Connect(e, req)),
+                Err(e) => return Err(TryError::Connect(e, Box::new(body))),
             };
         }
     }

@@ -268,9 +268,10 @@ async fn check_once(
             header::USER_AGENT,
             header::HeaderValue::from_static("switchyard-health-check"),
         );
+        let (mut head, body) = req.into_parts();
         // The connection (an HTTP/2 stream) is held until the body is read.
         let (resp, _conn) = conn
-            .send(Box::new(req), false)
+            .send(&mut head, body, false)
             .await
             .map_err(|e| format!("request: {}", e.error))?;
         let status = resp.status().as_u16();

@@ -38,6 +38,7 @@ use super::connect::{ConnectError, Connection, Connector};
 use super::deadline::RequestTime;
 use super::error::Error;
 use super::exchange::{Target, TryError};
+use super::replay::copy_parts;
 use crate::body::RequestBody;
 use crate::config::{Scheme, UpstreamProtocol};
 use crate::errors::Chain;
@@ -107,7 +108,7 @@ async fn send_to_pool(
     }
     pool.budget.deposit(ex.now);
     let path_and_query = parts.uri.path_and_query().cloned();
-    let mut req = Request::from_parts(parts, RequestBody::empty());
+    let mut head = parts;
     let mut candidates = pool.candidates(ex.now, ex.hash);
     let mut last_error = Error::NoBackendAvailable {
         pool: pool.name.clone(),
@@ -135,17 +136,19 @@ async fn send_to_pool(
             has_host: ex.has_host,
             te_trailers: ex.te_trailers,
         };
-        let tried = tokio::time::timeout(ex.try_timeout, try_once(&target, &pool.connector, req));
+        let tried = tokio::time::timeout(
+            ex.try_timeout,
+            try_once(&target, &pool.connector, &mut head),
+        );
         match tried.await.unwrap_or(Err(TryError::Timeout)) {
             Ok((resp, sender)) => return Ok(answered(ex, attempt, resp, sender)),
-            Err(TryError::Connect(source, unsent)) => {
+            Err(TryError::Connect(source, _unsent)) => {
                 tracing::debug!(backend = %label, error = %Chain(&source), "cannot connect to backend");
                 attempt.settle(Outcome::NoAnswer);
                 last_error = Error::Connect {
                     backend: label,
                     source,
                 };
-                req = *unsent;
             }
             Err(TryError::Request(source)) => {
                 tracing::debug!(backend = %label, error = %Chain(&source), "backend failed to answer an upgrade");
@@ -182,19 +185,20 @@ fn takes_upgrades(connector: &Connector, backend: &super::Backend) -> bool {
 }
 
 /// One try: a new connection to the target's backend, driven with upgrades enabled, and the
-/// request sent on it.
+/// request (`head`, without a body; hyper's client takes a copy) sent on it.
 async fn try_once(
     target: &Target<'_>,
     connector: &Connector,
-    mut req: Request<RequestBody>,
+    head: &mut request::Parts,
 ) -> Result<(Response<Incoming>, http1::SendRequest<RequestBody>), TryError> {
-    target.address(&mut req);
+    target.address(head);
+    let mut req = Request::from_parts(copy_parts(head), RequestBody::empty());
     *req.version_mut() = Version::HTTP_11;
     // `TE` is hop-by-hop on HTTP/1.1 (kept only as `TE: trailers`, for HTTP/2).
     req.headers_mut().remove(header::TE);
     let io = match connector.open(target.backend).await {
         Ok(io) => io,
-        Err(e) => return Err(TryError::Connect(e, Box::new(req))),
+        Err(e) => return Err(TryError::Connect(e, Box::new(req.into_body()))),
     };
     // An `https://` backend gets its TLS first (`wss` to the backend); the tunnel runs inside.
     let started = if target.backend.url.scheme.is_tls() {
@@ -207,14 +211,14 @@ async fn try_once(
     };
     let mut sender = match started {
         Ok(sender) => sender,
-        Err(e) => return Err(TryError::Connect(e, Box::new(req))),
+        Err(e) => return Err(TryError::Connect(e, Box::new(req.into_body()))),
     };
     match sender.try_send_request(req).await {
         Ok(resp) => Ok((resp, sender)),
         Err(mut err) => match err.take_message() {
             Some(unsent) => {
                 let closed = ConnectError::Closed(err.into_error().into());
-                Err(TryError::Connect(closed, Box::new(unsent)))
+                Err(TryError::Connect(closed, Box::new(unsent.into_body())))
             }
             None => Err(TryError::Request(err.into_error().into())),
         },

@@ -165,8 +165,9 @@ fn question(
 async fn ask(
     state: &State,
     auth: &ForwardAuthConfig,
-    mut req: Request<RequestBody>,
+    req: Request<RequestBody>,
 ) -> Result<Response<Bytes>, Failed> {
+    let (mut head, mut body) = req.into_parts();
     let failed = |backend: Option<Arc<str>>, reason| Failed {
         pool: auth.pool.clone(),
         backend,
@@ -197,7 +198,7 @@ async fn ask(
             te_trailers: false,
         };
         let sent = target
-            .send(&pool.connector, Box::new(req), None, left)
+            .send(&pool.connector, &mut head, body, None, left)
             .await;
         match sent.unwrap_or(Err(TryError::Timeout)) {
             Ok((resp, conn)) => {
@@ -211,7 +212,7 @@ async fn ask(
             Err(TryError::Connect(e, unsent)) => {
                 attempt.settle(Outcome::NoAnswer);
                 last = failed(Some(label), Failure::Connect(e));
-                req = *unsent;
+                body = *unsent;
             }
             Err(TryError::Request(e)) => {
                 attempt.settle(Outcome::NoAnswer);
