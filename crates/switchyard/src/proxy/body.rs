@@ -27,9 +27,6 @@ pub struct ResponseBody {
 }
 
 #[derive(Debug)]
-// `Upstream` is what nearly every response carries: boxing it would cost an allocation per
-// request to save the bytes of the rare `Full` and `Cut`.
-#[allow(clippy::large_enum_variant)]
 enum Kind {
     /// A body switchyard produced itself (errors, admin endpoints, redirects).
     Full(Option<Bytes>),

@@ -84,7 +84,6 @@ pub async fn send(
 }
 
 /// How one try ended, as the retry loop sees it.
-#[allow(clippy::large_enum_variant)]
 enum Tried {
     /// A response head.
     Answer(Response<UpstreamBody>),
