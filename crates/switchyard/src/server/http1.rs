@@ -101,11 +101,12 @@ async fn spell<I: IdleIo>(
             .get::<hyper::upgrade::OnUpgrade>()
             .is_some();
         let busy = activity.request(has_body, upgrade);
-        let shared = requests.shared.clone();
-        let conn = requests.conn.clone();
+        // Borrowed, not cloned: hyper's HTTP/1.1 connection runs in this task and lives no
+        // longer than the spell.
+        let (shared, conn) = (requests.shared, requests.conn);
         let last = is_last(requests.served, requests.max_requests);
         async move {
-            let mut resp = proxy::handle(&shared, &conn, req).await;
+            let mut resp = proxy::handle(shared, conn, req).await;
             if last {
                 // The connection's last request: hyper closes it after this answer.
                 metrics::inc(&shared.metrics.local().connections_at_max_requests);
