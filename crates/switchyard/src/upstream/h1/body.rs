@@ -7,7 +7,7 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::chunked::{self, Chunk};
@@ -154,7 +154,7 @@ where
                         if *left == 0 {
                             self.state = State::Done;
                         }
-                        let data = conn.read.split_to(take).freeze();
+                        let data = take_data(&mut conn.read, take);
                         return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
                 }
@@ -174,7 +174,8 @@ where
                 },
                 State::UntilClose => {
                     if !conn.read.is_empty() {
-                        let data = conn.read.split().freeze();
+                        let len = conn.read.len();
+                        let data = take_data(&mut conn.read, len);
                         return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
                 }
@@ -241,5 +242,23 @@ where
             State::Length(n) => SizeHint::with_exact(n),
             _ => SizeHint::default(),
         }
+    }
+}
+
+/// A data chunk copied out of the read buffer at most this long; a longer one is cut from it.
+const COPY_AT_MOST: usize = 4096;
+
+/// The first `n` bytes of `read`, as a chunk of the response body. A short chunk is copied: a
+/// chunk cut from the buffer keeps the whole buffer (32 KiB) alive for as long as the chunk
+/// lives (queued for a slow client, BENCHMARKS.md, "Slow readers"), and the buffer stays whole
+/// and unshared for the connection's next response. A long chunk is cut, not copied. (With
+/// the response head copied too, `head.rs`, 260 instructions more per small response.)
+pub(super) fn take_data(read: &mut BytesMut, n: usize) -> Bytes {
+    if n <= COPY_AT_MOST {
+        let data = Bytes::copy_from_slice(&read[..n]);
+        read.advance(n);
+        data
+    } else {
+        read.split_to(n).freeze()
     }
 }

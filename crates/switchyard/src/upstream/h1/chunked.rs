@@ -91,7 +91,7 @@ impl Decoder {
                     } else {
                         State::Data(left)
                     };
-                    return Ok(Some(Chunk::Data(buf.split_to(take).freeze())));
+                    return Ok(Some(Chunk::Data(super::body::take_data(buf, take))));
                 }
                 State::DataEnd => {
                     if buf.len() < 2 {

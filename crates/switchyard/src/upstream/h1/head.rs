@@ -8,7 +8,7 @@
 //! folded header lines (`httparse` refuses them) and a head larger than the limit are all
 //! errors, answered `502` by the caller.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{response, StatusCode, Version};
 
@@ -104,7 +104,12 @@ pub fn parse(
             resp.headers.len(),
         )
     };
-    let head = buf.split_to(len).freeze();
+    // Copied out, not cut from the read buffer: the header values share it, and a header an
+    // HTTP/2 client's HPACK table keeps (it indexes what it sends) would keep the whole read
+    // buffer (32 KiB) alive for as long as that client connection lives (measured: 32 KiB per
+    // idle HTTP/2 connection, BENCHMARKS.md, "Idle connections").
+    let head = Bytes::copy_from_slice(&buf[..len]);
+    buf.advance(len);
     let status =
         StatusCode::from_u16(code).map_err(|_| HeadError::Syntax(httparse::Error::Status))?;
     let version = if version == 0 {
