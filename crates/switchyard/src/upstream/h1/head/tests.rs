@@ -25,6 +25,27 @@ fn a_head_is_cut_from_the_buffer_and_its_values_kept() {
     assert!(head.reusable);
 }
 
+/// The head's values share a copy of the head, never the read buffer: a header an HTTP/2
+/// client's HPACK table keeps would keep the whole buffer alive with it.
+#[test]
+fn header_values_do_not_share_the_read_buffer() {
+    let mut buf = BytesMut::with_capacity(32 * 1024);
+    buf.extend_from_slice(b"HTTP/1.1 200 OK\r\nX-Served-By: 19080\r\nContent-Length: 2\r\n\r\nok");
+    let read = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.capacity();
+    let head = parse(&mut buf, 8192, false).unwrap().unwrap();
+    let value = head.parts.headers["x-served-by"].as_bytes().as_ptr() as usize;
+    assert_eq!(head.parts.headers["x-served-by"], "19080");
+    assert!(
+        !read.contains(&value),
+        "the value points into the read buffer"
+    );
+    // The body's short chunk is copied out too: the buffer stays whole for the next response.
+    let chunk = super::super::body::take_data(&mut buf, 2);
+    assert_eq!(&chunk[..], b"ok");
+    assert!(!read.contains(&(chunk.as_ptr() as usize)));
+    assert!(buf.is_empty());
+}
+
 #[test]
 fn a_partial_head_asks_for_more_and_an_oversized_one_is_refused() {
     assert!(parse_all("HTTP/1.1 200 OK\r\nContent-Le", false)
