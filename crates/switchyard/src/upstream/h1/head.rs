@@ -68,8 +68,9 @@ pub fn parse(
     max_head: usize,
     head_request: bool,
 ) -> Result<Option<Head>, HeadError> {
-    // Byte ranges of each name and value: the head is cut from `buf` before the values are
-    // made into `Bytes` sharing it, which the parser's borrow of `buf` would not allow.
+    // Byte ranges of each name and value: the head is copied out of `buf` before the values
+    // are made into `Bytes` sharing that copy, which the parser's borrow of `buf` would not
+    // allow.
     let mut ranges = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
     let (len, code, version, count) = {
         let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];

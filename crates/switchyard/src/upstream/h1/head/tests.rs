@@ -11,7 +11,7 @@ fn framed(raw: &str) -> (Framing, bool) {
 }
 
 #[test]
-fn a_head_is_cut_from_the_buffer_and_its_values_kept() {
+fn a_head_is_taken_from_the_buffer_and_its_values_kept() {
     let mut buf = BytesMut::from(
         &b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nx-a: 2\r\n\r\nhelloNEXT"[..],
     );
