@@ -1,12 +1,14 @@
 //! A backend's HTTP/1.1 response head: parsed with `httparse` from the connection's read
-//! buffer into an `http::response::Parts` whose header values share that buffer, and judged
-//! for how its body is framed (RFC 9112 §6.3) and whether the connection can take another
-//! request afterwards.
+//! buffer into an `http::response::Parts` whose header values share one copy of the head
+//! (not the read buffer: [`parse`] says why), and judged for how its body is framed (RFC 9112
+//! §6.3) and whether the connection can take another request afterwards.
 //!
 //! Strict where a lenient reading would let a backend smuggle a second response past the
 //! proxy: differing `Content-Length` values, a `Transfer-Encoding` on an HTTP/1.0 response,
 //! folded header lines (`httparse` refuses them) and a head larger than the limit are all
 //! errors, answered `502` by the caller.
+
+use std::mem::MaybeUninit;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -68,57 +70,44 @@ pub fn parse(
     max_head: usize,
     head_request: bool,
 ) -> Result<Option<Head>, HeadError> {
-    // Byte ranges of each name and value: the head is copied out of `buf` before the values
-    // are made into `Bytes` sharing that copy, which the parser's borrow of `buf` would not
-    // allow.
-    let mut ranges = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
-    let (len, code, version, count) = {
-        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut fields);
-        let len = match resp.parse(buf) {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) if buf.len() > max_head => {
-                return Err(HeadError::TooLarge(max_head));
-            }
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(e) => return Err(HeadError::Syntax(e)),
-        };
-        if len > max_head {
+    if buf.is_empty() {
+        // Nothing read yet (the request was just written, or a read found nothing).
+        return Ok(None);
+    }
+    // Left uninitialised: `httparse` writes only the fields it finds (setting up all 100
+    // slots cost a 3 KiB memset, about 100 instructions, on every call).
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut fields,
+    ) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() > max_head => {
             return Err(HeadError::TooLarge(max_head));
         }
-        let base = buf.as_ptr() as usize;
-        let offset = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
-        for (slot, field) in ranges.iter_mut().zip(resp.headers.iter()) {
-            let (n, v) = (offset(field.name.as_bytes()), offset(field.value));
-            *slot = (
-                n,
-                n + field.name.len() as u32,
-                v,
-                v + field.value.len() as u32,
-            );
-        }
-        let code = resp.code.unwrap_or_default();
-        (
-            len,
-            code,
-            resp.version.unwrap_or_default(),
-            resp.headers.len(),
-        )
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(HeadError::Syntax(e)),
     };
+    if len > max_head {
+        return Err(HeadError::TooLarge(max_head));
+    }
     // Copied out, not cut from the read buffer: the header values share it, and a header an
     // HTTP/2 client's HPACK table keeps (it indexes what it sends) would keep the whole read
     // buffer (32 KiB) alive for as long as that client connection lives (measured: 32 KiB per
     // idle HTTP/2 connection, BENCHMARKS.md, "Idle connections").
     let head = Bytes::copy_from_slice(&buf[..len]);
-    buf.advance(len);
-    let status =
-        StatusCode::from_u16(code).map_err(|_| HeadError::Syntax(httparse::Error::Status))?;
-    let version = if version == 0 {
-        Version::HTTP_10
-    } else {
+    let status = StatusCode::from_u16(resp.code.unwrap_or_default())
+        .map_err(|_| HeadError::Syntax(httparse::Error::Status))?;
+    let version = if resp.version == Some(1) {
         Version::HTTP_11
+    } else {
+        Version::HTTP_10
     };
-    let headers = header_map(&head, &ranges[..count])?;
+    // The fields borrow `buf`; their offsets in it are their offsets in the copy.
+    let headers = header_map(&head, buf.as_ptr() as usize, resp.headers)?;
+    buf.advance(len);
     let mut parts = response::Response::new(()).into_parts().0;
     parts.status = status;
     parts.version = version;
@@ -137,13 +126,19 @@ pub fn parse(
 /// (a rehash and a reallocation) on every request (measured: 540 instructions per request).
 const SPARE_HEADERS: usize = 8;
 
-/// The header map of `head`, each value a slice of it.
-fn header_map(head: &Bytes, ranges: &[(u32, u32, u32, u32)]) -> Result<HeaderMap, HeadError> {
-    let mut map = HeaderMap::with_capacity(ranges.len() + SPARE_HEADERS);
-    for &(ns, ne, vs, ve) in ranges {
-        let name = HeaderName::from_bytes(&head[ns as usize..ne as usize])
+/// The header map of `head` (a copy of the bytes at `base` that `fields` were parsed from),
+/// each value a slice of it.
+fn header_map(
+    head: &Bytes,
+    base: usize,
+    fields: &[httparse::Header<'_>],
+) -> Result<HeaderMap, HeadError> {
+    let mut map = HeaderMap::with_capacity(fields.len() + SPARE_HEADERS);
+    for field in fields {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
             .map_err(|_| HeadError::Syntax(httparse::Error::HeaderName))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize))
+        let start = field.value.as_ptr() as usize - base;
+        let value = HeaderValue::from_maybe_shared(head.slice(start..start + field.value.len()))
             .map_err(|_| HeadError::Syntax(httparse::Error::HeaderValue))?;
         map.append(name, value);
     }
