@@ -351,6 +351,68 @@ async fn slowloris_head_is_cut_off_after_the_read_timeout() {
 }
 
 #[tokio::test]
+async fn a_second_head_trickled_on_a_kept_alive_connection_is_cut_off() {
+    // The first request is answered; the next head arrives a few bytes at a time, never
+    // ending, on the same connection: the read timeout bounds it as it bounds a first head.
+    let server = backend("b").await;
+    let mut cfg = config(vec![url_for(&server)]);
+    cfg.listeners[0].read_timeout = Duration::from_millis(300);
+    let proxy = TestProxy::start(cfg);
+
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .expect("write");
+    let mut first = [0u8; 1024];
+    let n = stream.read(&mut first).await.expect("first answer");
+    assert!(
+        first[..n].starts_with(b"HTTP/1.1 200 "),
+        "{:?}",
+        &first[..n]
+    );
+    let started = Instant::now();
+    let mut closed = false;
+    for piece in [
+        &b"GET / HT"[..],
+        b"TP/1.1\r\n",
+        b"Host: a\r\n",
+        b"X-A: 1\r\n",
+    ]
+    .iter()
+    .cycle()
+    .take(40)
+    {
+        if stream.write_all(piece).await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout(Duration::from_millis(50), stream.read(&mut byte)).await {
+            Ok(Ok(0) | Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(_)) => panic!("an answer to a head that never ended"),
+            Err(_) => {}
+        }
+    }
+    let elapsed = started.elapsed();
+    eprintln!("closed: {closed} after {elapsed:?}");
+    assert!(
+        closed,
+        "a trickled head kept the connection for {elapsed:?}"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(250) && elapsed < Duration::from_millis(1500),
+        "closed after {elapsed:?}, expected about 300 ms"
+    );
+    assert_eq!(server.requests(), 1);
+    still_serving(&proxy).await;
+    proxy.stop().await;
+}
+
+#[tokio::test]
 async fn connection_that_sends_nothing_is_closed_after_the_read_timeout() {
     let server = backend("b").await;
     let mut cfg = config(vec![url_for(&server)]);

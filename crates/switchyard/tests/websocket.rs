@@ -330,6 +330,28 @@ async fn an_idle_tunnel_is_closed_and_traffic_keeps_one_open() {
 }
 
 #[tokio::test]
+async fn a_quiet_tunnel_outlives_the_listeners_read_timeout() {
+    // The read timeout bounds request heads; once the connection is a tunnel, only the
+    // tunnel's own idle timeout applies.
+    let ws_backend = WsBackend::start("echo").await;
+    let mut config = single(&ws_backend, "");
+    config.listeners[0].read_timeout = Duration::from_millis(200);
+    let proxy = TestProxy::start(config);
+    let (mut ws, _) = open(proxy.addr, "/").await;
+    echo(&mut ws, Message::text("before")).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    echo(&mut ws, Message::text("after 700 ms of quiet")).await;
+    assert_eq!(tunnels_open(&proxy), 1);
+    drop(ws);
+    assert_eventually!(
+        Duration::from_secs(2),
+        || async { tunnels_open(&proxy) == 0 },
+        "the tunnel stayed open after its client left"
+    );
+    stop(proxy).await;
+}
+
+#[tokio::test]
 async fn the_tunnel_limit_refuses_one_more_and_a_closed_tunnel_frees_its_place() {
     let ws_backend = WsBackend::start("echo").await;
     let proxy = TestProxy::start(single(&ws_backend, "[websocket]\nmax_tunnels = 2"));

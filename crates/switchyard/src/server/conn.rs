@@ -12,7 +12,6 @@ use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
 use hyper::server::conn::{http1, http2};
-use hyper_util::rt::TokioTimer;
 use tokio::sync::watch;
 
 use super::http1::is_last;
@@ -41,9 +40,9 @@ pub struct HttpBuilder {
 pub fn http_builder(settings: &ListenerConfig, limits: &ConnLimits) -> HttpBuilder {
     let mut http1 = http1::Builder::new();
     http1
-        .timer(TokioTimer::new())
-        // Request head deadline (no slowloris), also the keep-alive idle limit.
-        .header_read_timeout(settings.read_timeout)
+        // The request head deadline is kept by the spell's gate, not per request by hyper
+        // (`super::idle` says why).
+        .header_read_timeout(None)
         // Larger heads get 431.
         .max_header_size(settings.max_header_bytes)
         // Response bytes queued for a client that does not read, before the body's next

@@ -107,6 +107,9 @@ async fn spell<I: IdleIo>(
         let last = is_last(requests.served, requests.max_requests);
         async move {
             let mut resp = proxy::handle(shared, conn, req).await;
+            if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                activity.switched();
+            }
             if last {
                 // The connection's last request: hyper closes it after this answer.
                 metrics::inc(&shared.metrics.local().connections_at_max_requests);
@@ -115,7 +118,7 @@ async fn spell<I: IdleIo>(
             Ok::<_, Infallible>(resp.map(|body| Answer::new(body, busy)))
         }
     });
-    let gate = Gate::new(io, activity.clone());
+    let gate = Gate::new(io, activity.clone(), requests.conn.read_timeout);
     let mut served = builder
         .serve_connection(TokioIo::new(gate), service)
         .with_upgrades();

@@ -22,6 +22,14 @@
 //!   ([`IdleIo::poll_readable`]), and starts the next spell with whatever hyper had already
 //!   read beyond the last request (a pipelined request) put back in front.
 //!
+//! - The same timer keeps the request head deadline (the read timeout, against slowloris):
+//!   hyper's own (`header_read_timeout`) armed and disarmed a timer for every request, about
+//!   750 instructions of a 27,000-instruction request. A tick at which the spell waits for a
+//!   head, with no request since the tick before, counts towards the deadline; once the ticks
+//!   add up to the read timeout, the read fails and hyper closes the connection. Ticks are
+//!   [`RELEASE_AFTER`] apart, or half the read timeout when that is shorter, so the head of a
+//!   request gets between the read timeout and one tick more.
+//!
 //! A spell is never ended while a request is in progress ([`Activity`]: the service holds a
 //! [`Busy`] guard until its answer's body is dropped), while a request body may still be
 //! unread (hyper could be reading or draining it), in a spell where a request asked for an
@@ -93,6 +101,9 @@ pub struct Activity {
     /// pending until its connection ends and would hand the socket to it then, so the spell
     /// is not ended here.
     upgrade: AtomicBool,
+    /// An answer switched protocols (`101`): the socket is a tunnel's once hyper lets go of it,
+    /// and no request head is awaited on it any more.
+    switched: AtomicBool,
 }
 
 // === impl Activity ===
@@ -104,6 +115,12 @@ impl Activity {
         self.flushed.store(true, Ordering::Relaxed);
         self.flush_waited.store(false, Ordering::Relaxed);
         self.upgrade.store(false, Ordering::Relaxed);
+        self.switched.store(false, Ordering::Relaxed);
+    }
+
+    /// The answer of the latest request switched protocols.
+    pub fn switched(&self) {
+        self.switched.store(true, Ordering::Relaxed);
     }
 
     /// A request arrives (`has_body`: its body is not known to be empty; `upgrade`: it asks
@@ -116,6 +133,12 @@ impl Activity {
             self.upgrade.store(true, Ordering::Relaxed);
         }
         Busy(self.clone())
+    }
+
+    /// Every answer is done and no protocol was switched: what hyper reads next is a request
+    /// head, which the read timeout bounds.
+    fn awaits_head(&self) -> bool {
+        self.busy.load(Ordering::Relaxed) == 0 && !self.switched.load(Ordering::Relaxed)
     }
 
     /// The spell may end: see the module doc.
@@ -176,24 +199,52 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Answer<B> {
 
 /// The transport as hyper sees it during a spell: once the spell may end ([`Activity`]) and
 /// the client has nothing more to read, a read reports the end of the stream, and shutting
-/// the stream down then does nothing (the socket stays open for the next spell).
+/// the stream down then does nothing (the socket stays open for the next spell). A request
+/// head that takes longer than the read timeout fails the read.
 #[derive(Debug)]
 pub struct Gate<I> {
     io: I,
     activity: Arc<Activity>,
     released: bool,
-    /// Armed when the spell first goes idle (see the module doc), with the number of
-    /// requests seen then.
-    timer: Option<(Pin<Box<Sleep>>, u32)>,
+    /// How far apart the spell's ticks are, and how many it may wait for a head.
+    tick: Duration,
+    read_timeout: Duration,
+    /// Armed when the spell first waits for a head or goes idle (see the module doc).
+    timer: Option<Ticks>,
+}
+
+/// The spell's timer and what it saw at its last tick.
+#[derive(Debug)]
+struct Ticks {
+    sleep: Pin<Box<Sleep>>,
+    /// Requests seen at the last tick.
+    seen: u32,
+    /// Consecutive ticks at which a head was awaited and no request had come.
+    waited: Duration,
+}
+
+/// What the spell's timer says when the client has nothing more to read.
+enum Tick {
+    /// Not yet: the timer will poll the connection again.
+    Wait,
+    /// The spell has been idle for a whole tick: end it.
+    Release,
+    /// The request head is late.
+    HeadTimeout,
 }
 
 impl<I> Gate<I> {
-    /// `io`, for a spell of the connection `activity` describes.
-    pub fn new(io: I, activity: Arc<Activity>) -> Self {
+    /// `io`, for a spell of the connection `activity` describes, whose request heads must
+    /// arrive within `read_timeout`.
+    pub fn new(io: I, activity: Arc<Activity>, read_timeout: Duration) -> Self {
         Gate {
             io,
             activity,
             released: false,
+            tick: RELEASE_AFTER
+                .min(read_timeout / 2)
+                .max(Duration::from_millis(1)),
+            read_timeout,
             timer: None,
         }
     }
@@ -208,21 +259,45 @@ impl<I> Gate<I> {
         self.io
     }
 
-    /// The spell is idle now: true once it has been for [`RELEASE_AFTER`] (no request since
-    /// the timer was armed); otherwise the timer will poll the connection again.
-    fn idle_long_enough(&mut self, cx: &mut Context<'_>) -> bool {
-        let seen = self.activity.seen.load(Ordering::Relaxed);
-        let (timer, seen_then) = self
-            .timer
-            .get_or_insert_with(|| (Box::pin(tokio::time::sleep(RELEASE_AFTER)), seen));
-        while timer.as_mut().poll(cx).is_ready() {
-            if *seen_then == seen {
-                return true;
-            }
-            *seen_then = seen;
-            timer.as_mut().reset(Instant::now() + RELEASE_AFTER);
+    /// The client has nothing more to read: what the ticks since the last request say. The
+    /// timer is armed at the spell's first such read and ticks for as long as the spell
+    /// lasts: hyper reads again only when its task wakes, and after an answer's last bytes
+    /// nothing but a tick would wake it.
+    fn tick(&mut self, cx: &mut Context<'_>) -> Tick {
+        let activity = &self.activity;
+        if activity.switched.load(Ordering::Relaxed) {
+            // A tunnel's now: it has its own idle timeout, and no tick wakes it.
+            self.timer = None;
+            return Tick::Wait;
         }
-        false
+        let seen = activity.seen.load(Ordering::Relaxed);
+        let tick = self.tick;
+        let ticks = match &mut self.timer {
+            // Registered with this task's waker: polled again only once it has fired.
+            Some(ticks) if !ticks.sleep.is_elapsed() => return Tick::Wait,
+            Some(ticks) => ticks,
+            None => self.timer.insert(Ticks {
+                sleep: Box::pin(tokio::time::sleep(tick)),
+                seen,
+                waited: Duration::ZERO,
+            }),
+        };
+        while ticks.sleep.as_mut().poll(cx).is_ready() {
+            if ticks.seen != seen || !activity.awaits_head() {
+                // A request came, or one is still being answered.
+                ticks.seen = seen;
+                ticks.waited = Duration::ZERO;
+            } else if activity.idle() {
+                return Tick::Release;
+            } else {
+                ticks.waited += tick;
+                if ticks.waited >= self.read_timeout {
+                    return Tick::HeadTimeout;
+                }
+            }
+            ticks.sleep.as_mut().reset(Instant::now() + tick);
+        }
+        Tick::Wait
     }
 
     fn waited_if(&self, pending: bool) {
@@ -242,11 +317,18 @@ impl<I: AsyncRead + Unpin> AsyncRead for Gate<I> {
             return Poll::Ready(Ok(()));
         }
         match Pin::new(&mut self.io).poll_read(cx, buf) {
-            Poll::Pending if self.activity.idle() && self.idle_long_enough(cx) => {
-                // Nothing filled: the end of the stream, as far as this spell goes.
-                self.released = true;
-                Poll::Ready(Ok(()))
-            }
+            Poll::Pending => match self.tick(cx) {
+                Tick::Wait => Poll::Pending,
+                Tick::Release => {
+                    // Nothing filled: the end of the stream, as far as this spell goes.
+                    self.released = true;
+                    Poll::Ready(Ok(()))
+                }
+                Tick::HeadTimeout => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "request head not received within the read timeout",
+                ))),
+            },
             polled => polled,
         }
     }
