@@ -321,12 +321,25 @@ async fn fragment_in_the_target_never_reaches_the_backend() {
     proxy.stop().await;
 }
 
-#[tokio::test]
-async fn slowloris_head_is_cut_off_after_the_read_timeout() {
+/// A proxy whose listener's read timeout is 300 ms, and its backend.
+async fn with_read_timeout_300ms() -> (TestServer, TestProxy) {
     let server = backend("b").await;
     let mut cfg = config(vec![url_for(&server)]);
     cfg.listeners[0].read_timeout = Duration::from_millis(300);
-    let proxy = TestProxy::start(cfg);
+    (server, TestProxy::start(cfg))
+}
+
+/// A connection closed `elapsed` after its last bytes, by a 300 ms read timeout.
+fn assert_about_300ms(elapsed: Duration) {
+    assert!(
+        elapsed >= Duration::from_millis(250) && elapsed < Duration::from_millis(1500),
+        "closed after {elapsed:?}, expected about 300 ms"
+    );
+}
+
+#[tokio::test]
+async fn slowloris_head_is_cut_off_after_the_read_timeout() {
+    let (server, proxy) = with_read_timeout_300ms().await;
 
     let started = Instant::now();
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
@@ -342,10 +355,7 @@ async fn slowloris_head_is_cut_off_after_the_read_timeout() {
         out.is_empty() || out.starts_with("HTTP/1.1 408 "),
         "unexpected answer: {out:?}"
     );
-    assert!(
-        elapsed >= Duration::from_millis(250) && elapsed < Duration::from_millis(1500),
-        "closed after {elapsed:?}, expected about 300 ms"
-    );
+    assert_about_300ms(elapsed);
     assert_eq!(server.requests(), 0);
     proxy.stop().await;
 }
@@ -354,10 +364,7 @@ async fn slowloris_head_is_cut_off_after_the_read_timeout() {
 async fn a_second_head_trickled_on_a_kept_alive_connection_is_cut_off() {
     // The first request is answered; the next head arrives a few bytes at a time, never
     // ending, on the same connection: the read timeout bounds it as it bounds a first head.
-    let server = backend("b").await;
-    let mut cfg = config(vec![url_for(&server)]);
-    cfg.listeners[0].read_timeout = Duration::from_millis(300);
-    let proxy = TestProxy::start(cfg);
+    let (server, proxy) = with_read_timeout_300ms().await;
 
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
     stream
@@ -403,10 +410,7 @@ async fn a_second_head_trickled_on_a_kept_alive_connection_is_cut_off() {
         closed,
         "a trickled head kept the connection for {elapsed:?}"
     );
-    assert!(
-        elapsed >= Duration::from_millis(250) && elapsed < Duration::from_millis(1500),
-        "closed after {elapsed:?}, expected about 300 ms"
-    );
+    assert_about_300ms(elapsed);
     assert_eq!(server.requests(), 1);
     still_serving(&proxy).await;
     proxy.stop().await;
@@ -414,10 +418,7 @@ async fn a_second_head_trickled_on_a_kept_alive_connection_is_cut_off() {
 
 #[tokio::test]
 async fn connection_that_sends_nothing_is_closed_after_the_read_timeout() {
-    let server = backend("b").await;
-    let mut cfg = config(vec![url_for(&server)]);
-    cfg.listeners[0].read_timeout = Duration::from_millis(300);
-    let proxy = TestProxy::start(cfg);
+    let (_server, proxy) = with_read_timeout_300ms().await;
 
     let started = Instant::now();
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
@@ -429,19 +430,13 @@ async fn connection_that_sends_nothing_is_closed_after_the_read_timeout() {
         out.is_empty() || out.starts_with("HTTP/1.1 408 "),
         "{out:?}"
     );
-    assert!(
-        elapsed >= Duration::from_millis(250) && elapsed < Duration::from_millis(1500),
-        "closed after {elapsed:?}, expected about 300 ms"
-    );
+    assert_about_300ms(elapsed);
     proxy.stop().await;
 }
 
 #[tokio::test]
 async fn idle_keep_alive_connection_is_closed_after_the_read_timeout() {
-    let server = backend("b").await;
-    let mut cfg = config(vec![url_for(&server)]);
-    cfg.listeners[0].read_timeout = Duration::from_millis(300);
-    let proxy = TestProxy::start(cfg);
+    let (_server, proxy) = with_read_timeout_300ms().await;
 
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
     stream
@@ -455,19 +450,13 @@ async fn idle_keep_alive_connection_is_closed_after_the_read_timeout() {
     assert!(out.starts_with("HTTP/1.1 204 No Content\r\n"), "{out:?}");
     assert_eq!(responses(&out), 1, "{out:?}");
     assert!(closed, "kept idle for {elapsed:?}");
-    assert!(
-        elapsed >= Duration::from_millis(250) && elapsed < Duration::from_millis(1500),
-        "closed after {elapsed:?}, expected about 300 ms"
-    );
+    assert_about_300ms(elapsed);
     proxy.stop().await;
 }
 
 #[tokio::test]
 async fn stalled_request_body_gets_408_after_the_read_timeout() {
-    let server = backend("b").await;
-    let mut cfg = config(vec![url_for(&server)]);
-    cfg.listeners[0].read_timeout = Duration::from_millis(300);
-    let proxy = TestProxy::start(cfg);
+    let (_server, proxy) = with_read_timeout_300ms().await;
 
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
     stream
