@@ -14,17 +14,19 @@
 //! - Not at once: a busy client's next request usually follows within microseconds, and
 //!   ending a spell costs about 9,000 instructions (a new hyper connection, its buffers
 //!   allocated again), +24% per request when measured on a saturated keep-alive run. The
-//!   gate's timer is armed when the spell first goes idle and never reset per request: when
-//!   it fires, the spell ends if no request came since it was armed, else it is armed again.
-//!   So a busy connection costs one timer wake per [`RELEASE_AFTER`], an idle one is
-//!   released between one and two of them after its last answer.
+//!   gate's timer is armed at the spell's first read that finds nothing and never reset per
+//!   request: at each tick, the spell ends if it is idle and no request came since the tick
+//!   before, else the timer is armed again. So a busy connection costs one timer wake per
+//!   tick ([`RELEASE_AFTER`]), an idle one is released between one and two ticks after its
+//!   last answer.
 //! - The connection then waits for the client's next bytes on the socket alone
 //!   ([`IdleIo::poll_readable`]), and starts the next spell with whatever hyper had already
 //!   read beyond the last request (a pipelined request) put back in front.
 //!
 //! - The same timer keeps the request head deadline (the read timeout, against slowloris):
-//!   hyper's own (`header_read_timeout`) armed and disarmed a timer for every request, about
-//!   750 instructions of a 27,000-instruction request. A tick at which the spell waits for a
+//!   hyper's own (`header_read_timeout`) boxed, armed and cancelled a timer for every
+//!   request, about 1,500 instructions of a 27,000-instruction request (BENCHMARKS.md,
+//!   "Parsing and timers"). A tick at which the spell waits for a
 //!   head, with no request since the tick before, counts towards the deadline; once the ticks
 //!   add up to the read timeout, the read fails and hyper closes the connection. Ticks are
 //!   [`RELEASE_AFTER`] apart, or half the read timeout when that is shorter, so the head of a
@@ -206,8 +208,9 @@ pub struct Gate<I> {
     io: I,
     activity: Arc<Activity>,
     released: bool,
-    /// How far apart the spell's ticks are, and how many it may wait for a head.
+    /// How far apart the spell's ticks are.
     tick: Duration,
+    /// How long a request head may take, counted in ticks.
     read_timeout: Duration,
     /// Armed when the spell first waits for a head or goes idle (see the module doc).
     timer: Option<Ticks>,
