@@ -140,48 +140,47 @@ fn strip_hop_by_hop(
     keep_te_trailers: bool,
     may_upgrade: bool,
 ) -> Hops {
-    // Most messages carry none of these: one pass over the names finds out, instead of a
-    // hash lookup per listed header.
-    let (mut hop, mut extra) = (false, false);
+    // One pass over the names says which of the listed headers are there (most requests
+    // carry none, a response from nginx only `Connection`): only those are looked up and
+    // removed, not a hash lookup per listed header (measured with an nginx backend, whose
+    // responses carry `Connection: keep-alive`: both heads' stripping took 2.5 K instructions
+    // per request when all eight were removed, 0.9 K now).
+    let (mut hop, mut extra) = (Present(0), Present(0));
     for name in headers.keys() {
-        hop |= HOP_BY_HOP.contains(name);
-        extra |= also.contains(name);
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            hop.set(i);
+        } else if let Some(i) = also.iter().position(|h| h == name) {
+            extra.set(i);
+        }
     }
-    if extra {
-        for name in also {
+    for (i, name) in also.iter().enumerate() {
+        if extra.has(i) {
             headers.remove(name);
         }
     }
-    if !hop {
+    if hop.0 == 0 {
         return Hops::default();
     }
     let websocket = may_upgrade
+        && hop.has(UPGRADE)
+        && hop.has(CONNECTION)
         && has_token(headers, header::UPGRADE, "websocket")
         && has_token(headers, header::CONNECTION, "upgrade");
-    if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-            // `Host` is end-to-end and required on every HTTP/1.1 request: a client naming it
-            // in `Connection` must not leave the upstream request without one.
-            .filter(|name| *name != header::HOST)
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
+    if hop.has(CONNECTION) {
+        remove_connection_options(headers, &mut hop);
     }
     let te_trailers = keep_te_trailers
+        && hop.has(TE)
         && headers
             .get_all(header::TE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|t| t.split(';').next().unwrap_or_default().trim() == "trailers");
-    for name in HOP_BY_HOP {
-        headers.remove(name);
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if hop.has(i) {
+            headers.remove(name);
+        }
     }
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -194,6 +193,82 @@ fn strip_hop_by_hop(
         te_trailers,
         websocket,
     }
+}
+
+/// Indices in [`HOP_BY_HOP`].
+const CONNECTION: usize = 0;
+const TE: usize = 3;
+const UPGRADE: usize = 5;
+
+/// Which entries of a list of header names a message has, one bit each.
+#[derive(Clone, Copy)]
+struct Present(u16);
+
+impl Present {
+    fn set(&mut self, i: usize) {
+        self.0 |= 1 << i;
+    }
+    fn clear(&mut self, i: usize) {
+        self.0 &= !(1 << i);
+    }
+    fn has(self, i: usize) -> bool {
+        self.0 & (1 << i) != 0
+    }
+}
+
+/// Removes `Connection` and the headers it names (`hop`: the hop-by-hop headers present,
+/// which are removed after this). `Host` stays: it is end-to-end and required on every
+/// HTTP/1.1 request, and a client naming it must not leave the upstream request without one.
+fn remove_connection_options(headers: &mut HeaderMap, hop: &mut Present) {
+    let mut values = headers.get_all(header::CONNECTION).iter();
+    let single = values.next().is_some() && values.next().is_none();
+    if !single {
+        // Several `Connection` headers (rare): their options copied out first.
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            remove_option(headers, hop, &name);
+        }
+        return;
+    }
+    // One header (`keep-alive`, `close`, `upgrade`): taken out whole, no copy of its options.
+    hop.clear(CONNECTION);
+    let Some(value) = headers.remove(header::CONNECTION) else {
+        return;
+    };
+    for token in value.as_bytes().split(|&b| b == b',') {
+        let token = token.trim_ascii();
+        // A listed hop-by-hop header goes below anyway (`keep-alive` is most of them).
+        if let Some(i) = HOP_BY_HOP
+            .iter()
+            .position(|h| h.as_str().as_bytes().eq_ignore_ascii_case(token))
+        {
+            if i == TE && hop.has(TE) {
+                headers.remove(header::TE);
+                hop.clear(TE);
+            }
+            continue;
+        }
+        if let Ok(name) = HeaderName::from_bytes(token) {
+            remove_option(headers, hop, &name);
+        }
+    }
+}
+
+/// Removes the header a `Connection` option names, unless it is `Host`.
+fn remove_option(headers: &mut HeaderMap, hop: &mut Present, name: &HeaderName) {
+    if *name == header::HOST {
+        return;
+    }
+    if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+        hop.clear(i);
+    }
+    headers.remove(name);
 }
 
 /// True when a `name` header lists `token` (comma-separated, any case).

@@ -90,6 +90,46 @@ fn te_trailers_is_kept_other_te_values_are_not() {
     assert_eq!(p.headers["te"], "trailers");
 }
 
+#[test]
+fn connection_options_go_whether_listed_in_one_header_or_several() {
+    for values in [&["x-a, host , te"][..], &["x-a", "host", "te"]] {
+        let mut builder = Request::get("/")
+            .header("host", "a")
+            .header("x-a", "1")
+            .header("te", "trailers")
+            .header("x-kept", "yes");
+        for v in values {
+            builder = builder.header("connection", *v);
+        }
+        let mut p = parts(builder.body(()).unwrap());
+        let hops = rewrite_request(&mut p, &conn("10.0.0.1"), &catch_all(), false);
+        // `TE` named by `Connection` is hop-by-hop even when it says `trailers`.
+        assert!(!hops.te_trailers, "{values:?}");
+        for gone in ["connection", "x-a", "te"] {
+            assert!(!p.headers.contains_key(gone), "{gone} forwarded for {values:?}");
+        }
+        // `Host` is end-to-end whatever `Connection` says.
+        assert_eq!(p.headers["host"], "a", "{values:?}");
+        assert_eq!(p.headers["x-kept"], "yes", "{values:?}");
+    }
+}
+
+#[test]
+fn a_keep_alive_response_keeps_its_end_to_end_headers() {
+    let (mut parts, ()) = http::Response::builder()
+        .header("server", "nginx")
+        .header("content-length", "35")
+        .header("connection", "Keep-Alive")
+        .header("keep-alive", "timeout=5")
+        .header("transfer-encoding", "chunked")
+        .body(())
+        .unwrap()
+        .into_parts();
+    rewrite_response(&mut parts);
+    let names: Vec<&str> = parts.headers.keys().map(|k| k.as_str()).collect();
+    assert_eq!(names, ["server", "content-length"]);
+}
+
 fn upgrade_request(method: http::Method, upgrade: &str, connection: &str) -> request::Parts {
     parts(
         Request::builder()
