@@ -25,6 +25,64 @@ fn a_head_is_taken_from_the_buffer_and_its_values_kept() {
     assert!(head.reusable);
 }
 
+/// Every common name is found in any case, and a name near one (same length,
+/// another spelling) is not taken for it.
+#[test]
+fn common_names_are_found_in_any_case_and_only_they() {
+    let common = [
+        "date",
+        "etag",
+        "vary",
+        "server",
+        "expires",
+        "location",
+        "connection",
+        "set-cookie",
+        "content-type",
+        "cache-control",
+        "last-modified",
+        "accept-ranges",
+        "content-length",
+        "content-encoding",
+        "transfer-encoding",
+    ];
+    for lower in common {
+        let known = HeaderName::from_static(lower);
+        let upper = lower.to_ascii_uppercase();
+        assert_eq!(
+            common_name(upper.as_bytes()),
+            Some(known.clone()),
+            "{upper}"
+        );
+        assert_eq!(common_name(lower.as_bytes()), Some(known), "{lower}");
+    }
+    let near = [
+        "x-served-by",
+        "Content-Typf",
+        "Content_Type",
+        "Content^Type",
+        "Dat",
+        "Datf",
+        "Date1",
+        "",
+        "Transfer-Encodings",
+        "Transfer-Encodinf",
+        "Server~",
+        "Serve^",
+    ];
+    for other in near {
+        assert_eq!(common_name(other.as_bytes()), None, "{other}");
+    }
+    let raw = "HTTP/1.1 200 OK\r\nServer: nginx\r\nCONTENT-TYPE: text/plain\r\n\
+               X-Served-By: 1\r\nContent-Length: 0\r\n\r\n";
+    let head = parse_all(raw, false).unwrap().unwrap();
+    let names: Vec<&str> = head.parts.headers.keys().map(|k| k.as_str()).collect();
+    assert_eq!(
+        names,
+        ["server", "content-type", "x-served-by", "content-length"]
+    );
+}
+
 /// The head's values share a copy of the head, never the read buffer: a header an HTTP/2
 /// client's HPACK table keeps would keep the whole buffer alive with it.
 #[test]
