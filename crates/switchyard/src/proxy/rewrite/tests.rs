@@ -106,7 +106,10 @@ fn connection_options_go_whether_listed_in_one_header_or_several() {
         // `TE` named by `Connection` is hop-by-hop even when it says `trailers`.
         assert!(!hops.te_trailers, "{values:?}");
         for gone in ["connection", "x-a", "te"] {
-            assert!(!p.headers.contains_key(gone), "{gone} forwarded for {values:?}");
+            assert!(
+                !p.headers.contains_key(gone),
+                "{gone} forwarded for {values:?}"
+            );
         }
         // `Host` is end-to-end whatever `Connection` says.
         assert_eq!(p.headers["host"], "a", "{values:?}");
