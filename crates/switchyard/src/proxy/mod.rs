@@ -117,7 +117,7 @@ async fn handle_request(
         Ok(held) => held.flatten(),
         Err(refused) => return respond_error(shared, ctx, refused.into(), render),
     };
-    match handle_inner(&state, conn, &mut ctx, parts, body, render.grpc).await {
+    match handle_inner(&state, conn, &mut ctx, &mut parts, body, render.grpc).await {
         Ok((mut resp, outcome)) => {
             if let Some(quota) = ctx.quota.take() {
                 quota.apply(resp.headers_mut());
@@ -192,7 +192,7 @@ async fn handle_inner(
     state: &State,
     conn: &ConnInfo,
     ctx: &mut RequestCtx<'_>,
-    mut parts: http::request::Parts,
+    parts: &mut http::request::Parts,
     body: Incoming,
     grpc: bool,
 ) -> Result<(Response<ResponseBody>, Outcome), ProxyError> {
@@ -203,18 +203,18 @@ async fn handle_inner(
         .and_then(|p| p.redirect_to_https.as_ref())
     {
         let unread = !body.is_end_stream();
-        let resp = local::redirect(&parts, to, StatusCode::PERMANENT_REDIRECT, unread);
+        let resp = local::redirect(parts, to, StatusCode::PERMANENT_REDIRECT, unread);
         return Ok((resp, Outcome::Local));
     }
     let route = state
         .routes
-        .find(&parts, conn.transport.client_sans())
+        .find(parts, conn.transport.client_sans())
         .ok_or(ProxyError::NoRoute)?;
-    auth::authenticate(state, conn, route, ctx, &mut parts).await?;
+    auth::authenticate(state, conn, route, ctx, parts).await?;
     let unread = !body.is_end_stream();
     let declared = body.size_hint().exact();
     let limits = &route.config.limits;
-    let max_body = limits::check_route(&parts, declared, unread, limits, &state.config.limits)?;
+    let max_body = limits::check_route(parts, declared, unread, limits, &state.config.limits)?;
 
     // Phase 4: the global rate limit and the route's own; local answers.
     let now = Instant::now();
@@ -237,7 +237,7 @@ async fn handle_inner(
             .as_ref()
             .ok_or_else(|| upstream::Error::NoBackendAvailable { pool: pool.clone() })?,
         RouteAction::Redirect { to, status } => {
-            let mut resp = local::redirect(&parts, to, *status, unread);
+            let mut resp = local::redirect(parts, to, *status, unread);
             rewrite::security::apply(security, resp.headers_mut(), tls);
             route.config.response_headers.apply(resp.headers_mut());
             return Ok((resp, Outcome::Local));
@@ -264,15 +264,15 @@ async fn handle_inner(
     // Phase 5: rewrite for the backend.
     let hash = pool.hash_key().and_then(|key| {
         if ctx.client.ip() == conn.addr.ip() {
-            rewrite::request_hash(key, &parts, &conn.ip_header)
+            rewrite::request_hash(key, parts, &conn.ip_header)
         } else {
             // A client that trusted proxies forwarded for: hashed by its own address.
             let ip = http::HeaderValue::from_str(&ctx.client.ip().to_string()).ok()?;
-            rewrite::request_hash(key, &parts, &ip)
+            rewrite::request_hash(key, parts, &ip)
         }
     });
     let has_host = parts.headers.contains_key(http::header::HOST);
-    let hops = rewrite::rewrite_request(&mut parts, conn, route, unread);
+    let hops = rewrite::rewrite_request(parts, conn, route, unread);
 
     // Phases 6 to 9: the upstream client, or for a WebSocket upgrade a tunnel.
     let exchange = Exchange {
@@ -294,6 +294,7 @@ async fn handle_inner(
         // Boxed: the tunnel's opening is rarer and larger than the upstream client's send,
         // and unboxed every request's future (which hyper keeps room for in each idle
         // connection) would be the size of it.
+        let parts = std::mem::replace(parts, Request::new(()).into_parts().0);
         let open = tunnel::open(exchange, &mut ctx.attempts, parts, settings, ctx.client);
         match Box::pin(open).await? {
             tunnel::Opened::Tunnel(mut resp) => {

@@ -60,12 +60,13 @@ pub struct Exchange<'a> {
     pub max_body: u64,
 }
 
-/// Sends the request (`parts`, `body`) to the pool, within the pool's whole-request timeout
-/// when it has one. `attempts` counts the backends tried.
+/// Sends the request (`parts`, borrowed: each try addresses it anew; `body`) to the pool,
+/// within the pool's whole-request timeout when it has one. `attempts` counts the backends
+/// tried.
 pub async fn send(
     ex: Exchange<'_>,
     attempts: &mut u32,
-    parts: request::Parts,
+    parts: &mut request::Parts,
     body: Incoming,
 ) -> Result<Response<UpstreamBody>, Error> {
     // Two arms rather than one optional timer: the request's future is moved once less
@@ -98,7 +99,7 @@ enum Tried {
 async fn send_with_retries(
     ex: Exchange<'_>,
     attempts: &mut u32,
-    mut head: request::Parts,
+    head: &mut request::Parts,
     body: Incoming,
 ) -> Result<Response<UpstreamBody>, Error> {
     let pool = ex.pool;
@@ -114,8 +115,8 @@ async fn send_with_retries(
         ex.max_body,
     );
     let (mut body, replay) = prepared.await.map_err(|e| Error::client_body(&e))?;
-    // The head stays here, borrowed by every try: a retry sends it again without a copy
-    // kept beforehand (measured, see BENCHMARKS.md); only the body moves into a try.
+    // The head stays with the caller, borrowed by every try: a retry sends it again without
+    // a copy kept beforehand (measured, see BENCHMARKS.md); only the body moves into a try.
     let path_and_query = head.uri.path_and_query().cloned();
     let mut candidates = pool.candidates(now, ex.hash);
     let mut last_error = Error::NoBackendAvailable {
@@ -148,13 +149,7 @@ async fn send_with_retries(
             te_trailers: ex.te_trailers,
         };
         let client = body.client_wait();
-        let sent = target.send(
-            &pool.connector,
-            &mut head,
-            body,
-            replay.as_ref(),
-            ex.try_timeout,
-        );
+        let sent = target.send(&pool.connector, head, body, replay.as_ref(), ex.try_timeout);
         let tried = sent.await.unwrap_or(Err(TryError::Timeout));
         let broke = client.and_then(|c| c.failure());
         match answer(ex, attempt, tried, broke) {
