@@ -96,16 +96,20 @@ impl Attempt {
         let Some(permit) = self.permit.take() else {
             return;
         };
-        let now = Instant::now();
+        // The clock is read only for what needs it, a failure or a recovery: a success, the
+        // common case, records no time here.
+        let mut read = None;
+        let mut now = || *read.get_or_insert_with(Instant::now);
         let pool = &*self.pool;
         let backend = &pool.backends[self.index];
         let counters = backend.counters.local();
         if outcome == Outcome::NoAnswer {
             metrics::inc(&counters.errors);
         }
-        let transition = if outcome.is_failure() {
+        let failed = outcome.is_failure();
+        let transition = if failed {
             metrics::inc(&counters.failures);
-            backend.breaker.on_failure(permit, now)
+            backend.breaker.on_failure(permit, now())
         } else {
             backend.breaker.on_success(permit)
         };
@@ -114,24 +118,25 @@ impl Attempt {
             ..
         }) = transition
         {
-            backend.health.mark_recovered(now);
+            backend.health.mark_recovered(now());
         }
         super::log_transition(backend, transition);
-        if outcome.answered() {
-            // How many of the pool are out matters only when this answer may eject one more.
-            let ejected = if outcome.is_failure() {
-                pool.ejected(now)
-            } else {
-                0
-            };
-            let failed = outcome.is_failure();
-            if backend
-                .outlier
-                .record(failed, &pool.outlier, now, ejected, pool.backends.len())
-            {
-                metrics::inc(&counters.ejections);
-                tracing::warn!(backend = %backend.label, pool = %pool.name, ejection_time = ?pool.outlier.ejection_time, "backend ejected after consecutive failed answers");
-            }
+        if !outcome.answered() {
+            return;
+        }
+        if !failed {
+            backend.outlier.record_success();
+            return;
+        }
+        let at = now();
+        // How many of the pool are out matters: the cap on ejections.
+        let ejected = pool.ejected(at);
+        if backend
+            .outlier
+            .record_failure(&pool.outlier, at, ejected, pool.backends.len())
+        {
+            metrics::inc(&counters.ejections);
+            tracing::warn!(backend = %backend.label, pool = %pool.name, ejection_time = ?pool.outlier.ejection_time, "backend ejected after consecutive failed answers");
         }
     }
 

@@ -25,22 +25,22 @@ impl Outlier {
         until != 0 && nanos(now) < until
     }
 
-    /// Records an answer, `failed` or not. Returns true when this answer ejects the backend;
+    /// Records an answer that did not fail: the failures in a row start again.
+    pub fn record_success(&self) {
+        if self.consecutive_5xx.load(Ordering::Relaxed) != 0 {
+            self.consecutive_5xx.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Records a failed answer at `now`. Returns true when it ejects the backend;
     /// `ejected_in_pool` is how many of the pool's `pool_size` backends are ejected now.
-    pub fn record(
+    pub fn record_failure(
         &self,
-        failed: bool,
         config: &OutlierConfig,
         now: Instant,
         ejected_in_pool: usize,
         pool_size: usize,
     ) -> bool {
-        if !failed {
-            if self.consecutive_5xx.load(Ordering::Relaxed) != 0 {
-                self.consecutive_5xx.store(0, Ordering::Relaxed);
-            }
-            return false;
-        }
         let n = self.consecutive_5xx.fetch_add(1, Ordering::Relaxed) + 1;
         if config.consecutive_5xx == 0 || n < config.consecutive_5xx || self.is_ejected(now) {
             return false;
@@ -71,9 +71,9 @@ mod tests {
     fn ejects_after_consecutive_5xx_for_a_while() {
         let o = Outlier::default();
         let now = Instant::now();
-        assert!(!o.record(true, &CONFIG, now, 0, 4));
-        assert!(!o.record(true, &CONFIG, now, 0, 4));
-        assert!(o.record(true, &CONFIG, now, 0, 4));
+        assert!(!o.record_failure(&CONFIG, now, 0, 4));
+        assert!(!o.record_failure(&CONFIG, now, 0, 4));
+        assert!(o.record_failure(&CONFIG, now, 0, 4));
         assert!(o.is_ejected(now + Duration::from_secs(29)));
         assert!(!o.is_ejected(now + Duration::from_secs(31)));
     }
@@ -82,14 +82,14 @@ mod tests {
     fn success_resets_and_cap_holds() {
         let o = Outlier::default();
         let now = Instant::now();
-        o.record(true, &CONFIG, now, 0, 4);
-        o.record(true, &CONFIG, now, 0, 4);
-        o.record(false, &CONFIG, now, 0, 4);
-        assert!(!o.record(true, &CONFIG, now, 0, 4));
+        o.record_failure(&CONFIG, now, 0, 4);
+        o.record_failure(&CONFIG, now, 0, 4);
+        o.record_success();
+        assert!(!o.record_failure(&CONFIG, now, 0, 4));
         // Two of four already out: 50% cap reached.
         let p = Outlier::default();
         for _ in 0..5 {
-            assert!(!p.record(true, &CONFIG, now, 2, 4));
+            assert!(!p.record_failure(&CONFIG, now, 2, 4));
         }
         assert!(!p.is_ejected(now));
     }
