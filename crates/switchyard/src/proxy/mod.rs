@@ -291,10 +291,11 @@ async fn handle_inner(
     };
     let resp = if hops.websocket {
         let settings = &state.config.websocket;
+        // The tunnel takes the head: the upgrade request is built from it.
+        let parts = std::mem::replace(parts, Request::new(()).into_parts().0);
         // Boxed: the tunnel's opening is rarer and larger than the upstream client's send,
         // and unboxed every request's future (which hyper keeps room for in each idle
         // connection) would be the size of it.
-        let parts = std::mem::replace(parts, Request::new(()).into_parts().0);
         let open = tunnel::open(exchange, &mut ctx.attempts, parts, settings, ctx.client);
         match Box::pin(open).await? {
             tunnel::Opened::Tunnel(mut resp) => {
