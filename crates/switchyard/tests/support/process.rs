@@ -149,6 +149,36 @@ pub fn catches_sigterm(pid: u32) -> bool {
         .is_none_or(|mask| mask & (1 << (15 - 1)) != 0)
 }
 
+/// True when process `pid` holds the socket listening on 127.0.0.1:`port` (Linux: the
+/// socket's inode in `/proc/net/tcp` among the links in `/proc/<pid>/fd`); true where that
+/// cannot be told. A port from [`free_port`] may be taken by another test's process before
+/// ours binds it, and a connection accepted there says nothing about ours.
+pub fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return true;
+    };
+    // `local_address` is `0100007F:PORT` in hex; state `0A` is LISTEN; the inode is field 9.
+    let local = format!("0100007F:{port:04X}");
+    let inodes: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() > 9 && f[1] == local && f[3] == "0A")
+        .map(|f| f[9])
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return true;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| {
+            let target = target.to_string_lossy();
+            inodes
+                .iter()
+                .any(|inode| target == format!("socket:[{inode}]"))
+        })
+    })
+}
+
 /// True when `addr` answers `GET /health` with 200 and every URL of `backends`: that is,
 /// when the switchyard we started answers, not whatever else took the port.
 pub async fn answers_health(addr: SocketAddr, backends: &[String]) -> bool {
