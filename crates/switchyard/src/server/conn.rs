@@ -49,12 +49,11 @@ pub fn http_builder(settings: &ListenerConfig, limits: &ConnLimits) -> HttpBuild
         // chunk waits (hyper's default, ~400 KiB, is what a slow reader cost); also the
         // read buffer's bound, hence never below the head limit.
         .max_buf_size(settings.max_header_bytes.max(limits.response_buffer))
-        .keep_alive(true)
-        // Head and body copied into one buffer and written at once: for a small answer
-        // cheaper than hyper's queue of buffers for `writev` (460 instructions per request
-        // less, callgrind), and no dearer for large bodies (CPU per MiB of 1 MiB bodies the
-        // same, `bench/body_cpu.py`); one write per answer either way.
-        .writev(false);
+        // hyper's default write strategy, a queue of buffers for `writev`: with one flat
+        // buffer (`writev(false)`, 460 instructions per small answer fewer) a slow reader
+        // held 123-168 KiB instead of 82-86 (`bench/run slow-readers`), the copied body
+        // growing the buffer past `response_buffer`.
+        .keep_alive(true);
     HttpBuilder {
         http1,
         http2: super::http2::builder(settings, limits.response_buffer),
