@@ -158,7 +158,7 @@ fn strip_hop_by_hop(
             headers.remove(name);
         }
     }
-    if hop.0 == 0 {
+    if hop.is_empty() {
         return Hops::default();
     }
     let websocket = may_upgrade
@@ -214,6 +214,9 @@ impl Present {
     fn has(self, i: usize) -> bool {
         self.0 & (1 << i) != 0
     }
+    fn is_empty(self) -> bool {
+        self.0 == 0
+    }
 }
 
 /// Removes `Connection` and the headers it names (`hop`: the hop-by-hop headers present,
@@ -243,14 +246,14 @@ fn remove_connection_options(headers: &mut HeaderMap, hop: &mut Present) {
     };
     for token in value.as_bytes().split(|&b| b == b',') {
         let token = token.trim_ascii();
-        // A listed hop-by-hop header goes below anyway (`keep-alive` is most of them).
+        // A listed hop-by-hop header goes below anyway (`keep-alive` is most of them), but
+        // `TE`, which must go before its `trailers` is looked at.
         if let Some(i) = HOP_BY_HOP
             .iter()
             .position(|h| h.as_str().as_bytes().eq_ignore_ascii_case(token))
         {
-            if i == TE && hop.has(TE) {
-                headers.remove(header::TE);
-                hop.clear(TE);
+            if i == TE {
+                remove_option(headers, hop, &header::TE);
             }
             continue;
         }
