@@ -20,6 +20,80 @@ use tokio::time::Instant;
 
 use crate::clock::{nanos, IdleTimer};
 
+/// Any error, boxed.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The client's request body as its connection's codec hands it over.
+#[derive(Debug)]
+pub enum ClientBody {
+    /// No body at all (a request without `Content-Length` or `Transfer-Encoding`, or
+    /// `Content-Length: 0`).
+    Empty,
+    /// hyper's (an HTTP/2 stream).
+    Hyper(Incoming),
+    /// Read from the connection itself by switchyard's HTTP/1.1 server when polled
+    /// (`server::h1`): the `seq`-th request's body of the connection `conn`.
+    Conn {
+        /// The connection.
+        conn: Arc<dyn ConnBody>,
+        /// Which of its requests.
+        seq: u32,
+    },
+}
+
+/// A connection that reads its requests' bodies when they are polled: its `seq`-th request's,
+/// and only that one (a body kept past its request reads nothing of the next).
+pub trait ConnBody: Send + Sync + std::fmt::Debug {
+    /// The next frame of request `seq`'s body.
+    fn poll_frame(
+        &self,
+        seq: u32,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>>;
+    /// True once request `seq`'s body has been read to its end.
+    fn is_end_stream(&self, seq: u32) -> bool;
+    /// What is known of request `seq`'s body's length.
+    fn size_hint(&self, seq: u32) -> SizeHint;
+}
+
+impl From<Incoming> for ClientBody {
+    fn from(body: Incoming) -> Self {
+        ClientBody::Hyper(body)
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ClientBody::Empty => Poll::Ready(None),
+            ClientBody::Hyper(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            ClientBody::Conn { conn, seq } => conn.poll_frame(*seq, cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Empty => true,
+            ClientBody::Hyper(body) => body.is_end_stream(),
+            ClientBody::Conn { conn, seq } => conn.is_end_stream(*seq),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientBody::Empty => SizeHint::with_exact(0),
+            ClientBody::Hyper(body) => body.size_hint(),
+            ClientBody::Conn { conn, seq } => conn.size_hint(*seq),
+        }
+    }
+}
+
 /// Why a body stream stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
@@ -31,7 +105,7 @@ pub enum BodyError {
     ClientTooLarge(u64),
     /// Reading the client's request body failed (connection reset, bad chunked encoding).
     #[error("reading the request body failed")]
-    Client(#[source] hyper::Error),
+    Client(#[source] BoxError),
     /// The backend paused longer than the write timeout in the middle of its response body.
     #[error("backend sent no response body data for {0:?}")]
     UpstreamTimeout(Duration),
@@ -146,7 +220,7 @@ pub struct RequestBody {
 enum Source {
     /// Streamed from the client; `wait` tells the upstream client how long it waited.
     Client {
-        inner: Incoming,
+        inner: ClientBody,
         wait: Arc<ClientWait>,
     },
     /// Read whole beforehand (small bodies of retryable requests), or none at all.
@@ -157,7 +231,7 @@ enum Source {
 
 impl RequestBody {
     /// Wraps the client's body with the read timeout as its idle limit.
-    pub fn new(inner: Incoming, read_timeout: Duration) -> Self {
+    pub fn new(inner: ClientBody, read_timeout: Duration) -> Self {
         RequestBody {
             source: Source::Client {
                 inner,

@@ -47,10 +47,10 @@ pub mod local;
 pub mod rewrite;
 pub mod tunnel;
 
+use crate::body::ClientBody;
 use http::header::STRICT_TRANSPORT_SECURITY;
 use http::{Request, Response, StatusCode};
 use http_body::Body as _;
-use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::admin;
@@ -68,7 +68,7 @@ use error::{ProxyError, Render};
 pub async fn handle(
     shared: &Shared,
     conn: &ConnInfo,
-    req: Request<Incoming>,
+    req: Request<ClientBody>,
 ) -> Response<ResponseBody> {
     let mut resp = handle_request(shared, conn, req).await;
     if let Some(hsts) = conn
@@ -86,7 +86,7 @@ pub async fn handle(
 async fn handle_request(
     shared: &Shared,
     conn: &ConnInfo,
-    req: Request<Incoming>,
+    req: Request<ClientBody>,
 ) -> Response<ResponseBody> {
     let state = shared.state();
     let (mut parts, body) = req.into_parts();
@@ -193,7 +193,7 @@ async fn handle_inner(
     conn: &ConnInfo,
     ctx: &mut RequestCtx<'_>,
     parts: &mut http::request::Parts,
-    body: Incoming,
+    body: ClientBody,
     grpc: bool,
 ) -> Result<(Response<ResponseBody>, Outcome), ProxyError> {
     // Phase 3: a listener that only redirects to HTTPS; the route, and who may use it.

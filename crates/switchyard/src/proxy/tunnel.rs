@@ -40,6 +40,7 @@ use http::{request, Response, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::body::ResponseBody;
@@ -49,6 +50,7 @@ use crate::clock::IdleTimer;
 use crate::config::WebSocketConfig;
 use crate::metrics::{self, TunnelSlot};
 use crate::upstream::client::Exchange;
+use crate::upstream::h1::conn::Io;
 use crate::upstream::upgrade::{self, Switched, Upgrade};
 use crate::upstream::{self, UpstreamBody};
 
@@ -64,6 +66,49 @@ pub enum Opened {
     Declined(Response<UpstreamBody>),
 }
 
+/// The client's side of an upgrade, as switchyard's HTTP/1.1 server offers it (in a
+/// request's extensions): the connection once the `101` is sent, with whatever the client
+/// had sent after its request put back in front.
+#[derive(Clone)]
+pub struct ClientUpgrade(Arc<std::sync::Mutex<Option<oneshot::Receiver<Box<dyn Io>>>>>);
+
+impl std::fmt::Debug for ClientUpgrade {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientUpgrade")
+    }
+}
+
+impl ClientUpgrade {
+    /// An upgrade the connection hands over through `switched`.
+    pub fn new(switched: oneshot::Receiver<Box<dyn Io>>) -> Self {
+        ClientUpgrade(Arc::new(std::sync::Mutex::new(Some(switched))))
+    }
+}
+
+/// Where the client's side of a tunnel comes from.
+enum ClientSide {
+    /// switchyard's HTTP/1.1 server.
+    Own(ClientUpgrade),
+    /// hyper's HTTP/2 stream.
+    Hyper(OnUpgrade),
+}
+
+impl ClientSide {
+    /// The switched connection, once the `101` (or the HTTP/2 `200`) is sent.
+    async fn switched(self) -> Result<Box<dyn Io>, Box<dyn std::error::Error + Send + Sync>> {
+        match self {
+            ClientSide::Own(own) => {
+                let taken = own.0.lock().ok().and_then(|mut slot| slot.take());
+                let receiver = taken.ok_or("the upgrade was already taken")?;
+                Ok(receiver
+                    .await
+                    .map_err(|_| "the connection closed before switching")?)
+            }
+            ClientSide::Hyper(on) => Ok(Box::new(TokioIo::new(on.await?))),
+        }
+    }
+}
+
 /// Sends the upgrade request `parts` to the exchange's pool and, when the backend switches,
 /// starts the tunnel between the client (`client`) and it. `attempts` counts the backends
 /// tried.
@@ -74,11 +119,16 @@ pub async fn open(
     settings: &WebSocketConfig,
     client: SocketAddr,
 ) -> Result<Opened, ProxyError> {
-    // hyper offers the upgrade on every HTTP/1.1 request that asks for one.
-    let client_side = parts
-        .extensions
-        .remove::<OnUpgrade>()
-        .ok_or(ProxyError::BadRequest("this connection cannot be upgraded"))?;
+    // The HTTP/1.1 server offers the upgrade on every request that asks for one, hyper on an
+    // HTTP/2 extended CONNECT.
+    let client_side = match parts.extensions.remove::<ClientUpgrade>() {
+        Some(own) => ClientSide::Own(own),
+        None => parts
+            .extensions
+            .remove::<OnUpgrade>()
+            .map(ClientSide::Hyper)
+            .ok_or(ProxyError::BadRequest("this connection cannot be upgraded"))?,
+    };
     // A WebSocket on an HTTP/2 stream: answered `200`, its stream held open.
     let h2 = parts.version == Version::HTTP_2;
     let stream = parts.extensions.remove::<StreamHold>();
@@ -164,22 +214,21 @@ impl std::fmt::Debug for StreamHold {
 impl Tunnel {
     /// Waits for both switched connections (`client`, the client's, once hyper has sent it
     /// the `101`), then copies bytes between them until the tunnel ends.
-    pub async fn run(mut self, client: OnUpgrade) {
-        let (client, backend) = tokio::join!(client, self.backend.connection());
+    async fn run(mut self, client: ClientSide) {
+        let (client, backend) = tokio::join!(client.switched(), self.backend.connection());
         let (client, backend) = match (client, backend) {
             (Ok(client), Ok(backend)) => (client, backend),
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::debug!(client = %self.client, backend = %self.backend.backend(), error = %e, "tunnel not opened: a side went away");
+            (Err(e), _) => {
+                tracing::debug!(client = %self.client, backend = %self.backend.backend(), error = %e, "tunnel not opened: the client went away");
+                return;
+            }
+            (_, Err(e)) => {
+                tracing::debug!(client = %self.client, backend = %self.backend.backend(), error = %e, "tunnel not opened: the backend went away");
                 return;
             }
         };
         let started = Instant::now();
-        let spliced = splice(
-            TokioIo::new(client),
-            TokioIo::new(backend),
-            self.idle_timeout,
-        )
-        .await;
+        let spliced = splice(client, TokioIo::new(backend), self.idle_timeout).await;
         if spliced.end == End::Idle {
             metrics::inc(&self.slot.tunnels().idle_timeouts);
         }

@@ -11,10 +11,9 @@ use std::convert::Infallible;
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
-use hyper::server::conn::{http1, http2};
+use hyper::server::conn::http2;
 use tokio::sync::watch;
 
-use super::http1::is_last;
 use super::http2::{StreamBody, Streams};
 use super::idle::IdleIo;
 use super::shutdown::stopped;
@@ -29,7 +28,7 @@ use crate::state::Shared;
 /// The HTTP settings of a listener's connections, both versions.
 #[derive(Clone, Debug)]
 pub struct HttpBuilder {
-    http1: http1::Builder,
+    http1: super::h1::Settings,
     http2: http2::Builder<super::inline::InlineExec>,
     /// Requests served on one connection before it is closed (`0`: no limit).
     max_requests: u32,
@@ -38,22 +37,14 @@ pub struct HttpBuilder {
 /// The HTTP settings of a listener's connections, with its `limits`' requests per connection
 /// and response buffer.
 pub fn http_builder(settings: &ListenerConfig, limits: &ConnLimits) -> HttpBuilder {
-    let mut http1 = http1::Builder::new();
-    http1
-        // The request head deadline is kept by the spell's gate, not per request by hyper
-        // (`super::idle` says why).
-        .header_read_timeout(None)
+    let http1 = super::h1::Settings {
         // Larger heads get 431.
-        .max_header_size(settings.max_header_bytes)
-        // Response bytes queued for a client that does not read, before the body's next
-        // chunk waits (hyper's default, ~400 KiB, is what a slow reader cost); also the
-        // read buffer's bound, hence never below the head limit.
-        .max_buf_size(settings.max_header_bytes.max(limits.response_buffer))
-        // hyper's default write strategy, a queue of buffers for `writev`: with one flat
-        // buffer (`writev(false)`, 460 instructions per small answer fewer) a slow reader
-        // held 123-168 KiB instead of 82-86 (`bench/run slow-readers`), the copied body
-        // growing the buffer past `response_buffer`.
-        .keep_alive(true);
+        max_head: settings.max_header_bytes,
+        // Answer bytes queued for a client that does not read, before the body's next chunk
+        // waits.
+        response_buffer: limits.response_buffer,
+        max_requests: limits.max_requests_per_connection,
+    };
     HttpBuilder {
         http1,
         http2: super::http2::builder(settings, limits.response_buffer),
@@ -170,10 +161,7 @@ pub async fn serve_http<I>(
     let conn: &ConnInfo = conn;
     let client = conn.addr;
     let result = match protocol {
-        Protocol::Http1 => {
-            let builder = &http.http1;
-            super::http1::serve(builder, http.max_requests, shared, io, conn, shutdown).await
-        }
+        Protocol::Http1 => super::h1::serve(&http.http1, shared, io, conn, shutdown).await,
         Protocol::Http2 => {
             let streams = Arc::new(Streams::default());
             let open = streams.clone();
@@ -196,7 +184,7 @@ pub async fn serve_http<I>(
                 let shared = shared.clone();
                 let conn = conn.clone();
                 async move {
-                    let resp = proxy::handle(&shared, &conn, req).await;
+                    let resp = proxy::handle(&shared, &conn, req.map(Into::into)).await;
                     let (mut parts, body) = resp.into_parts();
                     // Connection-specific headers do not exist in HTTP/2 (RFC 9113 §8.2.2);
                     // an answer that closes an HTTP/1.1 connection resets only its stream.
@@ -229,4 +217,13 @@ pub async fn serve_http<I>(
     if let Err(e) = result {
         tracing::debug!(client = %client, error = %e, "client connection ended with an error");
     }
+}
+
+/// Counts a request of a connection; true for its `max`-th (`0`: no limit), its last.
+fn is_last(served: &AtomicU32, max: u32) -> bool {
+    max != 0
+        && served
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .wrapping_add(1)
+            == max
 }

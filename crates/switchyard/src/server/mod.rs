@@ -14,7 +14,7 @@
 //! accepted are never touched by a reload.
 
 pub mod conn;
-pub mod http1;
+pub mod h1;
 pub mod http2;
 pub mod idle;
 pub mod inline;

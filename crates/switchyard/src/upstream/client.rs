@@ -15,8 +15,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::body::ClientBody;
 use http::{request, Response};
-use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::attempt::Attempt;
@@ -67,7 +67,7 @@ pub async fn send(
     ex: Exchange<'_>,
     attempts: &mut u32,
     parts: &mut request::Parts,
-    body: Incoming,
+    body: ClientBody,
 ) -> Result<Response<UpstreamBody>, Error> {
     // Two arms rather than one optional timer: the request's future is moved once less
     // when there is no limit (the common case).
@@ -100,7 +100,7 @@ async fn send_with_retries(
     ex: Exchange<'_>,
     attempts: &mut u32,
     head: &mut request::Parts,
-    body: Incoming,
+    body: ClientBody,
 ) -> Result<Response<UpstreamBody>, Error> {
     let pool = ex.pool;
     let now = ex.now;

@@ -3,10 +3,10 @@
 //! have been read whole before the first try (`retry.replay_max_bytes`, by its
 //! Content-Length). Otherwise the body streams and the request is never sent twice.
 
+use crate::body::ClientBody;
 use bytes::Bytes;
 use http::{request, Method, Request};
 use http_body::Body as _;
-use hyper::body::Incoming;
 
 use crate::body::{BodyError, RequestBody};
 
@@ -36,7 +36,7 @@ impl Replay {
 /// longer than `max_body` bytes (`0`: no limit) fails as soon as it grows past it.
 pub async fn prepare(
     method: &Method,
-    body: Incoming,
+    body: ClientBody,
     may_retry: bool,
     max_bytes: usize,
     read_timeout: std::time::Duration,

@@ -253,7 +253,7 @@ const COPY_AT_MOST: usize = 4096;
 /// lives (queued for a slow client, BENCHMARKS.md, "Slow readers"), and the buffer stays whole
 /// and unshared for the connection's next response. A long chunk is cut, not copied. (With
 /// the response head copied too, `head.rs`, 260 instructions more per small response.)
-pub(super) fn take_data(read: &mut BytesMut, n: usize) -> Bytes {
+pub fn take_data(read: &mut BytesMut, n: usize) -> Bytes {
     if n <= COPY_AT_MOST {
         let data = Bytes::copy_from_slice(&read[..n]);
         read.advance(n);

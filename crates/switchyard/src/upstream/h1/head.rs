@@ -180,7 +180,7 @@ fn common_name(name: &[u8]) -> Option<HeaderName> {
 /// and `-`, in any case. A token byte ORed with 0x20 is its lowercase letter for `A`-`Z` and
 /// `a`-`z`, `-` stays `-`, and no other token byte becomes either, so eight bytes are
 /// compared at once (four for shorter names); the last word overlaps the one before.
-fn token_eq_lower(name: &[u8], lower: &[u8]) -> bool {
+pub fn token_eq_lower(name: &[u8], lower: &[u8]) -> bool {
     fn word<const N: usize>(s: &[u8], at: usize) -> [u8; N] {
         let mut w = [0u8; N];
         w.copy_from_slice(&s[at..at + N]);
