@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -132,7 +132,6 @@ pub async fn write<I: IdleIo>(
     wire.lock().answering();
     let mut out = Out::default();
     out.head(asked.http10, status, headers);
-    let mut body = pin!(body);
     let mut sending = Sending {
         framing,
         left: match framing {
@@ -140,10 +139,12 @@ pub async fn write<I: IdleIo>(
             _ => 0,
         },
         trailers: asked.trailers,
-        done: framing == Framing::None,
+        // Dropped as soon as it has ended, before its last bytes are written: its access-log
+        // line is out by the time the client has the answer.
+        body: (framing != Framing::None).then_some(body),
         broken: false,
     };
-    poll_fn(|cx| sending.poll(cx, wire, &mut out, body.as_mut(), limit)).await?;
+    poll_fn(|cx| sending.poll(cx, wire, &mut out, limit)).await?;
     if sending.broken || sending.left > 0 {
         // The body did not match its length: what the client got is all it gets.
         return Ok(After::Close);
@@ -157,8 +158,8 @@ struct Sending {
     /// Bytes still owed under `Content-Length`.
     left: u64,
     trailers: bool,
-    /// The body has ended (its end is queued).
-    done: bool,
+    /// The body, until it has ended (its end is queued).
+    body: Option<ResponseBody>,
     /// The body was longer than its `Content-Length`: cut there.
     broken: bool,
 }
@@ -171,12 +172,11 @@ impl Sending {
         cx: &mut Context<'_>,
         wire: &Wire<I>,
         out: &mut Out,
-        mut body: Pin<&mut ResponseBody>,
         limit: usize,
     ) -> Poll<io::Result<()>> {
         loop {
-            if !self.done && out.queued < limit {
-                match body.as_mut().poll_frame(cx) {
+            if let (Some(body), true) = (&mut self.body, out.queued < limit) {
+                match Pin::new(body).poll_frame(cx) {
                     Poll::Ready(Some(Ok(frame))) => {
                         match frame.into_data() {
                             Ok(data) => self.data(out, data),
@@ -209,7 +209,7 @@ impl Sending {
                     Poll::Pending => return Poll::Pending,
                 }
             }
-            if !self.done {
+            if self.body.is_some() {
                 return Poll::Pending;
             }
             return io.poll_flush(cx);
@@ -226,7 +226,7 @@ impl Sending {
                 if data.len() as u64 > self.left {
                     data.truncate(self.left as usize);
                     self.broken = true;
-                    self.done = true;
+                    self.body = None;
                 }
                 self.left -= data.len() as u64;
                 out.data(data);
@@ -242,10 +242,9 @@ impl Sending {
     }
 
     fn end(&mut self, out: &mut Out, trailers: Option<&HeaderMap>) {
-        if self.done {
+        if self.body.take().is_none() {
             return;
         }
-        self.done = true;
         if self.framing != Framing::Chunked {
             return;
         }
