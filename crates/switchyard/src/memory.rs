@@ -8,8 +8,8 @@
 //! glibc (208 MiB down to 14 MiB).
 //!
 //! Each client connection holds an [`OpenConnection`] for its life, and each busy spell of
-//! an HTTP/1.1 connection a [`BusySpell`] (`server::http1`: when 10,000 keep-alive
-//! connections go idle, their spells end and hyper's buffers are freed, with the connections
+//! an HTTP/1.1 connection a [`BusySpell`] (`server::h1`: when 10,000 keep-alive
+//! connections go idle, their spells end and their buffers are freed, with the connections
 //! still open), each counted apart. When either count of a worker has fallen to half of its
 //! peak since the last trim, and by at least [`MIN_FALL`], a trim is made once the closes
 //! have paused for [`QUIET`] (one trim for a wave of closes, after its tail, not one per
@@ -64,7 +64,7 @@ impl Counts {
 #[derive(Debug)]
 pub struct OpenConnection(());
 
-/// One busy spell of an HTTP/1.1 connection (hyper's buffers allocated), counted apart from
+/// One busy spell of an HTTP/1.1 connection (its buffers allocated), counted apart from
 /// the connections: when a wave of keep-alive connections goes idle their spells end, the
 /// connections stay open, and that fall too gives the freed buffers back.
 #[derive(Debug)]

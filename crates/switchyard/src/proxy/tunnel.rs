@@ -70,7 +70,10 @@ pub enum Opened {
 /// request's extensions): the connection once the `101` is sent, with whatever the client
 /// had sent after its request put back in front.
 #[derive(Clone)]
-pub struct ClientUpgrade(Arc<std::sync::Mutex<Option<oneshot::Receiver<Box<dyn Io>>>>>);
+pub struct ClientUpgrade(Arc<std::sync::Mutex<Option<Switching>>>);
+
+/// Where the switched connection comes from.
+type Switching = oneshot::Receiver<Box<dyn Io>>;
 
 impl std::fmt::Debug for ClientUpgrade {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,7 +83,7 @@ impl std::fmt::Debug for ClientUpgrade {
 
 impl ClientUpgrade {
     /// An upgrade the connection hands over through `switched`.
-    pub fn new(switched: oneshot::Receiver<Box<dyn Io>>) -> Self {
+    pub fn new(switched: Switching) -> Self {
         ClientUpgrade(Arc::new(std::sync::Mutex::new(Some(switched))))
     }
 }

@@ -101,9 +101,15 @@ pub fn parse(buf: &mut BytesMut, max_head: usize) -> Result<Option<Head>, Refusa
         Version::HTTP_10
     };
     let mut headers = HeaderMap::with_capacity(req.headers.len() + SPARE_HEADERS);
+    // The fields this module reads, seen while the map is built: a request without them
+    // (most) costs no lookup in the map afterwards.
+    let mut seen = 0u8;
     for field in req.headers.iter() {
         let name = match common_name(field.name.as_bytes()) {
-            Some(name) => name,
+            Some((name, flag)) => {
+                seen |= flag;
+                name
+            }
             None => HeaderName::from_bytes(field.name.as_bytes())
                 .map_err(|_| Refusal::Malformed("invalid header name"))?,
         };
@@ -112,21 +118,26 @@ pub fn parse(buf: &mut BytesMut, max_head: usize) -> Result<Option<Head>, Refusa
         headers.append(name, value);
     }
     buf.advance(len);
-    let body = body_kind(&headers, version)?;
-    let http11 = version == Version::HTTP_11;
-    let keep_alive = if http11 {
-        !has_token(&headers, header::CONNECTION, "close")
+    let body = if seen & FRAMING != 0 {
+        body_kind(&headers, version)?
     } else {
-        has_token(&headers, header::CONNECTION, "keep-alive")
-            && !has_token(&headers, header::CONNECTION, "close")
+        BodyKind::Empty
+    };
+    let http11 = version == Version::HTTP_11;
+    let close = seen & CONNECTION != 0 && has_token(&headers, header::CONNECTION, "close");
+    let keep_alive = if http11 {
+        !close
+    } else {
+        seen & CONNECTION != 0 && !close && has_token(&headers, header::CONNECTION, "keep-alive")
     };
     let expect_continue = http11
         && body != BodyKind::Empty
+        && seen & EXPECT != 0
         && headers
             .get(header::EXPECT)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    let upgrade = http11 && headers.contains_key(header::UPGRADE);
-    let trailers = has_token(&headers, header::TE, "trailers");
+    let upgrade = http11 && seen & UPGRADE != 0;
+    let trailers = seen & TE != 0 && has_token(&headers, header::TE, "trailers");
     let mut parts = http::Request::new(()).into_parts().0;
     parts.method = method;
     parts.uri = uri;
@@ -207,30 +218,38 @@ pub fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
     })
 }
 
+/// Which of the fields [`parse`] reads a head carries (bits of `seen`).
+const FRAMING: u8 = 1;
+const CONNECTION: u8 = 2;
+const EXPECT: u8 = 4;
+const UPGRADE: u8 = 8;
+const TE: u8 = 16;
+
 /// `name` if it is one of the names most requests carry, in any case (as
 /// `upstream::h1::head` does for responses: `HeaderName::from_bytes` maps every byte through a
-/// table first).
-fn common_name(name: &[u8]) -> Option<HeaderName> {
+/// table first), with its bit when [`parse`] reads the field.
+fn common_name(name: &[u8]) -> Option<(HeaderName, u8)> {
     use http::header::*;
     let is = |lower: &[u8]| token_eq_lower(name, lower);
     Some(match name.len() {
-        4 if is(b"host") => HOST,
-        6 if is(b"accept") => ACCEPT,
-        6 if is(b"cookie") => COOKIE,
-        6 if is(b"expect") => EXPECT,
-        6 if is(b"origin") => ORIGIN,
-        7 if is(b"referer") => REFERER,
-        7 if is(b"upgrade") => UPGRADE,
-        10 if is(b"connection") => CONNECTION,
-        10 if is(b"user-agent") => USER_AGENT,
-        12 if is(b"content-type") => CONTENT_TYPE,
-        13 if is(b"authorization") => AUTHORIZATION,
-        13 if is(b"cache-control") => CACHE_CONTROL,
-        14 if is(b"content-length") => CONTENT_LENGTH,
-        15 if is(b"accept-encoding") => ACCEPT_ENCODING,
-        15 if is(b"accept-language") => ACCEPT_LANGUAGE,
-        15 if is(b"x-forwarded-for") => HeaderName::from_static("x-forwarded-for"),
-        17 if is(b"transfer-encoding") => TRANSFER_ENCODING,
+        2 if name.eq_ignore_ascii_case(b"te") => (TE, self::TE),
+        4 if is(b"host") => (HOST, 0),
+        6 if is(b"accept") => (ACCEPT, 0),
+        6 if is(b"cookie") => (COOKIE, 0),
+        6 if is(b"expect") => (EXPECT, self::EXPECT),
+        6 if is(b"origin") => (ORIGIN, 0),
+        7 if is(b"referer") => (REFERER, 0),
+        7 if is(b"upgrade") => (UPGRADE, self::UPGRADE),
+        10 if is(b"connection") => (CONNECTION, self::CONNECTION),
+        10 if is(b"user-agent") => (USER_AGENT, 0),
+        12 if is(b"content-type") => (CONTENT_TYPE, 0),
+        13 if is(b"authorization") => (AUTHORIZATION, 0),
+        13 if is(b"cache-control") => (CACHE_CONTROL, 0),
+        14 if is(b"content-length") => (CONTENT_LENGTH, FRAMING),
+        15 if is(b"accept-encoding") => (ACCEPT_ENCODING, 0),
+        15 if is(b"accept-language") => (ACCEPT_LANGUAGE, 0),
+        15 if is(b"x-forwarded-for") => (HeaderName::from_static("x-forwarded-for"), 0),
+        17 if is(b"transfer-encoding") => (TRANSFER_ENCODING, FRAMING),
         _ => return None,
     })
 }

@@ -20,7 +20,9 @@
 
 pub mod clock;
 mod head;
+mod out;
 mod respond;
+mod wait;
 mod wire;
 
 use std::future::{poll_fn, Future};
@@ -43,9 +45,9 @@ use crate::proxy::body::ResponseBody;
 use crate::proxy::context::ConnInfo;
 use crate::proxy::tunnel::ClientUpgrade;
 use crate::state::Shared;
-use clock::{HeadClock, Tick};
-use head::{Head, Refusal};
+use head::Head;
 use respond::{After, Asked};
+use wait::{Next, Waiting};
 use wire::{BodyKind, Wire};
 
 /// A listener's HTTP/1.1 settings.
@@ -59,12 +61,12 @@ pub struct Settings {
     pub max_requests: u32,
 }
 
-/// What waiting for the next head gave.
-enum Next {
-    Head(Box<Head>),
-    Refused(Refusal),
-    /// The client closed, the head was late, or shutdown came between requests.
-    Closed,
+/// How a busy spell ended.
+enum Ended {
+    /// The connection is over.
+    Over(Result<(), String>),
+    /// It waited a whole tick for a head with nothing read: its read buffer is freed.
+    Idle,
 }
 
 /// Serves HTTP/1.1 on `io` until the connection closes, shutdown drains it, or it stays idle
@@ -79,41 +81,62 @@ pub async fn serve<I: IdleIo>(
     let (first, io) = io.into_parts();
     let wire = Arc::new(Wire::new(io, BytesMut::from(&first[..]), settings.max_head));
     drop(first);
-    let mut waiting = Waiting {
-        clock: HeadClock::new(conn.read_timeout),
-        stopping: false,
-        // Counted while the connection holds a read buffer: a wave of connections going
-        // idle gives their buffers back to the system (`crate::memory`).
-        busy: Some(BusySpell::new()),
-    };
+    let mut waiting = Waiting::new(conn.read_timeout);
     let mut stop = pin!(stop(shutdown));
-    let mut seq = 0u32;
     loop {
-        let head = match waiting.next(&wire, seq, settings, stop.as_mut()).await {
+        // Boxed: a spell's state (the request being handled, several KiB) is freed with it,
+        // and an idle connection's task stays small.
+        let spell = spell(settings, shared, conn, &wire, &mut waiting, stop.as_mut());
+        match Box::pin(spell).await {
+            Ended::Over(result) => return result,
+            Ended::Idle => {}
+        }
+        if !waiting.idle(&wire, stop.as_mut()).await {
+            return Ok(());
+        }
+    }
+}
+
+/// Requests served one after the other until the connection closes or goes idle.
+async fn spell<I: IdleIo, S: Future<Output = ()>>(
+    settings: &Settings,
+    shared: &Arc<Shared>,
+    conn: &ConnInfo,
+    wire: &Arc<Wire<I>>,
+    waiting: &mut Waiting,
+    mut stop: Pin<&mut S>,
+) -> Ended {
+    // Counted while the connection holds a read buffer: a wave of connections going idle
+    // gives their buffers back to the system (`crate::memory`).
+    let _busy = BusySpell::new();
+    // The write buffer, reused by the spell's answers.
+    let mut out = out::Out::default();
+    loop {
+        let head = match waiting.next(wire, settings, stop.as_mut()).await {
             Next::Head(head) => head,
             Next::Refused(refusal) => {
                 tracing::debug!(client = %conn.addr, error = %refusal, "request refused");
                 // No body: `respond` frames it `Content-Length: 0`.
                 let mut resp = Response::new(ResponseBody::full(bytes::Bytes::new()));
                 *resp.status_mut() = refusal.status();
-                let asked = Asked {
-                    head: false,
-                    http10: false,
-                    keep_alive: false,
-                    upgrade: false,
-                    trailers: false,
-                };
-                if respond::write(&wire, resp, asked, settings.response_buffer)
+                let asked = Asked::refusal();
+                let limit = settings.response_buffer;
+                if respond::write(wire, &mut out, resp, asked, limit)
                     .await
                     .is_ok()
                 {
-                    close(&wire).await;
+                    close(wire).await;
                 }
-                return Ok(());
+                return Ended::Over(Ok(()));
             }
-            Next::Closed => return Ok(()),
+            Next::Closed => return Ended::Over(Ok(())),
+            Next::Idle => {
+                wire.lock().read = BytesMut::new();
+                return Ended::Idle;
+            }
         };
-        seq = seq.wrapping_add(1);
+        waiting.seq = waiting.seq.wrapping_add(1);
+        let seq = waiting.seq;
         let Head {
             parts,
             body: kind,
@@ -143,21 +166,25 @@ pub async fn serve<I: IdleIo>(
             req.extensions_mut().insert(ClientUpgrade::new(rx));
             tx
         });
-        let handled = proxy::handle(shared, conn, req);
-        let Some(mut resp) = waiting.handle(&wire, handled, stop.as_mut()).await else {
+        // Polled in place (a future of several KiB moved into another would be copied
+        // whole, twice per request).
+        let mut handled = pin!(proxy::handle(shared, conn, req));
+        let answered = poll_fn(|cx| waiting.poll_handle(cx, wire, handled.as_mut(), stop.as_mut()));
+        let Some(mut resp) = answered.await else {
             tracing::debug!(client = %conn.addr, "client closed the connection before the answer");
-            return Ok(());
+            return Ended::Over(Ok(()));
         };
         // Shutdown came while the request was handled: its answer is the connection's last.
         asked.keep_alive &= !waiting.stopping;
-        let last = seq == settings.max_requests;
-        if last {
+        if seq == settings.max_requests {
             metrics::inc(&shared.metrics.local().connections_at_max_requests);
             close_if_unread(resp.headers_mut(), true);
         }
-        let after = respond::write(&wire, resp, asked, settings.response_buffer)
-            .await
-            .map_err(|e| e.to_string())?;
+        let limit = settings.response_buffer;
+        let after = match respond::write(wire, &mut out, resp, asked, limit).await {
+            Ok(after) => after,
+            Err(e) => return Ended::Over(Err(e.to_string())),
+        };
         match after {
             After::KeepAlive if wire.lock().body_done() => {}
             After::Switched => {
@@ -166,131 +193,15 @@ pub async fn serve<I: IdleIo>(
                 if let (Some(io), Some(switch)) = (state.io.take(), switch) {
                     let _ = switch.send(Box::new(Rewind::new(read, io)));
                 }
-                return Ok(());
+                return Ended::Over(Ok(()));
             }
             // The answer closes the connection, or came before the request's body was read
             // (the unread bytes cannot be taken for the next request).
             After::KeepAlive | After::Close => {
-                close(&wire).await;
-                return Ok(());
+                close(wire).await;
+                return Ended::Over(Ok(()));
             }
         }
-    }
-}
-
-/// A connection's state between requests.
-struct Waiting {
-    clock: HeadClock,
-    /// Shutdown has come: no new request is read.
-    stopping: bool,
-    busy: Option<BusySpell>,
-}
-
-impl Waiting {
-    /// The next request head of the connection (`seen` requests in), reading as much as it
-    /// takes within the read timeout.
-    async fn next<I: IdleIo, S: Future<Output = ()>>(
-        &mut self,
-        wire: &Wire<I>,
-        seen: u32,
-        settings: &Settings,
-        mut stop: Pin<&mut S>,
-    ) -> Next {
-        loop {
-            {
-                let mut state = wire.lock();
-                if !state.read.is_empty() {
-                    match head::parse(&mut state.read, settings.max_head) {
-                        Ok(Some(head)) => return Next::Head(Box::new(head)),
-                        Ok(None) => {}
-                        Err(refusal) => return Next::Refused(refusal),
-                    }
-                }
-            }
-            if self.stopping {
-                return Next::Closed;
-            }
-            let read = poll_fn(|cx| {
-                if stop.as_mut().poll(cx).is_ready() {
-                    self.stopping = true;
-                    return Poll::Ready(false);
-                }
-                let mut state = wire.lock();
-                if state.read.capacity() == 0 {
-                    // Idle: wait for the client's bytes without a buffer.
-                    let Some(io) = state.io.as_mut() else {
-                        return Poll::Ready(false);
-                    };
-                    match io.poll_readable(cx) {
-                        Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(_)) => return Poll::Ready(false),
-                        Poll::Pending => {
-                            return match self.clock.poll(cx, seen, true) {
-                                Tick::Late => Poll::Ready(false),
-                                Tick::Wait | Tick::Release => Poll::Pending,
-                            };
-                        }
-                    }
-                    self.busy.get_or_insert_with(BusySpell::new);
-                }
-                match state.poll_read_more(cx) {
-                    Poll::Ready(Ok(n)) => Poll::Ready(n > 0),
-                    Poll::Ready(Err(_)) => Poll::Ready(false),
-                    Poll::Pending => match self.clock.poll(cx, seen, state.read.is_empty()) {
-                        Tick::Wait => Poll::Pending,
-                        Tick::Release => {
-                            state.read = BytesMut::new();
-                            self.busy = None;
-                            Poll::Pending
-                        }
-                        Tick::Late => Poll::Ready(false),
-                    },
-                }
-            })
-            .await;
-            if !read && !self.stopping {
-                return Next::Closed;
-            }
-        }
-    }
-}
-
-impl Waiting {
-    /// Waits for `handled`, the answer to a request, watching the connection meanwhile:
-    /// `None` when the client closed it first (the request is dropped, and everything it
-    /// held with it). Once the request has been read whole, its client's next bytes (a
-    /// pipelined request) are read ahead, up to a buffer's worth; after a short read the
-    /// socket is not readable, so watching costs no read call.
-    async fn handle<I, F, S>(
-        &mut self,
-        wire: &Wire<I>,
-        handled: F,
-        mut stop: Pin<&mut S>,
-    ) -> Option<Response<ResponseBody>>
-    where
-        I: IdleIo,
-        F: Future<Output = Response<ResponseBody>>,
-        S: Future<Output = ()>,
-    {
-        let mut handled = pin!(handled);
-        poll_fn(|cx| {
-            if let Poll::Ready(resp) = handled.as_mut().poll(cx) {
-                return Poll::Ready(Some(resp));
-            }
-            if !self.stopping && stop.as_mut().poll(cx).is_ready() {
-                self.stopping = true;
-            }
-            let mut state = wire.lock();
-            while state.body_done() && state.read.len() < wire::READ_SIZE {
-                match state.poll_read_more(cx) {
-                    Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(None),
-                    Poll::Ready(Ok(_)) => {}
-                    Poll::Pending => break,
-                }
-            }
-            Poll::Pending
-        })
-        .await
     }
 }
 

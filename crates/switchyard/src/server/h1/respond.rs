@@ -9,28 +9,20 @@
 //! body) goes out in one write; a long data chunk is queued as it is and written with the
 //! bytes before it in one `writev`, never copied.
 
-use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::io::{self, IoSlice};
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
 use http_body::Body;
-use tokio::io::AsyncWrite;
 
-use super::head::has_token;
+use super::out::{chunk_size, Out};
 use super::wire::Wire;
 use crate::proxy::body::ResponseBody;
 use crate::server::idle::IdleIo;
-
-/// A data chunk at most this long is copied behind what is queued; a longer one is queued.
-const COPY_AT_MOST: usize = 4096;
-
-/// Most pieces handed to one `writev`.
-const MAX_SLICES: usize = 16;
 
 /// What the request said about the answer it may get.
 #[derive(Clone, Copy, Debug)]
@@ -45,6 +37,52 @@ pub struct Asked {
     pub upgrade: bool,
     /// It accepts trailer fields (`TE: trailers`).
     pub trailers: bool,
+}
+
+impl Asked {
+    /// What a refused head gets: no keep-alive, nothing else.
+    pub fn refusal() -> Self {
+        Asked {
+            head: false,
+            http10: false,
+            keep_alive: false,
+            upgrade: false,
+            trailers: false,
+        }
+    }
+}
+
+/// What an answer's header section says about its framing, read in one pass over it (four
+/// lookups in the map cost more than looking at its few names once).
+#[derive(Debug, Default)]
+struct Fields {
+    /// `Connection` lists `close`.
+    close: bool,
+    transfer_encoding: bool,
+    /// `Content-Length`, when it is one number.
+    length: Option<u64>,
+    date: bool,
+}
+
+impl Fields {
+    fn of(headers: &HeaderMap) -> Self {
+        let mut fields = Fields::default();
+        for (name, value) in headers {
+            if *name == header::CONTENT_LENGTH {
+                fields.length = value.to_str().ok().and_then(|v| v.parse().ok());
+            } else if *name == header::DATE {
+                fields.date = true;
+            } else if *name == header::CONNECTION {
+                fields.close |= value
+                    .as_bytes()
+                    .split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+            } else if *name == header::TRANSFER_ENCODING {
+                fields.transfer_encoding = true;
+            }
+        }
+        fields
+    }
 }
 
 /// How the connection goes on after an answer.
@@ -71,6 +109,7 @@ enum Framing {
 /// write timeout, the backend's body broke off) means the connection must close now.
 pub async fn write<I: IdleIo>(
     wire: &Wire<I>,
+    out: &mut Out,
     resp: Response<ResponseBody>,
     asked: Asked,
     limit: usize,
@@ -78,25 +117,27 @@ pub async fn write<I: IdleIo>(
     let (mut parts, body) = resp.into_parts();
     let status = parts.status;
     let headers = &mut parts.headers;
-    let mut after = if asked.keep_alive && !has_token(headers, header::CONNECTION, "close") {
+    let fields = Fields::of(headers);
+    let mut after = if asked.keep_alive && !fields.close {
         After::KeepAlive
     } else {
         After::Close
     };
+    if fields.transfer_encoding {
+        // The framing is this module's to choose.
+        headers.remove(header::TRANSFER_ENCODING);
+    }
     let switched = status == StatusCode::SWITCHING_PROTOCOLS && asked.upgrade;
     let framing = if switched {
         after = After::Switched;
         Framing::None
     } else if status.is_informational() || status == StatusCode::NO_CONTENT {
-        headers.remove(header::CONTENT_LENGTH);
-        headers.remove(header::TRANSFER_ENCODING);
+        if fields.length.is_some() {
+            headers.remove(header::CONTENT_LENGTH);
+        }
         Framing::None
     } else {
-        headers.remove(header::TRANSFER_ENCODING);
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        match (declared, body.size_hint().exact()) {
+        match (fields.length, body.size_hint().exact()) {
             _ if asked.head || status == StatusCode::NOT_MODIFIED => Framing::None,
             (Some(n), _) => Framing::Length(n),
             (None, Some(n)) => {
@@ -118,7 +159,7 @@ pub async fn write<I: IdleIo>(
     };
     match after {
         // Closing is HTTP/1.0's default: said only to an HTTP/1.1 client.
-        After::Close if !asked.http10 && !has_token(headers, header::CONNECTION, "close") => {
+        After::Close if !asked.http10 && !fields.close => {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         After::KeepAlive if asked.http10 => {
@@ -126,11 +167,10 @@ pub async fn write<I: IdleIo>(
         }
         _ => {}
     }
-    if !headers.contains_key(header::DATE) {
+    if !fields.date {
         headers.insert(header::DATE, date::now());
     }
     wire.lock().answering();
-    let mut out = Out::default();
     out.head(asked.http10, status, headers);
     let mut sending = Sending {
         framing,
@@ -144,7 +184,7 @@ pub async fn write<I: IdleIo>(
         body: (framing != Framing::None).then_some(body),
         broken: false,
     };
-    poll_fn(|cx| sending.poll(cx, wire, &mut out, limit)).await?;
+    poll_fn(|cx| sending.poll(cx, wire, out, limit)).await?;
     if sending.broken || sending.left > 0 {
         // The body did not match its length: what the client got is all it gets.
         return Ok(After::Close);
@@ -258,120 +298,6 @@ impl Sending {
     }
 }
 
-/// `len` in hex with CRLF, written into `line`.
-fn chunk_size(len: usize, line: &mut [u8; 18]) -> &[u8] {
-    let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
-    for (i, slot) in line[..digits].iter_mut().enumerate() {
-        let shift = 4 * (digits - 1 - i);
-        *slot = b"0123456789abcdef"[(len >> shift) & 0xf];
-    }
-    line[digits..digits + 2].copy_from_slice(b"\r\n");
-    &line[..digits + 2]
-}
-
-/// Bytes on their way to the client, in order: long chunks as they came, the small pieces
-/// between them copied together.
-#[derive(Debug, Default)]
-struct Out {
-    queue: VecDeque<Bytes>,
-    tail: BytesMut,
-    queued: usize,
-}
-
-impl Out {
-    /// The status line (`HTTP/1.0` to an HTTP/1.0 client, as hyper's server wrote it) and
-    /// the header section.
-    fn head(&mut self, http10: bool, status: StatusCode, headers: &HeaderMap) {
-        let size: usize = headers
-            .iter()
-            .map(|(n, v)| n.as_str().len() + v.len() + 4)
-            .sum();
-        self.tail.reserve(size + 32 + COPY_AT_MOST);
-        self.copy(if http10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
-        self.copy(status.as_str().as_bytes());
-        self.copy(b" ");
-        self.copy(status.canonical_reason().unwrap_or("").as_bytes());
-        self.copy(b"\r\n");
-        for (name, value) in headers {
-            self.field(name.as_str().as_bytes(), value.as_bytes());
-        }
-        self.copy(b"\r\n");
-    }
-
-    fn field(&mut self, name: &[u8], value: &[u8]) {
-        self.copy(name);
-        self.copy(b": ");
-        self.copy(value);
-        self.copy(b"\r\n");
-    }
-
-    fn copy(&mut self, bytes: &[u8]) {
-        self.tail.extend_from_slice(bytes);
-        self.queued += bytes.len();
-    }
-
-    fn data(&mut self, data: Bytes) {
-        if data.len() <= COPY_AT_MOST {
-            self.copy(&data);
-            return;
-        }
-        if !self.tail.is_empty() {
-            self.queue.push_back(self.tail.split().freeze());
-        }
-        self.queued += data.len();
-        self.queue.push_back(data);
-    }
-
-    /// Writes what it can of the queue, then of the tail, in one call.
-    fn poll_write<W: AsyncWrite + ?Sized>(
-        &mut self,
-        cx: &mut Context<'_>,
-        mut io: Pin<&mut W>,
-    ) -> Poll<io::Result<usize>> {
-        let n = if self.queue.is_empty() {
-            std::task::ready!(io.as_mut().poll_write(cx, &self.tail))?
-        } else {
-            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let mut count = 0;
-            for piece in self.queue.iter().take(MAX_SLICES - 1) {
-                slices[count] = IoSlice::new(piece);
-                count += 1;
-            }
-            if count == self.queue.len() && !self.tail.is_empty() {
-                slices[count] = IoSlice::new(&self.tail);
-                count += 1;
-            }
-            std::task::ready!(io.as_mut().poll_write_vectored(cx, &slices[..count]))?
-        };
-        self.advance(n);
-        Poll::Ready(Ok(n))
-    }
-
-    fn advance(&mut self, mut n: usize) {
-        self.queued -= n;
-        while n > 0 {
-            match self.queue.front_mut() {
-                Some(piece) if piece.len() <= n => {
-                    n -= piece.len();
-                    self.queue.pop_front();
-                }
-                Some(piece) => {
-                    piece.advance(n);
-                    return;
-                }
-                None => {
-                    self.tail.advance(n);
-                    if self.tail.is_empty() {
-                        // Reused from its start for what comes next.
-                        self.tail.clear();
-                    }
-                    return;
-                }
-            }
-        }
-    }
-}
-
 /// The `Date` header of answers, made once a second per worker thread.
 mod date {
     use std::cell::RefCell;
@@ -381,7 +307,7 @@ mod date {
 
     thread_local! {
         static CACHED: RefCell<(u64, HeaderValue)> =
-            RefCell::new((u64::MAX, HeaderValue::from_static("")));
+            const { RefCell::new((u64::MAX, HeaderValue::from_static(""))) };
     }
 
     /// The current time as an HTTP date.
@@ -397,38 +323,5 @@ mod date {
             }
             value.clone()
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunk_sizes_are_lowercase_hex_lines() {
-        let mut line = [0u8; 18];
-        assert_eq!(chunk_size(1, &mut line), b"1\r\n");
-        assert_eq!(chunk_size(255, &mut line), b"ff\r\n");
-        assert_eq!(chunk_size(4096, &mut line), b"1000\r\n");
-        assert_eq!(chunk_size(usize::MAX, &mut line).len(), 18);
-    }
-
-    #[test]
-    fn queued_bytes_leave_in_order_and_long_chunks_are_not_copied() {
-        let mut out = Out::default();
-        out.copy(b"head ");
-        let long = Bytes::from(vec![b'x'; COPY_AT_MOST + 1]);
-        out.data(long.clone());
-        out.copy(b" end");
-        assert_eq!(out.queue.len(), 2);
-        assert_eq!(out.queue[1].as_ptr(), long.as_ptr());
-        assert_eq!(out.queued, 5 + long.len() + 4);
-        out.advance(3);
-        assert_eq!(&out.queue[0][..], b"d ");
-        out.advance(2 + long.len() + 1);
-        assert!(out.queue.is_empty());
-        assert_eq!(&out.tail[..], b"end");
-        out.advance(3);
-        assert_eq!(out.queued, 0);
     }
 }
