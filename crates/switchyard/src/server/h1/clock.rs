@@ -48,6 +48,10 @@ pub struct HeadClock {
     waited: Duration,
     /// The buffer was released in this wait: the timer is set to the deadline.
     released: bool,
+    /// The timer has this connection's waker since it was last set: until it has fired,
+    /// polling it again would only register the same waker again (about 250 instructions,
+    /// at every head a busy connection waits for).
+    registered: bool,
 }
 
 impl HeadClock {
@@ -62,11 +66,13 @@ impl HeadClock {
             seen: 0,
             waited: Duration::ZERO,
             released: false,
+            registered: false,
         }
     }
 
     /// Polled while the connection waits for a head, `seen` requests into the connection;
-    /// `empty`: nothing of the head has been read yet.
+    /// `empty`: nothing of the head has been read yet. Always polled with the waker of the
+    /// connection's one task.
     pub fn poll(&mut self, cx: &mut Context<'_>, seen: u32, empty: bool) -> Tick {
         let tick = self.tick;
         let sleep = match &mut self.sleep {
@@ -82,7 +88,12 @@ impl HeadClock {
             self.seen = seen;
             self.waited = Duration::ZERO;
             sleep.as_mut().reset(Instant::now() + tick);
+            self.registered = false;
         }
+        if self.registered && !sleep.is_elapsed() {
+            return Tick::Wait;
+        }
+        self.registered = true;
         while sleep.as_mut().poll(cx).is_ready() {
             if self.seen != seen {
                 self.seen = seen;
@@ -98,6 +109,7 @@ impl HeadClock {
                     self.released = true;
                     let left = self.read_timeout - self.waited;
                     sleep.as_mut().reset(Instant::now() + left);
+                    self.registered = false;
                     return Tick::Release;
                 }
             }

@@ -64,9 +64,14 @@ impl Refusal {
 /// reallocation) on every request.
 const SPARE_HEADERS: usize = 8;
 
-/// Parses a complete request head at the start of `buf`, taking it out of the buffer.
+/// Parses a complete request head at the start of `buf`, taking it out of the buffer, its
+/// fields into `headers` (an empty map: the connection's last answer's, whose room is reused).
 /// `None`: the head is not complete yet (read more).
-pub fn parse(buf: &mut BytesMut, max_head: usize) -> Result<Option<Head>, Refusal> {
+pub fn parse(
+    buf: &mut BytesMut,
+    max_head: usize,
+    headers: &mut HeaderMap,
+) -> Result<Option<Head>, Refusal> {
     // Left uninitialised: `httparse` writes only the fields it finds.
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
@@ -100,7 +105,8 @@ pub fn parse(buf: &mut BytesMut, max_head: usize) -> Result<Option<Head>, Refusa
     } else {
         Version::HTTP_10
     };
-    let mut headers = HeaderMap::with_capacity(req.headers.len() + SPARE_HEADERS);
+    let mut headers = std::mem::take(headers);
+    headers.reserve(req.headers.len() + SPARE_HEADERS);
     // The fields this module reads, seen while the map is built: a request without them
     // (most) costs no lookup in the map afterwards.
     let mut seen = 0u8;

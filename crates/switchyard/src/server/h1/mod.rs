@@ -111,8 +111,13 @@ async fn spell<I: IdleIo, S: Future<Output = ()>>(
     let _busy = BusySpell::new();
     // The write buffer, reused by the spell's answers.
     let mut out = out::Out::default();
+    // The last answer's header map, emptied, for the next head.
+    let mut spare = http::HeaderMap::new();
     loop {
-        let head = match waiting.next(wire, settings, stop.as_mut()).await {
+        let head = match waiting
+            .next(wire, settings, &mut spare, stop.as_mut())
+            .await
+        {
             Next::Head(head) => head,
             Next::Refused(refusal) => {
                 tracing::debug!(client = %conn.addr, error = %refusal, "request refused");
@@ -121,7 +126,7 @@ async fn spell<I: IdleIo, S: Future<Output = ()>>(
                 *resp.status_mut() = refusal.status();
                 let asked = Asked::refusal();
                 let limit = settings.response_buffer;
-                if respond::write(wire, &mut out, resp, asked, limit)
+                if respond::write(wire, &mut out, &mut spare, resp, asked, limit)
                     .await
                     .is_ok()
                 {
@@ -144,7 +149,7 @@ async fn spell<I: IdleIo, S: Future<Output = ()>>(
             expect_continue,
             upgrade,
             trailers,
-        } = *head;
+        } = head;
         let mut asked = Asked {
             head: parts.method == Method::HEAD,
             http10: parts.version == Version::HTTP_10,
@@ -181,7 +186,7 @@ async fn spell<I: IdleIo, S: Future<Output = ()>>(
             close_if_unread(resp.headers_mut(), true);
         }
         let limit = settings.response_buffer;
-        let after = match respond::write(wire, &mut out, resp, asked, limit).await {
+        let after = match respond::write(wire, &mut out, &mut spare, resp, asked, limit).await {
             Ok(after) => after,
             Err(e) => return Ended::Over(Err(e.to_string())),
         };

@@ -107,9 +107,13 @@ enum Framing {
 
 /// Writes `resp` to the client; an error (the client went away, a write stalled past the
 /// write timeout, the backend's body broke off) means the connection must close now.
+/// The answer's header map is left in `spare`, emptied, for the next request's head: its
+/// room is reused rather than freed and allocated again (as hyper's server does; about 500
+/// instructions a request).
 pub async fn write<I: IdleIo>(
     wire: &Wire<I>,
     out: &mut Out,
+    spare: &mut HeaderMap,
     resp: Response<ResponseBody>,
     asked: Asked,
     limit: usize,
@@ -172,6 +176,8 @@ pub async fn write<I: IdleIo>(
     }
     wire.lock().answering();
     out.head(asked.http10, status, headers);
+    headers.clear();
+    *spare = std::mem::take(headers);
     let mut sending = Sending {
         framing,
         left: match framing {

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::Response;
+use http::{HeaderMap, Response};
 
 use super::clock::{HeadClock, Tick};
 use super::head::{self, Head, Refusal};
@@ -17,8 +17,9 @@ use crate::proxy::body::ResponseBody;
 use crate::server::idle::IdleIo;
 
 /// What waiting for the next head gave.
+#[allow(clippy::large_enum_variant)] // moved once, from here to the spell: cheaper than a box
 pub enum Next {
-    Head(Box<Head>),
+    Head(Head),
     Refused(Refusal),
     /// The client closed, the head was late, or shutdown came between requests.
     Closed,
@@ -47,18 +48,20 @@ impl Waiting {
     }
 
     /// The next request head, reading as much as it takes within the read timeout.
+    /// `spare`: an empty header map to parse the head into.
     pub async fn next<I: IdleIo, S: Future<Output = ()>>(
         &mut self,
         wire: &Wire<I>,
         settings: &Settings,
+        spare: &mut HeaderMap,
         mut stop: Pin<&mut S>,
     ) -> Next {
         loop {
             {
                 let mut state = wire.lock();
                 if !state.read.is_empty() {
-                    match head::parse(&mut state.read, settings.max_head) {
-                        Ok(Some(head)) => return Next::Head(Box::new(head)),
+                    match head::parse(&mut state.read, settings.max_head, spare) {
+                        Ok(Some(head)) => return Next::Head(head),
                         Ok(None) => {}
                         Err(refusal) => return Next::Refused(refusal),
                     }

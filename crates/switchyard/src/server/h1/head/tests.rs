@@ -2,7 +2,7 @@ use super::*;
 
 fn parse_all(text: &str) -> Result<Option<Head>, Refusal> {
     let mut buf = BytesMut::from(text.as_bytes());
-    parse(&mut buf, 8192)
+    parse(&mut buf, 8192, &mut HeaderMap::new())
 }
 
 fn head(text: &str) -> Head {
@@ -14,7 +14,9 @@ fn head(text: &str) -> Head {
 #[test]
 fn a_request_head_is_parsed_and_taken_out_of_the_buffer() {
     let mut buf = BytesMut::from(&b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Y: z\r\n\r\nNEXT"[..]);
-    let head = parse(&mut buf, 8192).unwrap().unwrap();
+    let head = parse(&mut buf, 8192, &mut HeaderMap::new())
+        .unwrap()
+        .unwrap();
     assert_eq!(&buf[..], b"NEXT");
     assert_eq!(head.parts.method, Method::GET);
     assert_eq!(head.parts.uri, "/a?b=1");
