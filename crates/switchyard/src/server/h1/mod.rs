@@ -19,11 +19,11 @@
 //! a connection between requests, and lets the request in progress finish first.
 
 pub mod clock;
-mod head;
+pub mod head;
 mod out;
 mod respond;
 mod wait;
-mod wire;
+pub mod wire;
 
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
