@@ -14,47 +14,10 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
+use support::raw::RawConn;
 use support::{backend, config, url_for, TestProxy};
 use test_server::TestServer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// Longest wait for any single read before the test gives up.
-const WAIT: Duration = Duration::from_secs(2);
-
-/// How long a connection must stay silent (no bytes, no close) to count as kept open.
-const QUIET: Duration = Duration::from_millis(200);
-
-/// A response read off a raw socket.
-#[derive(Debug)]
-struct Resp {
-    /// `HTTP/1.1` or `HTTP/1.0`, as the status line says.
-    version: String,
-    status: u16,
-    /// The head as sent, for messages.
-    head: String,
-    /// Header names lowercased, values as sent, in order.
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The backend's view of the request, from a test-server `/echo` answer.
-    fn echoed(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not echo JSON ({e}): {}", self.head))
-    }
-}
+use tokio::io::AsyncWriteExt;
 
 /// Every value of header `name` (lowercase) in an `/echo` answer.
 fn echoed_header(echoed: &serde_json::Value, name: &str) -> Vec<String> {
@@ -67,190 +30,6 @@ fn echoed_header(echoed: &serde_json::Value, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// One client connection written and read by hand: the test sees exactly what goes over the
-/// wire, and whether the proxy keeps the connection or closes it.
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    async fn connect(addr: SocketAddr) -> Self {
-        Conn {
-            stream: TcpStream::connect(addr)
-                .await
-                .expect("connect to the proxy"),
-            buf: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.expect("write request");
-    }
-
-    /// Reads more bytes; false on EOF or reset.
-    async fn fill(&mut self) -> bool {
-        let mut tmp = [0u8; 16 * 1024];
-        let n = tokio::time::timeout(WAIT, self.stream.read(&mut tmp))
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "no answer within {WAIT:?}; so far {:?}",
-                    String::from_utf8_lossy(&self.buf)
-                )
-            })
-            .unwrap_or(0);
-        self.buf.extend_from_slice(&tmp[..n]);
-        n > 0
-    }
-
-    /// Reads a response head. The buffer must start with one: stray bytes before it mean
-    /// the previous response's framing was wrong.
-    async fn read_head(&mut self) -> Resp {
-        loop {
-            if let Some(p) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&self.buf[..p + 4]).into_owned();
-                self.buf.drain(..p + 4);
-                let mut lines = head.split("\r\n");
-                let status_line = lines.next().unwrap_or_default();
-                let version = status_line.get(..8).unwrap_or_default().to_owned();
-                assert!(
-                    (version == "HTTP/1.1" || version == "HTTP/1.0")
-                        && status_line.as_bytes().get(8) == Some(&b' '),
-                    "not a status line: {head:?}"
-                );
-                let status = status_line
-                    .get(9..12)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or_else(|| panic!("no status code: {head:?}"));
-                let headers = lines
-                    .filter(|l| !l.is_empty())
-                    .map(|l| {
-                        let (n, v) = l
-                            .split_once(':')
-                            .unwrap_or_else(|| panic!("bad header line {l:?} in {head:?}"));
-                        (n.trim().to_ascii_lowercase(), v.trim().to_owned())
-                    })
-                    .collect();
-                return Resp {
-                    version,
-                    status,
-                    head,
-                    headers,
-                    body: Vec::new(),
-                };
-            }
-            assert!(
-                self.fill().await,
-                "connection closed before a response head; got {:?}",
-                String::from_utf8_lossy(&self.buf)
-            );
-        }
-    }
-
-    /// Reads a whole response to a request with method `method`, framed as its head says.
-    async fn read_response(&mut self, method: &str) -> Resp {
-        let mut resp = self.read_head().await;
-        if method == "HEAD" || matches!(resp.status, 100..=199 | 204 | 304) {
-            return resp;
-        }
-        if resp
-            .header("transfer-encoding")
-            .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
-        {
-            resp.body = self.read_chunked().await;
-        } else if let Some(len) = resp.header("content-length") {
-            let len: usize = len
-                .parse()
-                .unwrap_or_else(|_| panic!("bad content-length: {}", resp.head));
-            while self.buf.len() < len {
-                assert!(self.fill().await, "connection closed mid-body");
-            }
-            resp.body = self.buf.drain(..len).collect();
-        } else {
-            while self.fill().await {}
-            resp.body = std::mem::take(&mut self.buf);
-        }
-        resp
-    }
-
-    async fn read_chunked(&mut self) -> Vec<u8> {
-        let mut body = Vec::new();
-        loop {
-            let line = self.read_line().await;
-            let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
-                .unwrap_or_else(|_| panic!("bad chunk size line {line:?}"));
-            if size == 0 {
-                while !self.read_line().await.is_empty() {} // trailer fields
-                return body;
-            }
-            while self.buf.len() < size + 2 {
-                assert!(self.fill().await, "connection closed mid-chunk");
-            }
-            body.extend_from_slice(&self.buf[..size]);
-            self.buf.drain(..size + 2);
-        }
-    }
-
-    async fn read_line(&mut self) -> String {
-        loop {
-            if let Some(p) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                let line = String::from_utf8_lossy(&self.buf[..p]).into_owned();
-                self.buf.drain(..p + 2);
-                return line;
-            }
-            assert!(self.fill().await, "connection closed mid-body");
-        }
-    }
-
-    /// Panics unless the proxy closes the connection (EOF or reset) with nothing more sent.
-    async fn assert_closed(&mut self, what: &str) {
-        assert!(
-            self.buf.is_empty(),
-            "{what}: stray bytes after the response: {:?}",
-            String::from_utf8_lossy(&self.buf)
-        );
-        let mut tmp = [0u8; 1024];
-        match tokio::time::timeout(WAIT, self.stream.read(&mut tmp)).await {
-            Ok(Ok(0) | Err(_)) => {}
-            Ok(Ok(n)) => panic!(
-                "{what}: more bytes instead of a close: {:?}",
-                String::from_utf8_lossy(&tmp[..n])
-            ),
-            Err(_) => panic!("{what}: the connection stayed open"),
-        }
-    }
-
-    /// Panics unless the connection stays open and silent for `QUIET`.
-    async fn assert_open(&mut self, what: &str) {
-        assert!(
-            self.buf.is_empty(),
-            "{what}: stray bytes after the response: {:?}",
-            String::from_utf8_lossy(&self.buf)
-        );
-        let mut tmp = [0u8; 1024];
-        match tokio::time::timeout(QUIET, self.stream.read(&mut tmp)).await {
-            Err(_) => {}
-            Ok(Ok(0)) => panic!("{what}: the proxy closed the connection"),
-            Ok(Ok(n)) => panic!(
-                "{what}: unexpected bytes: {:?}",
-                String::from_utf8_lossy(&tmp[..n])
-            ),
-            Ok(Err(e)) => panic!("{what}: the connection failed: {e}"),
-        }
-    }
-
-    /// The connection still serves: `GET /echo?again` is answered in full on it.
-    async fn assert_serves_another(&mut self) {
-        self.send(b"GET /echo?again HTTP/1.1\r\nHost: a\r\n\r\n")
-            .await;
-        let resp = self.read_response("GET").await;
-        assert_eq!(resp.status, 200, "{}", resp.head);
-        assert_eq!(resp.echoed()["query"], "again");
-        self.assert_open("after another request").await;
-    }
-}
-
 async fn start() -> (TestServer, TestProxy) {
     let server = backend("b").await;
     let proxy = TestProxy::start(config(vec![url_for(&server)]));
@@ -260,7 +39,7 @@ async fn start() -> (TestServer, TestProxy) {
 /// Sends `request` on a fresh connection and expects `400 Bad Request` with
 /// `connection: close`, an empty body, and the close.
 async fn assert_400_and_closed(proxy: &TestProxy, name: &str, request: &[u8]) {
-    let mut conn = Conn::connect(proxy.addr).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
     conn.send(request).await;
     let resp = conn.read_response("GET").await;
     assert_eq!(resp.status, 400, "{name}: {}", resp.head);
@@ -275,7 +54,7 @@ async fn assert_400_and_closed(proxy: &TestProxy, name: &str, request: &[u8]) {
 #[tokio::test]
 async fn three_pipelined_gets_are_answered_in_order_and_the_connection_stays_open() {
     let (server, proxy) = start().await;
-    let mut conn = Conn::connect(proxy.addr).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
     conn.send(
         b"GET /status/201 HTTP/1.1\r\nHost: a\r\n\r\n\
           GET /echo?n=2 HTTP/1.1\r\nHost: a\r\n\r\n\
@@ -314,7 +93,7 @@ async fn three_pipelined_gets_are_answered_in_order_and_the_connection_stays_ope
 #[tokio::test]
 async fn a_post_with_a_body_then_a_pipelined_get_are_both_answered_in_order() {
     let (server, proxy) = start().await;
-    let mut conn = Conn::connect(proxy.addr).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
     conn.send(
         b"POST /echo?n=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world\
           GET /echo?n=2 HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -352,7 +131,7 @@ async fn a_post_with_a_body_then_a_pipelined_get_are_both_answered_in_order() {
 #[tokio::test]
 async fn a_chunked_upload_with_extensions_trailers_and_uppercase_sizes_arrives_exact() {
     let (server, proxy) = start().await;
-    let mut conn = Conn::connect(proxy.addr).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
     // Extensions with and without values, a quoted one holding `;` and a space, sizes in
     // upper case and with leading zeros, an extension on the last chunk, two trailer fields,
     // then the next request in the same write.
@@ -393,7 +172,7 @@ async fn a_chunked_upload_with_extensions_trailers_and_uppercase_sizes_arrives_e
 #[tokio::test]
 async fn http11_keeps_the_connection_open_by_default() {
     let (server, proxy) = start().await;
-    let mut conn = Conn::connect(proxy.addr).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
     for i in 0..3 {
         conn.send(format!("GET /echo?n={i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
             .await;
@@ -411,7 +190,7 @@ async fn http11_keeps_the_connection_open_by_default() {
 #[tokio::test]
 async fn connection_close_from_the_client_is_answered_with_close_and_nothing_after_it_is_served() {
     let (server, proxy) = start().await;
-    let mut conn = Conn::connect(proxy.addr).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
     // RFC 9112 §9.6: a server must not process requests after one with `close`.
     conn.send(
         b"GET /echo?n=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n\
@@ -434,7 +213,7 @@ async fn connection_close_from_the_client_is_answered_with_close_and_nothing_aft
 #[tokio::test]
 async fn http10_without_keep_alive_gets_one_answer_then_the_close() {
     let (server, proxy) = start().await;
-    let mut conn = Conn::connect(proxy.addr).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
     conn.send(
         b"GET /echo?n=1 HTTP/1.0\r\nHost: a\r\n\r\n\
           GET /echo?n=2 HTTP/1.0\r\nHost: a\r\n\r\n",
@@ -458,7 +237,7 @@ async fn http10_without_keep_alive_gets_one_answer_then_the_close() {
 #[tokio::test]
 async fn http10_with_keep_alive_is_told_keep_alive_and_kept_open() {
     let (server, proxy) = start().await;
-    let mut conn = Conn::connect(proxy.addr).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
     conn.send(b"GET /echo?n=1 HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n")
         .await;
     let first = conn.read_response("GET").await;
@@ -493,7 +272,7 @@ async fn http10_with_keep_alive_is_told_keep_alive_and_kept_open() {
 #[tokio::test]
 async fn a_lowercase_method_is_forwarded_as_it_came() {
     let (server, proxy) = start().await;
-    let mut conn = Conn::connect(proxy.addr).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
     conn.send(b"get /echo HTTP/1.1\r\nHost: a\r\n\r\n").await;
     let resp = conn.read_response("GET").await;
     // Pinned as hyper's server had it: forwarded unchanged. Methods are case-sensitive
@@ -508,7 +287,7 @@ async fn a_lowercase_method_is_forwarded_as_it_came() {
 #[tokio::test]
 async fn an_unknown_token_method_is_forwarded() {
     let (server, proxy) = start().await;
-    let mut conn = Conn::connect(proxy.addr).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
     conn.send(b"PURGE /echo HTTP/1.1\r\nHost: a\r\n\r\n").await;
     let resp = conn.read_response("PURGE").await;
     assert_eq!(resp.status, 200, "{}", resp.head);
@@ -585,7 +364,7 @@ async fn an_obs_folded_header_is_400_and_closed() {
 #[tokio::test]
 async fn bare_lf_line_endings_are_accepted() {
     let (server, proxy) = start().await;
-    let mut conn = Conn::connect(proxy.addr).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
     conn.send(
         b"GET /echo?n=1 HTTP/1.1\nHost: a\nX-A: b\n\nGET /echo?n=2 HTTP/1.1\r\nHost: a\r\n\r\n",
     )
@@ -609,7 +388,7 @@ async fn bare_lf_line_endings_are_accepted() {
 #[tokio::test]
 async fn an_empty_header_value_is_forwarded_empty() {
     let (server, proxy) = start().await;
-    let mut conn = Conn::connect(proxy.addr).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
     conn.send(b"GET /echo HTTP/1.1\r\nHost: a\r\nX-Empty:\r\nX-Blank:   \r\nX-Full: v\r\n\r\n")
         .await;
     let resp = conn.read_response("GET").await;
@@ -629,7 +408,7 @@ async fn an_empty_header_value_is_forwarded_empty() {
 #[tokio::test]
 async fn a_response_body_of_known_length_keeps_its_content_length_across_chunks() {
     let (server, proxy) = start().await;
-    let mut conn = Conn::connect(proxy.addr).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
     // /bytes streams 64 KiB pieces: the proxy still frames it by the length the backend gave.
     let len = 64 * 1024 * 2 + 7;
     conn.send(format!("GET /bytes/{len} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
@@ -660,7 +439,7 @@ async fn an_http10_client_gets_an_http10_status_line_and_no_chunked_coding() {
     // Pinned as hyper's server had it: the status line says HTTP/1.0 to an HTTP/1.0
     // client. RFC 9110 §2.5 would have a server send its own version (HTTP/1.1); answering
     // in the client's version is what hyper always did, and every 1.0 client reads it.
-    let mut conn = Conn::connect(proxy.addr).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
     conn.send(b"GET /bytes/10 HTTP/1.0\r\n\r\n").await;
     let get = conn.read_response("GET").await;
     assert_eq!(get.head.split("\r\n").next(), Some("HTTP/1.0 200 OK"));
@@ -669,14 +448,14 @@ async fn an_http10_client_gets_an_http10_status_line_and_no_chunked_coding() {
     assert_eq!(get.body, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     conn.assert_closed("HTTP/1.0 GET").await;
 
-    let mut conn = Conn::connect(proxy.addr).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
     conn.send(b"HEAD /bytes/10 HTTP/1.0\r\n\r\n").await;
     let head = conn.read_response("HEAD").await;
     assert_eq!(head.head.split("\r\n").next(), Some("HTTP/1.0 200 OK"));
     assert_eq!(head.header("content-length"), Some("10"), "{}", head.head);
     conn.assert_closed("HTTP/1.0 HEAD: no body").await;
 
-    let mut conn = Conn::connect(proxy.addr).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
     conn.send(b"GET /status/204 HTTP/1.0\r\n\r\n").await;
     let none = conn.read_response("GET").await;
     assert_eq!(
@@ -692,10 +471,28 @@ async fn an_http10_client_gets_an_http10_status_line_and_no_chunked_coding() {
 
 // === Expectations ===
 
+/// Reads the answer to `POST /echo` with body `hello` sent with an `Expect` header: 200, the
+/// body arrived, the `Expect` header did not, and the connection serves another request
+/// (two in all); then stops the proxy.
+async fn assert_hello_forwarded_without_expect(
+    mut conn: RawConn,
+    server: TestServer,
+    proxy: TestProxy,
+) {
+    let resp = conn.read_response("POST").await;
+    assert_eq!(resp.status, 200, "{}", resp.head);
+    let echoed = resp.echoed();
+    assert_eq!(echoed["body"], "hello");
+    assert!(echoed_header(&echoed, "expect").is_empty(), "{echoed}");
+    conn.assert_serves_another().await;
+    assert_eq!(server.requests(), 2);
+    proxy.stop().await;
+}
+
 #[tokio::test]
 async fn expect_100_continue_with_the_body_sent_at_once_still_gets_the_interim_response() {
     let (server, proxy) = start().await;
-    let mut conn = Conn::connect(proxy.addr).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
     conn.send(
         b"POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello",
     )
@@ -707,20 +504,13 @@ async fn expect_100_continue_with_the_body_sent_at_once_still_gets_the_interim_r
         interim.head, "HTTP/1.1 100 Continue\r\n\r\n",
         "the interim response"
     );
-    let resp = conn.read_response("POST").await;
-    assert_eq!(resp.status, 200, "{}", resp.head);
-    let echoed = resp.echoed();
-    assert_eq!(echoed["body"], "hello");
-    assert!(echoed_header(&echoed, "expect").is_empty(), "{echoed}");
-    conn.assert_serves_another().await;
-    assert_eq!(server.requests(), 2);
-    proxy.stop().await;
+    assert_hello_forwarded_without_expect(conn, server, proxy).await;
 }
 
 #[tokio::test]
 async fn an_unknown_expectation_is_dropped_and_the_request_forwarded() {
     let (server, proxy) = start().await;
-    let mut conn = Conn::connect(proxy.addr).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
     conn.send(
         b"POST /echo HTTP/1.1\r\nHost: a\r\nExpect: something-else\r\nContent-Length: 5\r\n\r\nhello",
     )
@@ -729,14 +519,7 @@ async fn an_unknown_expectation_is_dropped_and_the_request_forwarded() {
     // its Expect header (the proxy drops Expect altogether). RFC 9110 §10.1.1 only allows
     // (MAY) a 417; an intermediary dropping an expectation it does not know is doubtful
     // but unsafe for no one.
-    let resp = conn.read_response("POST").await;
-    assert_eq!(resp.status, 200, "{}", resp.head);
-    let echoed = resp.echoed();
-    assert_eq!(echoed["body"], "hello");
-    assert!(echoed_header(&echoed, "expect").is_empty(), "{echoed}");
-    conn.assert_serves_another().await;
-    assert_eq!(server.requests(), 2);
-    proxy.stop().await;
+    assert_hello_forwarded_without_expect(conn, server, proxy).await;
 }
 
 // === Bytes past a declared body ===
@@ -744,7 +527,7 @@ async fn an_unknown_expectation_is_dropped_and_the_request_forwarded() {
 #[tokio::test]
 async fn bytes_past_a_declared_body_are_read_as_the_next_request() {
     let (server, proxy) = start().await;
-    let mut conn = Conn::connect(proxy.addr).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
     conn.send(
         b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloEXTRA garbage\r\n\r\n",
     )
@@ -767,7 +550,7 @@ async fn bytes_past_a_declared_body_are_read_as_the_next_request() {
 #[tokio::test]
 async fn a_client_that_half_closes_after_a_complete_request_gets_no_answer() {
     let (_server, proxy) = start().await;
-    let mut conn = Conn::connect(proxy.addr).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
     // The backend takes 100 ms: the FIN is there long before the answer is.
     conn.send(b"GET /delay/100 HTTP/1.1\r\nHost: a\r\n\r\n")
         .await;

@@ -10,163 +10,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use support::raw::RawConn;
 use support::{backend, config, url_for, Client, TestProxy};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// How long any single read may wait before the test gives up.
 const READ_WAIT: Duration = Duration::from_secs(2);
-
-/// A response read off a raw socket.
-#[derive(Debug)]
-struct RawResp {
-    status: u16,
-    /// The head as sent, for messages.
-    head: String,
-    /// Header names lowercased, values as sent, in order.
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl RawResp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-}
-
-/// One client connection written and read by hand, so the test sees exactly what goes over
-/// the wire.
-struct Raw {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Raw {
-    async fn connect(addr: SocketAddr) -> Self {
-        Raw {
-            stream: TcpStream::connect(addr).await.expect("connect"),
-            buf: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.expect("write");
-    }
-
-    /// Reads more bytes; false on EOF.
-    async fn fill(&mut self) -> bool {
-        let mut tmp = [0u8; 16 * 1024];
-        let n = tokio::time::timeout(READ_WAIT, self.stream.read(&mut tmp))
-            .await
-            .expect("read timed out")
-            .unwrap_or(0);
-        self.buf.extend_from_slice(&tmp[..n]);
-        n > 0
-    }
-
-    /// Reads a response head. The buffer must start with one: stray bytes before it mean
-    /// the previous response carried a body it should not have.
-    async fn read_head(&mut self) -> RawResp {
-        loop {
-            if let Some(p) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&self.buf[..p + 4]).into_owned();
-                self.buf.drain(..p + 4);
-                assert!(head.starts_with("HTTP/1.1 "), "not a status line: {head:?}");
-                let mut lines = head.split("\r\n");
-                let status = lines.next().expect("status line")[9..12]
-                    .parse()
-                    .expect("status code");
-                let headers = lines
-                    .filter(|l| !l.is_empty())
-                    .map(|l| {
-                        let (n, v) = l.split_once(':').expect("header line");
-                        (n.trim().to_ascii_lowercase(), v.trim().to_owned())
-                    })
-                    .collect();
-                return RawResp {
-                    status,
-                    head,
-                    headers,
-                    body: Vec::new(),
-                };
-            }
-            assert!(
-                self.fill().await,
-                "connection closed before a response head; got {:?}",
-                String::from_utf8_lossy(&self.buf)
-            );
-        }
-    }
-
-    /// Reads a whole response to a request with method `method`.
-    async fn read_response(&mut self, method: &str) -> RawResp {
-        let mut resp = self.read_head().await;
-        let no_body = method == "HEAD" || matches!(resp.status, 100..=199 | 204 | 304);
-        if no_body {
-            return resp;
-        }
-        if resp
-            .header("transfer-encoding")
-            .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
-        {
-            resp.body = self.read_chunked().await;
-        } else if let Some(len) = resp.header("content-length") {
-            let len: usize = len.parse().expect("content-length");
-            while self.buf.len() < len {
-                assert!(self.fill().await, "connection closed mid-body");
-            }
-            resp.body = self.buf.drain(..len).collect();
-        } else {
-            while self.fill().await {}
-            resp.body = std::mem::take(&mut self.buf);
-        }
-        resp
-    }
-
-    async fn read_chunked(&mut self) -> Vec<u8> {
-        let mut body = Vec::new();
-        loop {
-            let end = loop {
-                if let Some(p) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                    break p;
-                }
-                assert!(self.fill().await, "connection closed mid-body");
-            };
-            let line = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-            let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
-                .expect("chunk size");
-            self.buf.drain(..end + 2);
-            if size == 0 {
-                while !self.buf.starts_with(b"\r\n") {
-                    if let Some(p) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                        self.buf.drain(..p + 2); // a trailer field
-                    } else {
-                        assert!(self.fill().await, "connection closed in trailers");
-                    }
-                }
-                self.buf.drain(..2);
-                return body;
-            }
-            while self.buf.len() < size + 2 {
-                assert!(self.fill().await, "connection closed mid-chunk");
-            }
-            body.extend_from_slice(&self.buf[..size]);
-            self.buf.drain(..size + 2);
-        }
-    }
-}
 
 /// The backend's view of a request, from `/echo`.
 struct Echoed(serde_json::Value);
@@ -208,7 +57,7 @@ async fn hop_by_hop_request_headers_are_not_forwarded() {
     let server = backend("b").await;
     let proxy = TestProxy::start(config(vec![url_for(&server)]));
 
-    let mut raw = Raw::connect(proxy.addr).await;
+    let mut raw = RawConn::connect(proxy.addr).await;
     raw.send(
         b"GET /echo HTTP/1.1\r\n\
           Host: a.test\r\n\
@@ -264,7 +113,7 @@ async fn host_named_in_connection_never_leaves_the_upstream_request_without_host
         "GET /echo HTTP/1.1\r\nHost: a.test\r\nConnection: Host\r\n\r\n",
         "GET http://b.test/echo HTTP/1.1\r\nHost: a.test\r\nConnection: keep-alive, host\r\n\r\n",
     ] {
-        let mut raw = Raw::connect(proxy.addr).await;
+        let mut raw = RawConn::connect(proxy.addr).await;
         raw.send(request.as_bytes()).await;
         let resp = raw.read_response("GET").await;
         if resp.status == 400 {
@@ -405,14 +254,14 @@ async fn hop_by_hop_response_headers_are_not_passed_to_the_client() {
     let proxy = TestProxy::start(config(vec![support::url_for_port(addr.port())]));
 
     // The backend really sends them.
-    let mut direct = Raw::connect(addr).await;
+    let mut direct = RawConn::connect(addr).await;
     direct.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
     let direct = direct.read_response("GET").await;
     for sent in ["connection", "x-foo", "x-bar", "keep-alive", "trailer"] {
         assert!(direct.header(sent).is_some(), "{sent}: {}", direct.head);
     }
 
-    let mut raw = Raw::connect(proxy.addr).await;
+    let mut raw = RawConn::connect(proxy.addr).await;
     raw.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
     let resp = raw.read_response("GET").await;
     assert_eq!(resp.status, 200, "{}", resp.head);
@@ -441,7 +290,7 @@ async fn hop_by_hop_response_headers_are_not_passed_to_the_client() {
 async fn client_framing_headers_are_not_copied_upstream() {
     let server = backend("b").await;
     let proxy = TestProxy::start(config(vec![url_for(&server)]));
-    let mut raw = Raw::connect(proxy.addr).await;
+    let mut raw = RawConn::connect(proxy.addr).await;
 
     // Chunked upload, with a chunk extension.
     raw.send(
@@ -482,7 +331,7 @@ fn assert_framed_once(echoed: &Echoed, len: usize) {
 async fn head_has_no_body_and_keeps_the_content_length_of_get() {
     let server = backend("b").await;
     let proxy = TestProxy::start(config(vec![url_for(&server)]));
-    let mut raw = Raw::connect(proxy.addr).await;
+    let mut raw = RawConn::connect(proxy.addr).await;
 
     raw.send(b"HEAD /bytes/1000 HTTP/1.1\r\nHost: a\r\n\r\n")
         .await;
@@ -506,7 +355,7 @@ async fn head_has_no_body_and_keeps_the_content_length_of_get() {
 async fn no_content_and_not_modified_have_no_body_and_keep_the_connection() {
     let server = backend("b").await;
     let proxy = TestProxy::start(config(vec![url_for(&server)]));
-    let mut raw = Raw::connect(proxy.addr).await;
+    let mut raw = RawConn::connect(proxy.addr).await;
 
     for code in [204u16, 304] {
         raw.send(format!("GET /status/{code} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
@@ -537,7 +386,7 @@ async fn no_content_and_not_modified_have_no_body_and_keep_the_connection() {
 async fn expect_100_continue_is_answered_before_the_body_is_sent() {
     let server = backend("b").await;
     let proxy = TestProxy::start(config(vec![url_for(&server)]));
-    let mut raw = Raw::connect(proxy.addr).await;
+    let mut raw = RawConn::connect(proxy.addr).await;
 
     raw.send(
         b"POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",

@@ -10,6 +10,7 @@ pub mod logs;
 pub mod metrics;
 pub mod pki;
 pub mod process;
+pub mod raw;
 pub mod wire;
 pub mod ws;
 
