@@ -29,7 +29,7 @@ pub enum ResponseBody {
     H1(h1::body::Body<RequestBody>),
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::body::BoxError;
 
 impl ResponseBody {
     /// Ends the exchange once the body is over: the HTTP/1.1 connection it was read from, if

@@ -25,7 +25,7 @@ use super::upload::Upload;
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
-pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(super) use crate::body::BoxError;
 
 /// Why an exchange failed.
 #[derive(Debug, thiserror::Error)]
