@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 use super::attempt::Attempt;
 use super::connection::Connection;
 use super::{classify, h1};
-use crate::body::{BodyError, RequestBody};
+use crate::body::{BodyError, BoxError, RequestBody};
 use crate::clock::IdleTimer;
 
 /// A backend's response body as the client that read its head gives it.
@@ -28,8 +28,6 @@ pub enum ResponseBody {
     /// the request body, if it is still being sent).
     H1(h1::body::Body<RequestBody>),
 }
-
-use crate::body::BoxError;
 
 impl ResponseBody {
     /// Ends the exchange once the body is over: the HTTP/1.1 connection it was read from, if

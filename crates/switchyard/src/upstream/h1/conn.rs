@@ -20,12 +20,11 @@ use super::chunked::{self, ChunkError};
 use super::encode::{self, BodyFraming};
 use super::head::{self, Framing, Head, HeadError};
 use super::upload::Upload;
+pub(super) use crate::body::BoxError;
 
 /// A byte stream to a backend (TCP, or TLS over it).
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
-
-pub(super) use crate::body::BoxError;
 
 /// Why an exchange failed.
 #[derive(Debug, thiserror::Error)]
