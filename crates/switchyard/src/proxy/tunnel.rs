@@ -9,8 +9,9 @@
 //! both sides have closed, or no byte moved either way for `[websocket] idle_timeout`. Any
 //! other answer (a `400`, a `403`) is relayed as a normal response, and the place given back.
 //!
-//! The tunnel works on upgraded IOs ([`hyper::upgrade::Upgraded`]), whatever carries the
-//! client connection (plain TCP, TLS, an HTTP/2 stream). A WebSocket on an HTTP/2 stream (RFC
+//! The tunnel works on switched IOs, whatever carries the client connection: the socket
+//! itself (plain TCP or TLS) that the HTTP/1.1 server hands over once the `101` is written
+//! ([`ClientUpgrade`]), or an HTTP/2 stream ([`hyper::upgrade::Upgraded`]). A WebSocket on an HTTP/2 stream (RFC
 //! 8441's extended CONNECT, which [`super::rewrite`] made an HTTP/1.1 upgrade for the backend)
 //! goes the same way: the backend's `101` becomes the client's `200`
 //! (`rewrite_h2_opened_response`: the backend's `Sec-WebSocket-Protocol` and `-Extensions`
@@ -46,6 +47,7 @@ use tokio::time::Instant;
 use super::body::ResponseBody;
 use super::error::ProxyError;
 use super::rewrite;
+use crate::body::BoxError;
 use crate::clock::IdleTimer;
 use crate::config::WebSocketConfig;
 use crate::metrics::{self, TunnelSlot};
@@ -98,7 +100,7 @@ enum ClientSide {
 
 impl ClientSide {
     /// The switched connection, once the `101` (or the HTTP/2 `200`) is sent.
-    async fn switched(self) -> Result<Box<dyn Io>, Box<dyn std::error::Error + Send + Sync>> {
+    async fn switched(self) -> Result<Box<dyn Io>, BoxError> {
         match self {
             ClientSide::Own(own) => {
                 let taken = own.0.lock().ok().and_then(|mut slot| slot.take());
@@ -215,8 +217,8 @@ impl std::fmt::Debug for StreamHold {
 // === impl Tunnel ===
 
 impl Tunnel {
-    /// Waits for both switched connections (`client`, the client's, once hyper has sent it
-    /// the `101`), then copies bytes between them until the tunnel ends.
+    /// Waits for both switched connections (`client`, the client's, once its `101` is sent),
+    /// then copies bytes between them until the tunnel ends.
     async fn run(mut self, client: ClientSide) {
         let (client, backend) = tokio::join!(client.switched(), self.backend.connection());
         let (client, backend) = match (client, backend) {

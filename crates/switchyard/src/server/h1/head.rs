@@ -203,7 +203,7 @@ fn body_kind(headers: &HeaderMap, version: Version) -> Result<BodyKind, Refusal>
 }
 
 /// `digits` as a number: 1 to 19 ASCII digits, nothing else.
-fn decimal(digits: &[u8]) -> Option<u64> {
+pub fn decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -216,12 +216,17 @@ fn decimal(digits: &[u8]) -> Option<u64> {
 
 /// True when a `name` field lists `token` (comma-separated, any case).
 pub fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|value| {
-        value
-            .as_bytes()
-            .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-    })
+    headers
+        .get_all(name)
+        .iter()
+        .any(|value| lists(value.as_bytes(), token))
+}
+
+/// True when the comma-separated `value` lists `token`, in any case.
+pub fn lists(value: &[u8], token: &str) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// Which of the fields [`parse`] reads a head carries (bits of `seen`).

@@ -124,7 +124,7 @@ async fn spell<I: IdleIo, S: Future<Output = ()>>(
                 // No body: `respond` frames it `Content-Length: 0`.
                 let mut resp = Response::new(ResponseBody::full(bytes::Bytes::new()));
                 *resp.status_mut() = refusal.status();
-                let asked = Asked::refusal();
+                let asked = Asked::default();
                 let limit = settings.response_buffer;
                 if respond::write(wire, &mut out, &mut spare, resp, asked, limit)
                     .await

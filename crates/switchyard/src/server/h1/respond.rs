@@ -19,13 +19,15 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
 use http_body::Body;
 
+use super::head::{decimal, lists};
 use super::out::{chunk_size, Out};
 use super::wire::Wire;
 use crate::proxy::body::ResponseBody;
 use crate::server::idle::IdleIo;
 
-/// What the request said about the answer it may get.
-#[derive(Clone, Copy, Debug)]
+/// What the request said about the answer it may get (`Default`: what a refused head
+/// gets, no keep-alive).
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Asked {
     /// A `HEAD` request: the answer has no body, whatever its headers say.
     pub head: bool,
@@ -37,19 +39,6 @@ pub struct Asked {
     pub upgrade: bool,
     /// It accepts trailer fields (`TE: trailers`).
     pub trailers: bool,
-}
-
-impl Asked {
-    /// What a refused head gets: no keep-alive, nothing else.
-    pub fn refusal() -> Self {
-        Asked {
-            head: false,
-            http10: false,
-            keep_alive: false,
-            upgrade: false,
-            trailers: false,
-        }
-    }
 }
 
 /// What an answer's header section says about its framing, read in one pass over it (four
@@ -69,14 +58,11 @@ impl Fields {
         let mut fields = Fields::default();
         for (name, value) in headers {
             if *name == header::CONTENT_LENGTH {
-                fields.length = value.to_str().ok().and_then(|v| v.parse().ok());
+                fields.length = decimal(value.as_bytes());
             } else if *name == header::DATE {
                 fields.date = true;
             } else if *name == header::CONNECTION {
-                fields.close |= value
-                    .as_bytes()
-                    .split(|&b| b == b',')
-                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+                fields.close |= lists(value.as_bytes(), "close");
             } else if *name == header::TRANSFER_ENCODING {
                 fields.transfer_encoding = true;
             }

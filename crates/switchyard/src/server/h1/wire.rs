@@ -18,7 +18,7 @@ use tokio_util::io::poll_read_buf;
 
 use crate::body::{BoxError, ConnBody};
 use crate::server::idle::IdleIo;
-use crate::upstream::h1::body::take_data;
+use crate::upstream::h1::body::take_counted;
 use crate::upstream::h1::chunked::{Chunk, Decoder};
 
 /// Bytes read from the client at a time (and the read buffer's size while busy).
@@ -156,18 +156,14 @@ impl<I: IdleIo> State<I> {
         loop {
             match &mut self.body {
                 BodyState::Done | BodyState::Failed => return Poll::Ready(None),
-                BodyState::Length(left) if !self.read.is_empty() => {
-                    let take = usize::try_from(*left)
-                        .unwrap_or(usize::MAX)
-                        .min(self.read.len());
-                    *left -= take as u64;
-                    if *left == 0 {
-                        self.body = BodyState::Done;
+                BodyState::Length(left) => {
+                    if let Some(data) = take_counted(&mut self.read, left) {
+                        if *left == 0 {
+                            self.body = BodyState::Done;
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
-                    let data = take_data(&mut self.read, take);
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                BodyState::Length(_) => {}
                 BodyState::Chunked(decoder) => match decoder.decode(&mut self.read) {
                     Ok(Some(Chunk::Data(data))) => return Poll::Ready(Some(Ok(Frame::data(data)))),
                     Ok(Some(Chunk::Trailers(trailers))) => {

@@ -146,15 +146,10 @@ where
             match &mut self.state {
                 State::Done => return Poll::Ready(None),
                 State::Length(left) => {
-                    if !conn.read.is_empty() {
-                        let take = usize::try_from(*left)
-                            .unwrap_or(usize::MAX)
-                            .min(conn.read.len());
-                        *left -= take as u64;
+                    if let Some(data) = take_counted(&mut conn.read, left) {
                         if *left == 0 {
                             self.state = State::Done;
                         }
-                        let data = take_data(&mut conn.read, take);
                         return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
                 }
@@ -261,4 +256,15 @@ pub fn take_data(read: &mut BytesMut, n: usize) -> Bytes {
     } else {
         read.split_to(n).freeze()
     }
+}
+
+/// The next data of a body with `left` bytes still to come, from `read` (`None`: it holds
+/// none yet), `left` counted down.
+pub fn take_counted(read: &mut BytesMut, left: &mut u64) -> Option<Bytes> {
+    if read.is_empty() {
+        return None;
+    }
+    let take = usize::try_from(*left).unwrap_or(usize::MAX).min(read.len());
+    *left -= take as u64;
+    Some(take_data(read, take))
 }
