@@ -7,21 +7,16 @@
 //! with upgrades enabled; HTTP/2 with its limits and timers ([`super::http2`]), each stream
 //! one request, exactly as an HTTP/1.1 request is.
 
-use std::convert::Infallible;
-use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
-use hyper::server::conn::http2;
 use tokio::sync::watch;
 
-use super::http2::{StreamBody, Streams};
 use super::idle::IdleIo;
 use super::shutdown::stopped;
 use super::tls::TlsAcceptor;
 use super::{io, preface};
 use crate::config::{ConnLimits, ListenerConfig};
 use crate::metrics;
-use crate::proxy;
 use crate::proxy::context::{ConnInfo, Protocol};
 use crate::state::Shared;
 
@@ -29,9 +24,7 @@ use crate::state::Shared;
 #[derive(Clone, Debug)]
 pub struct HttpBuilder {
     http1: super::h1::Settings,
-    http2: http2::Builder<super::inline::InlineExec>,
-    /// Requests served on one connection before it is closed (`0`: no limit).
-    max_requests: u32,
+    http2: super::h2::Settings,
 }
 
 /// The HTTP settings of a listener's connections, with its `limits`' requests per connection
@@ -45,11 +38,12 @@ pub fn http_builder(settings: &ListenerConfig, limits: &ConnLimits) -> HttpBuild
         response_buffer: limits.response_buffer,
         max_requests: limits.max_requests_per_connection,
     };
-    HttpBuilder {
-        http1,
-        http2: super::http2::builder(settings, limits.response_buffer),
+    let http2 = super::h2::Settings {
+        max_header_list: settings.max_header_bytes,
+        response_buffer: limits.response_buffer,
         max_requests: limits.max_requests_per_connection,
-    }
+    };
+    HttpBuilder { http1, http2 }
 }
 
 /// Held by a connection's task for as long as it lives: the worker's count of connections to
@@ -162,68 +156,13 @@ pub async fn serve_http<I>(
     let client = conn.addr;
     let result = match protocol {
         Protocol::Http1 => super::h1::serve(&http.http1, shared, io, conn, shutdown).await,
+        // Boxed, as the TLS path is: an HTTP/1.1 connection's task does not carry the
+        // HTTP/2 connection's state.
         Protocol::Http2 => {
-            let streams = Arc::new(Streams::default());
-            let open = streams.clone();
-            let timeouts = (conn.read_timeout, conn.write_timeout);
-            // Shutdown, or the connection's last request: either sends GOAWAY.
-            let (goaway, drain) = watch::channel(false);
-            let goaway = Arc::new(goaway);
-            let goaway_on_shutdown = goaway.clone();
-            let served = AtomicU32::new(0);
-            let max_requests = http.max_requests;
-            // Owned: the streams' service outlives this call's borrows.
-            let (shared, conn) = (shared.clone(), conn.clone());
-            let service = hyper::service::service_fn(move |mut req| {
-                if is_last(&served, max_requests) {
-                    metrics::inc(&shared.metrics.local().connections_at_max_requests);
-                    let _ = goaway.send(true);
-                }
-                let stream = open.open();
-                super::http2::hold_for_tunnel(&open, &mut req);
-                let shared = shared.clone();
-                let conn = conn.clone();
-                async move {
-                    let resp = proxy::handle(&shared, &conn, req.map(Into::into)).await;
-                    let (mut parts, body) = resp.into_parts();
-                    // Connection-specific headers do not exist in HTTP/2 (RFC 9113 §8.2.2);
-                    // an answer that closes an HTTP/1.1 connection resets only its stream.
-                    parts.headers.remove(http::header::CONNECTION);
-                    let body = StreamBody::new(body, stream);
-                    Ok::<_, Infallible>(http::Response::from_parts(parts, body))
-                }
-            });
-            // Boxed, as the TLS path is: an HTTP/1.1 connection's task does not carry
-            // the HTTP/2 connection's state.
-            let serve = Box::pin(super::http2::serve(
-                &http.http2,
-                io,
-                service,
-                streams,
-                timeouts,
-                drain,
-            ));
-            let forward = async {
-                stopped(shutdown).await;
-                let _ = goaway_on_shutdown.send(true);
-                std::future::pending::<()>().await
-            };
-            tokio::select! {
-                result = serve => result,
-                () = forward => unreachable!("forwarding never ends"),
-            }
+            Box::pin(super::h2::serve(&http.http2, shared, io, conn, shutdown)).await
         }
     };
     if let Err(e) = result {
         tracing::debug!(client = %client, error = %e, "client connection ended with an error");
     }
-}
-
-/// Counts a request of a connection; true for its `max`-th (`0`: no limit), its last.
-fn is_last(served: &AtomicU32, max: u32) -> bool {
-    max != 0
-        && served
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            .wrapping_add(1)
-            == max
 }

@@ -21,6 +21,7 @@ pub mod idle;
 pub mod inline;
 pub mod io;
 pub mod listeners;
+pub mod out;
 pub mod preface;
 pub mod privileges;
 pub mod proxy_protocol;

@@ -20,7 +20,6 @@
 
 pub mod clock;
 pub mod head;
-mod out;
 mod respond;
 mod wait;
 pub mod wire;
@@ -110,7 +109,7 @@ async fn spell<I: IdleIo, S: Future<Output = ()>>(
     // gives their buffers back to the system (`crate::memory`).
     let _busy = BusySpell::new();
     // The write buffer, reused by the spell's answers.
-    let mut out = out::Out::default();
+    let mut out = super::out::Out::default();
     // The last answer's header map, emptied, for the next head.
     let mut spare = http::HeaderMap::new();
     loop {

@@ -20,10 +20,10 @@ use http::{Response, StatusCode};
 use http_body::Body;
 
 use super::head::{decimal, lists};
-use super::out::{chunk_size, Out};
 use super::wire::Wire;
 use crate::proxy::body::ResponseBody;
 use crate::server::idle::IdleIo;
+use crate::server::out::{chunk_size, Out};
 
 /// What the request said about the answer it may get (`Default`: what a refused head
 /// gets, no keep-alive).

@@ -21,13 +21,13 @@ pub struct Decoder {
     limit: usize,
 }
 
-/// A dynamic table entry: its octets (copied out of the block, so the table never holds a
-/// read buffer) and the field they make, if they make a well-formed one.
+/// A dynamic table entry: the field (its octets copied out of the block, so the table never
+/// holds a read buffer), or for a malformed one the name alone (a later field may use it),
+/// and its size.
 #[derive(Debug)]
 struct Entry {
-    name: Bytes,
-    value: Bytes,
-    field: Option<Field>,
+    field: Result<Field, Bytes>,
+    size: usize,
 }
 
 impl Decoder {
@@ -62,13 +62,13 @@ impl Decoder {
                 each(field, size);
             } else if b & 0x40 != 0 {
                 let (name, value) = self.literal(block, &mut at, 6)?;
-                let (raw, value) = (name.to_bytes(), Bytes::copy_from_slice(&value));
-                let size = table::size(raw.len(), value.len());
-                let field = field(name, value.clone());
+                let value = Bytes::copy_from_slice(&value);
+                let size = table::size(name.len(), value.len());
+                let kept = name.clone();
+                let field = field(name, value);
                 self.insert(Entry {
-                    name: raw,
-                    value,
-                    field: field.clone(),
+                    field: field.clone().ok_or_else(|| kept.to_bytes()),
+                    size,
                 });
                 each(field, size);
             } else if b & 0x20 != 0 {
@@ -105,8 +105,7 @@ impl Decoder {
             .checked_sub(STATIC.len() + 1)
             .and_then(|i| self.table.get(i))
             .ok_or(HpackError::Index(index))?;
-        let size = table::size(entry.name.len(), entry.value.len());
-        Ok((entry.field.clone(), size))
+        Ok((entry.field.as_ref().ok().cloned(), entry.size))
     }
 
     /// A literal field's name (indexed or literal, by an `n`-bit prefix) and value.
@@ -122,15 +121,15 @@ impl Decoder {
                 .and_then(|i| self.table.get(i))
                 .ok_or(HpackError::Index(index))?;
             match &entry.field {
-                Some(field) => Name::of(field),
-                None => Name::Raw(entry.name.clone()),
+                Ok(field) => Name::of(field),
+                Err(raw) => Name::Raw(raw.clone()),
             }
         };
         Ok((name, string(block, at)?))
     }
 
     fn insert(&mut self, entry: Entry) {
-        let size = table::size(entry.name.len(), entry.value.len());
+        let size = entry.size;
         if size > self.max {
             // Larger than the whole table: it empties the table (RFC 7541 section 4.4).
             self.table.clear();
@@ -148,12 +147,13 @@ impl Decoder {
             let Some(old) = self.table.pop_back() else {
                 break;
             };
-            self.size -= table::size(old.name.len(), old.value.len());
+            self.size -= old.size;
         }
     }
 }
 
 /// A literal's name: one a table entry already checked, or octets to check.
+#[derive(Clone)]
 enum Name {
     Pseudo(Pseudo),
     Header(HeaderName),

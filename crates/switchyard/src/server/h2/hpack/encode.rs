@@ -1,8 +1,9 @@
 //! Encoding the answers' header blocks.
 //!
 //! A field whose value repeats from answer to answer (`content-type`, `server`, `vary`...)
-//! goes into the dynamic table the first time and is one octet after that; a value that
-//! changes every time (`date`, `content-length`, validators) or that must not be kept
+//! goes into the dynamic table the first time and is one octet after that (`date` too: it
+//! changes once a second, and a busy connection sends it many times a second); a value that
+//! changes every time (`content-length`, validators) or that must not be kept
 //! (credentials, cookies, anything marked sensitive) is sent as a literal, named by the
 //! static table when it can be. Literals are Huffman-coded only when they enter the table,
 //! where the octets saved are saved again on every later hit.
@@ -58,6 +59,17 @@ impl Encoder {
             Some((smallest, _)) => (smallest.min(max), max),
             None => (max, max),
         });
+    }
+
+    /// Empties the table (an idle connection keeps none): the next block starts by telling
+    /// the client's decoder to empty its copy (a size update to 0, then back to the maximum).
+    pub fn forget(&mut self) {
+        if self.table.capacity() == 0 {
+            return;
+        }
+        self.table = VecDeque::new();
+        self.size = 0;
+        self.update = Some((0, self.max));
     }
 
     /// Starts a header block: sends any size update owed.
@@ -120,7 +132,12 @@ impl Encoder {
         }
         put_string(value.as_bytes(), index, dst);
         if index {
-            self.insert(Field::Header(name.clone(), value.clone()));
+            // Copied: the value may share a backend's read buffer, which the table would
+            // otherwise keep for the connection's life.
+            let mut kept =
+                HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+            kept.set_sensitive(false);
+            self.insert(Field::Header(name.clone(), kept));
         }
     }
 
@@ -158,8 +175,7 @@ impl Encoder {
 fn changes(name: &HeaderName) -> bool {
     matches!(
         *name,
-        header::DATE
-            | header::CONTENT_LENGTH
+        header::CONTENT_LENGTH
             | header::CONTENT_RANGE
             | header::ETAG
             | header::LAST_MODIFIED

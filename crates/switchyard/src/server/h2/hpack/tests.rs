@@ -204,6 +204,19 @@ fn the_encoder_indexes_what_repeats_and_its_blocks_decode() {
     );
     let got = decode(&mut decoder, &block.freeze()).expect("decodes");
     assert_eq!(got, ["x-custom: one"]);
+    // Forgotten while idle: both tables emptied by the next block, then filled again.
+    encoder.forget();
+    let mut block = BytesMut::new();
+    encoder.begin(&mut block);
+    assert_eq!(&block[..], [0x20, 0x3f, 0x45]);
+    encoder.header(
+        &HeaderName::from_static("x-custom"),
+        &HeaderValue::from_static("one"),
+        &mut block,
+    );
+    let got = decode(&mut decoder, &block.freeze()).expect("decodes");
+    assert_eq!(got, ["x-custom: one"]);
+    assert_eq!(decoder.table_size(), 8 + 3 + 32);
 }
 
 #[test]

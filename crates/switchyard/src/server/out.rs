@@ -1,6 +1,7 @@
-//! The bytes of an answer on their way to the client, in order: a long data chunk queued as
-//! it came (never copied), the small pieces between chunks (the head, chunk-size lines,
-//! short chunks) copied together, all written with one `writev` when there are several.
+//! The bytes on their way to a client, in order: a long data chunk queued as it came (never
+//! copied), the small pieces between chunks (an HTTP/1.1 head and chunk-size lines, HTTP/2
+//! frame heads and control frames, short chunks) copied together, all written with one
+//! `writev` when there are several.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -59,6 +60,28 @@ impl Out {
         self.copy(b"\r\n");
     }
 
+    /// Writes into the copied pieces with `put` (HTTP/2 frames).
+    pub fn put(&mut self, put: impl FnOnce(&mut BytesMut)) {
+        let before = self.tail.len();
+        put(&mut self.tail);
+        self.queued += self.tail.len() - before;
+    }
+
+    /// Nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.queued == 0
+    }
+
+    /// Frees the buffer of copied pieces when nothing is queued (an idle connection holds
+    /// none).
+    pub fn release(&mut self) {
+        if self.queued == 0 {
+            self.tail = BytesMut::new();
+            self.queue = VecDeque::new();
+        }
+    }
+
+    /// One field line of an HTTP/1.1 head.
     pub fn field(&mut self, name: &[u8], value: &[u8]) {
         self.copy(name);
         self.copy(b": ");
@@ -66,11 +89,13 @@ impl Out {
         self.copy(b"\r\n");
     }
 
+    /// Copies `bytes` in.
     pub fn copy(&mut self, bytes: &[u8]) {
         self.tail.extend_from_slice(bytes);
         self.queued += bytes.len();
     }
 
+    /// Queues `data` (copied when short).
     pub fn data(&mut self, data: Bytes) {
         if data.len() <= COPY_AT_MOST {
             self.copy(&data);
