@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::clock::{nanos, IdleTimer};
@@ -29,10 +28,9 @@ pub enum ClientBody {
     /// No body at all (a request without `Content-Length` or `Transfer-Encoding`, or
     /// `Content-Length: 0`).
     Empty,
-    /// hyper's (an HTTP/2 stream).
-    Hyper(Incoming),
-    /// Read from the connection itself by switchyard's HTTP/1.1 server when polled
-    /// (`server::h1`): the `seq`-th request's body of the connection `conn`.
+    /// Read from the connection itself by switchyard's server when polled: the `seq`-th
+    /// request's body of the HTTP/1.1 connection `conn` (`server::h1`), or the body of stream
+    /// `seq` of the HTTP/2 connection `conn` (`server::h2`).
     Conn {
         /// The connection.
         conn: Arc<dyn ConnBody>,
@@ -41,8 +39,9 @@ pub enum ClientBody {
     },
 }
 
-/// A connection that reads its requests' bodies when they are polled: its `seq`-th request's,
-/// and only that one (a body kept past its request reads nothing of the next).
+/// A connection that reads its requests' bodies when they are polled: its `seq`-th request's
+/// (HTTP/1.1; a body kept past its request reads nothing of the next) or stream `seq`'s
+/// (HTTP/2).
 pub trait ConnBody: Send + Sync + std::fmt::Debug {
     /// The next frame of request `seq`'s body.
     fn poll_frame(
@@ -56,12 +55,6 @@ pub trait ConnBody: Send + Sync + std::fmt::Debug {
     fn size_hint(&self, seq: u32) -> SizeHint;
 }
 
-impl From<Incoming> for ClientBody {
-    fn from(body: Incoming) -> Self {
-        ClientBody::Hyper(body)
-    }
-}
-
 impl Body for ClientBody {
     type Data = Bytes;
     type Error = BoxError;
@@ -72,7 +65,6 @@ impl Body for ClientBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             ClientBody::Empty => Poll::Ready(None),
-            ClientBody::Hyper(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
             ClientBody::Conn { conn, seq } => conn.poll_frame(*seq, cx),
         }
     }
@@ -80,7 +72,6 @@ impl Body for ClientBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ClientBody::Empty => true,
-            ClientBody::Hyper(body) => body.is_end_stream(),
             ClientBody::Conn { conn, seq } => conn.is_end_stream(*seq),
         }
     }
@@ -88,7 +79,6 @@ impl Body for ClientBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ClientBody::Empty => SizeHint::with_exact(0),
-            ClientBody::Hyper(body) => body.size_hint(),
             ClientBody::Conn { conn, seq } => conn.size_hint(*seq),
         }
     }

@@ -9,15 +9,14 @@
 //! both sides have closed, or no byte moved either way for `[websocket] idle_timeout`. Any
 //! other answer (a `400`, a `403`) is relayed as a normal response, and the place given back.
 //!
-//! The tunnel works on switched IOs, whatever carries the client connection: the socket
-//! itself (plain TCP or TLS) that the HTTP/1.1 server hands over once the `101` is written
-//! ([`ClientUpgrade`]), or an HTTP/2 stream ([`hyper::upgrade::Upgraded`]). A WebSocket on an HTTP/2 stream (RFC
-//! 8441's extended CONNECT, which [`super::rewrite`] made an HTTP/1.1 upgrade for the backend)
-//! goes the same way: the backend's `101` becomes the client's `200`
-//! (`rewrite_h2_opened_response`: the backend's `Sec-WebSocket-Protocol` and `-Extensions`
-//! relayed, its `Sec-WebSocket-Accept` not), and the stream, which hyper hands over as an
-//! `Upgraded` once the `200` is sent, is the client side of the tunnel. Such a stream keeps
-//! its place among its connection's open streams while the tunnel lives ([`StreamHold`]). A
+//! The tunnel works on switched IOs, whatever carries the client connection, handed over by
+//! the server through [`ClientUpgrade`] once the answer is written: the socket itself (plain
+//! TCP or TLS) after a `101` on HTTP/1.1, or the HTTP/2 stream (`server::h2`'s `StreamIo`). A
+//! WebSocket on an HTTP/2 stream (RFC 8441's extended CONNECT, which [`super::rewrite`] made
+//! an HTTP/1.1 upgrade for the backend) goes the same way: the backend's `101` becomes the
+//! client's `200` (`rewrite_h2_opened_response`: the backend's `Sec-WebSocket-Protocol` and
+//! `-Extensions` relayed, its `Sec-WebSocket-Accept` not), and the stream is the client side
+//! of the tunnel; it stays among its connection's open streams while the tunnel holds it. A
 //! backend that answers such an upgrade with a `2xx` other than `101` has not switched: the
 //! client would take that `2xx` for an open tunnel, so it gets `502` instead
 //! ([`upstream::Error::NotSwitched`]); any other answer is relayed.
@@ -28,7 +27,6 @@
 //! graceful shutdown waits for it (the drain waits for `tunnels_open` to reach zero) and
 //! cuts it at the drain deadline, when the worker's runtime is dropped.
 
-use std::any::Any;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -38,7 +36,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{request, Response, Version};
-use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
@@ -68,9 +65,9 @@ pub enum Opened {
     Declined(Response<UpstreamBody>),
 }
 
-/// The client's side of an upgrade, as switchyard's HTTP/1.1 server offers it (in a
-/// request's extensions): the connection once the `101` is sent, with whatever the client
-/// had sent after its request put back in front.
+/// The client's side of an upgrade, as switchyard's servers offer it (in a request's
+/// extensions): the HTTP/1.1 connection once the `101` is sent, with whatever the client had
+/// sent after its request put back in front, or the HTTP/2 stream once its `200` is.
 #[derive(Clone)]
 pub struct ClientUpgrade(Arc<std::sync::Mutex<Option<Switching>>>);
 
@@ -90,27 +87,14 @@ impl ClientUpgrade {
     }
 }
 
-/// Where the client's side of a tunnel comes from.
-enum ClientSide {
-    /// switchyard's HTTP/1.1 server.
-    Own(ClientUpgrade),
-    /// hyper's HTTP/2 stream.
-    Hyper(OnUpgrade),
-}
-
-impl ClientSide {
+impl ClientUpgrade {
     /// The switched connection, once the `101` (or the HTTP/2 `200`) is sent.
     async fn switched(self) -> Result<Box<dyn Io>, BoxError> {
-        match self {
-            ClientSide::Own(own) => {
-                let taken = own.0.lock().ok().and_then(|mut slot| slot.take());
-                let receiver = taken.ok_or("the upgrade was already taken")?;
-                Ok(receiver
-                    .await
-                    .map_err(|_| "the connection closed before switching")?)
-            }
-            ClientSide::Hyper(on) => Ok(Box::new(TokioIo::new(on.await?))),
-        }
+        let taken = self.0.lock().ok().and_then(|mut slot| slot.take());
+        let receiver = taken.ok_or("the upgrade was already taken")?;
+        Ok(receiver
+            .await
+            .map_err(|_| "the connection closed before switching")?)
     }
 }
 
@@ -124,19 +108,14 @@ pub async fn open(
     settings: &WebSocketConfig,
     client: SocketAddr,
 ) -> Result<Opened, ProxyError> {
-    // The HTTP/1.1 server offers the upgrade on every request that asks for one, hyper on an
-    // HTTP/2 extended CONNECT.
-    let client_side = match parts.extensions.remove::<ClientUpgrade>() {
-        Some(own) => ClientSide::Own(own),
-        None => parts
-            .extensions
-            .remove::<OnUpgrade>()
-            .map(ClientSide::Hyper)
-            .ok_or(ProxyError::BadRequest("this connection cannot be upgraded"))?,
-    };
-    // A WebSocket on an HTTP/2 stream: answered `200`, its stream held open.
+    // The HTTP/1.1 server offers the upgrade on every request that asks for one, the HTTP/2
+    // server on an extended CONNECT.
+    let client_side = parts
+        .extensions
+        .remove::<ClientUpgrade>()
+        .ok_or(ProxyError::BadRequest("this connection cannot be upgraded"))?;
+    // A WebSocket on an HTTP/2 stream: answered `200`.
     let h2 = parts.version == Version::HTTP_2;
-    let stream = parts.extensions.remove::<StreamHold>();
     let tunnels = ex.metrics.tunnels();
     let slot = tunnels
         .try_reserve(u64::from(settings.max_tunnels))
@@ -161,7 +140,6 @@ pub async fn open(
         backend: backend_side,
         idle_timeout: settings.idle_timeout,
         slot,
-        stream,
     };
     tokio::spawn(tunnel.run(client_side));
     Ok(Opened::Tunnel(Response::from_parts(
@@ -182,36 +160,6 @@ pub struct Tunnel {
     pub idle_timeout: Duration,
     /// Its place among the open tunnels.
     pub slot: TunnelSlot,
-    /// For a WebSocket on an HTTP/2 stream, the stream's place among its connection's open
-    /// streams.
-    pub stream: Option<StreamHold>,
-}
-
-/// Something the server keeps for as long as a tunnel on an HTTP/2 stream lives (the stream's
-/// place among its connection's open streams, so the connection's idle timer leaves it
-/// alone), given back when the last clone is dropped. The server puts it in the extended
-/// CONNECT request's extensions; [`open`] takes it for the tunnel.
-#[derive(Clone)]
-pub struct StreamHold {
-    /// Only ever dropped.
-    _held: Arc<dyn Any + Send + Sync>,
-}
-
-// === impl StreamHold ===
-
-impl StreamHold {
-    /// Holds `held` until the tunnel (or the request, if no tunnel opens) ends.
-    pub fn new<T: Any + Send + Sync>(held: T) -> Self {
-        StreamHold {
-            _held: Arc::new(held),
-        }
-    }
-}
-
-impl std::fmt::Debug for StreamHold {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StreamHold")
-    }
 }
 
 // === impl Tunnel ===
@@ -219,7 +167,7 @@ impl std::fmt::Debug for StreamHold {
 impl Tunnel {
     /// Waits for both switched connections (`client`, the client's, once its `101` is sent),
     /// then copies bytes between them until the tunnel ends.
-    async fn run(mut self, client: ClientSide) {
+    async fn run(mut self, client: ClientUpgrade) {
         let (client, backend) = tokio::join!(client.switched(), self.backend.connection());
         let (client, backend) = match (client, backend) {
             (Ok(client), Ok(backend)) => (client, backend),

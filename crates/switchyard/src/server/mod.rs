@@ -16,9 +16,7 @@
 pub mod conn;
 pub mod h1;
 pub mod h2;
-pub mod http2;
 pub mod idle;
-pub mod inline;
 pub mod io;
 pub mod listeners;
 pub mod out;

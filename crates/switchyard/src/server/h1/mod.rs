@@ -8,7 +8,7 @@
 //! request body's channel, an upgrade slot per request, the head encoded piece by piece) and
 //! holds its read and write buffers for as long as a connection lives: an idle connection
 //! here holds no buffer at all. Its rules are hyper's where a test pins them: `400` for a
-//! malformed head, `431` for one over the limit, `505` for a version other than 1.x, the
+//! malformed head or a version other than 1.x, `431` for one over the limit, the
 //! connection closed after any of them; pipelined requests answered in order; `100 Continue`
 //! sent when the body is first read; `Connection: close` honoured both ways; an upgrade
 //! (`101`) hands the socket, with any bytes read past the request, to the tunnel.

@@ -45,6 +45,8 @@ pub struct Conn<'a, I> {
     pub(super) read: BytesMut,
     /// The last read filled the buffer: the client sends more than small requests.
     read_full: bool,
+    /// The last write waited for the socket (which wakes the task when it can take more).
+    write_blocked: bool,
     pub(super) core: Arc<Core>,
     pub(super) decoder: Decoder,
     /// The streams being handled (none while idle).
@@ -110,6 +112,7 @@ impl<'a, I: IdleIo> Conn<'a, I> {
             io,
             read: BytesMut::from(first),
             read_full: false,
+            write_blocked: false,
             core,
             decoder: Decoder::new(4096),
             tasks: None,
@@ -173,6 +176,9 @@ impl<'a, I: IdleIo> Conn<'a, I> {
         state.polling = false;
         if result.is_ready() {
             state.end();
+        } else if !state.out.is_empty() && !self.write_blocked {
+            // Queued from another thread (a tunnel's task) after the write above.
+            cx.waker().wake_by_ref();
         } else if state.streams.is_empty() && state.out.is_empty() && self.read.is_empty() {
             // Idle: no buffer held.
             state.out.release();
@@ -209,6 +215,7 @@ impl<'a, I: IdleIo> Conn<'a, I> {
             while let Poll::Ready(Some(())) = tasks.poll_next_unpin(cx) {}
         }
         // Frames out.
+        self.write_blocked = false;
         loop {
             let mut state = self.core.lock();
             if state.out.is_empty() {
@@ -225,7 +232,10 @@ impl<'a, I: IdleIo> Conn<'a, I> {
                     }
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.to_string())),
-                Poll::Pending => break,
+                Poll::Pending => {
+                    self.write_blocked = true;
+                    break;
+                }
             }
         }
         let flushed = self.core.lock().out.is_empty();

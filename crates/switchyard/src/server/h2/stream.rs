@@ -9,7 +9,7 @@ use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use http::{header, HeaderMap, Request, Response, StatusCode};
 use http_body::Body;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -195,13 +195,17 @@ fn send_head(
         peer_max_frame,
         ..
     } = &mut *state;
-    let mut block = BytesMut::new();
-    encoder.begin(&mut block);
-    encoder.status(status, &mut block);
-    for (name, value) in headers {
-        encoder.header(name, value, &mut block);
-    }
-    out.put(|dst| frame::put_headers(stream.id, &block, end, *peer_max_frame, dst));
+    let max = *peer_max_frame;
+    out.put(|dst| {
+        dst.reserve(frame::HEAD_LEN + 16 + headers.len() * 40);
+        frame::put_headers_with(stream.id, end, max, dst, |block| {
+            encoder.begin(block);
+            encoder.status(status, block);
+            for (name, value) in headers {
+                encoder.header(name, value, block);
+            }
+        });
+    });
     state.queued();
     Ok(())
 }
@@ -216,12 +220,15 @@ fn send_trailers(stream: &StreamRef, trailers: &HeaderMap) -> Result<(), Gone> {
         peer_max_frame,
         ..
     } = &mut *state;
-    let mut block = BytesMut::new();
-    encoder.begin(&mut block);
-    for (name, value) in trailers {
-        encoder.header(name, value, &mut block);
-    }
-    out.put(|dst| frame::put_headers(stream.id, &block, true, *peer_max_frame, dst));
+    let max = *peer_max_frame;
+    out.put(|dst| {
+        frame::put_headers_with(stream.id, true, max, dst, |block| {
+            encoder.begin(block);
+            for (name, value) in trailers {
+                encoder.header(name, value, block);
+            }
+        });
+    });
     state.queued();
     Ok(())
 }
