@@ -157,7 +157,7 @@ async fn resets_after_each_stream_was_accepted_are_cut_off_too() {
     );
     assert!(seen.closed);
     assert!(sent < 1000, "every stream was taken");
-    let limit = switchyard::server::http2::MAX_PREMATURE_RESETS;
+    let limit = switchyard::server::h2::MAX_PREMATURE_RESETS;
     assert!(
         server.requests() <= 2 * limit,
         "{} reached the backend",
@@ -262,7 +262,7 @@ async fn streams_past_the_limit_are_refused() {
     println!(
         "{opened} streams opened at once (limit {}): {refused} refused, GOAWAY {goaway:?}; \
          {at_backend} requests at the backend in all; normal clients' slowest answer {slowest:?}",
-        switchyard::server::http2::MAX_CONCURRENT_STREAMS
+        switchyard::server::h2::MAX_CONCURRENT_STREAMS
     );
     assert!(refused >= 100 || goaway.is_some(), "{seen:?}");
     assert!(slowest < BOUND, "{slowest:?}");

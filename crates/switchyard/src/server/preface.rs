@@ -2,11 +2,10 @@
 //! knowledge starts with the connection preface (RFC 9113 §3.4), anything else is HTTP/1.
 //! The bytes read to tell are handed back in front of the stream ([`Rewind`]).
 //!
-//! Done here rather than by hyper-util's `auto` builder, which does the same, for two
-//! reasons: its preface read has no deadline (a client that sends `PRI` and then nothing
-//! would hold the connection forever), and it does not say which protocol it chose, which
-//! the request path needs (`Transport.protocol`) and HTTP/2 serving needs (its own timers,
-//! `server::http2`).
+//! A deadline on the preface read (a client that sends `PRI` and then nothing would
+//! otherwise hold the connection forever), and the protocol chosen, which the request path
+//! needs (`Transport.protocol`) and which says which of switchyard's servers takes the
+//! connection (`server::h1`, `server::h2`).
 
 use std::io;
 use std::pin::Pin;
