@@ -568,9 +568,9 @@ async fn a_header_list_over_the_limit_gets_431() {
 async fn the_101st_concurrent_stream_is_refused() {
     let (_server, proxy) = proxy().await;
     let mut h2 = H2::open(proxy.addr, &[]).await;
-    // 101 requests the backend holds for 3 s, in one write: none can end before the last.
+    // 101 requests the backend holds for 1.5 s, in one write: none can end before the last.
     let bytes: Vec<u8> = (0..101u32)
-        .flat_map(|i| get(2 * i + 1, "/delay/3000"))
+        .flat_map(|i| get(2 * i + 1, "/delay/1500"))
         .collect();
     h2.send(&bytes).await;
     let frames = h2.until("a RST_STREAM", |f| f.kind == RST_STREAM).await;

@@ -59,7 +59,7 @@ pub struct Conn<'a, I> {
     pub(super) preface: bool,
     /// GOAWAY sent: no new stream is taken, the connection ends once its streams have.
     pub(super) draining: bool,
-    /// The client sent GOAWAY, or closed its side.
+    /// The client sent GOAWAY: the streams it opened finish, then the connection ends.
     pub(super) client_gone: bool,
     /// A connection error: GOAWAY is queued, the connection ends once it is written.
     pub(super) failed: Option<String>,
@@ -204,7 +204,9 @@ impl<'a, I: IdleIo> Conn<'a, I> {
             && self.core.lock().out.queued < READ_WHILE_OUT_BELOW
         {
             match self.poll_read(cx) {
-                Poll::Ready(Ok(0)) => self.client_gone = true,
+                // The client closed the connection: its streams' answers have nowhere to
+                // go, and their handling is dropped with the connection.
+                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())),
                 Poll::Ready(Ok(_)) => self.frames(),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.to_string())),
                 Poll::Pending => break,

@@ -163,6 +163,12 @@ impl<I: IdleIo> Conn<'_, I> {
         else {
             // A stream closed or reset already: its data is the connection's again.
             state.grant_conn(flow);
+            let half_closed = state.stream(id).is_some_and(|s| s.reset.is_none());
+            drop(state);
+            if half_closed {
+                // The client ended its side already (RFC 9113 section 5.1).
+                self.stream_error(id, Reason::STREAM_CLOSED);
+            }
             return;
         };
         s.recv_window -= i64::from(flow);
