@@ -14,36 +14,21 @@ use tokio::sync::watch;
 use super::idle::IdleIo;
 use super::shutdown::stopped;
 use super::tls::TlsAcceptor;
+use super::HttpSettings;
 use super::{io, preface};
 use crate::config::{ConnLimits, ListenerConfig};
 use crate::metrics;
 use crate::proxy::context::{ConnInfo, Protocol};
 use crate::state::Shared;
 
-/// The HTTP settings of a listener's connections, both versions.
-#[derive(Clone, Debug)]
-pub struct HttpBuilder {
-    http1: super::h1::Settings,
-    http2: super::h2::Settings,
-}
-
 /// The HTTP settings of a listener's connections, with its `limits`' requests per connection
 /// and response buffer.
-pub fn http_builder(settings: &ListenerConfig, limits: &ConnLimits) -> HttpBuilder {
-    let http1 = super::h1::Settings {
-        // Larger heads get 431.
+pub fn http_settings(settings: &ListenerConfig, limits: &ConnLimits) -> HttpSettings {
+    HttpSettings {
         max_head: settings.max_header_bytes,
-        // Answer bytes queued for a client that does not read, before the body's next chunk
-        // waits.
         response_buffer: limits.response_buffer,
         max_requests: limits.max_requests_per_connection,
-    };
-    let http2 = super::h2::Settings {
-        max_header_list: settings.max_header_bytes,
-        response_buffer: limits.response_buffer,
-        max_requests: limits.max_requests_per_connection,
-    };
-    HttpBuilder { http1, http2 }
+    }
 }
 
 /// Held by a connection's task for as long as it lives: the worker's count of connections to
@@ -60,7 +45,7 @@ pub type Alive = (watch::Receiver<()>, crate::memory::OpenConnection);
 /// everything is owned here once and lent below (references, not copies, at each level).
 #[allow(clippy::manual_async_fn)] // on purpose: see the block's comment
 pub fn serve_connection(
-    http: HttpBuilder,
+    http: HttpSettings,
     shared: Arc<Shared>,
     stream: tokio::net::TcpStream,
     mut conn: ConnInfo,
@@ -96,7 +81,7 @@ pub fn serve_connection(
 /// The TLS handshake on `io` (within the read timeout; it settles `conn.transport`), then
 /// HTTP on the TLS stream.
 async fn serve_tls(
-    http: &HttpBuilder,
+    http: &HttpSettings,
     shared: &Arc<Shared>,
     io: io::ClientIo,
     conn: &mut ConnInfo,
@@ -131,7 +116,7 @@ async fn serve_tls(
 /// HTTP/1.1 from HTTP/2 by the first bytes the client sends; it has the read timeout to send
 /// them.
 pub async fn serve_http<I>(
-    http: &HttpBuilder,
+    http: &HttpSettings,
     shared: &Arc<Shared>,
     io: I,
     conn: &mut ConnInfo,
@@ -155,12 +140,10 @@ pub async fn serve_http<I>(
     let conn: &ConnInfo = conn;
     let client = conn.addr;
     let result = match protocol {
-        Protocol::Http1 => super::h1::serve(&http.http1, shared, io, conn, shutdown).await,
+        Protocol::Http1 => super::h1::serve(http, shared, io, conn, shutdown).await,
         // Boxed, as the TLS path is: an HTTP/1.1 connection's task does not carry the
         // HTTP/2 connection's state.
-        Protocol::Http2 => {
-            Box::pin(super::h2::serve(&http.http2, shared, io, conn, shutdown)).await
-        }
+        Protocol::Http2 => Box::pin(super::h2::serve(http, shared, io, conn, shutdown)).await,
     };
     if let Err(e) = result {
         tracing::debug!(client = %client, error = %e, "client connection ended with an error");

@@ -40,6 +40,20 @@ use crate::upstream::health;
 use listeners::ListenerSet;
 use worker::Worker;
 
+/// A listener's HTTP settings, for both versions' servers.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpSettings {
+    /// Largest request head (HTTP/1.1, and its trailer section) or decoded header list
+    /// (HTTP/2): larger ones get 431.
+    pub max_head: usize,
+    /// Most answer bytes queued for a client that does not read, before the body's next
+    /// chunk waits.
+    pub response_buffer: usize,
+    /// Requests served on one connection before it is closed (HTTP/1.1) or shut down with
+    /// GOAWAY (HTTP/2); `0`: no limit.
+    pub max_requests: u32,
+}
+
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

@@ -138,7 +138,7 @@ async fn accept_loop(
             return;
         }
     };
-    let http = conn::http_builder(&entry.settings, &entry.limits);
+    let http = conn::http_settings(&entry.settings, &entry.limits);
     let mut global_stop = shutdown.clone();
     loop {
         let accepted = tokio::select! {
@@ -154,12 +154,7 @@ async fn accept_loop(
                     crate::memory::OpenConnection::new(),
                 );
                 if entry.settings.proxy_protocol && from_trusted_proxy(&shared, addr) {
-                    let task = (
-                        entry.clone(),
-                        http.clone(),
-                        shared.clone(),
-                        shutdown.clone(),
-                    );
+                    let task = (entry.clone(), http, shared.clone(), shutdown.clone());
                     let (entry, http, shared, shutdown) = task;
                     tokio::spawn(serve_proxied(
                         entry, http, shared, stream, addr, shutdown, guard,
@@ -171,12 +166,8 @@ async fn accept_loop(
                     drop(stream);
                     continue;
                 };
-                let (http, shared, tls, shutdown) = (
-                    http.clone(),
-                    shared.clone(),
-                    entry.tls.clone(),
-                    shutdown.clone(),
-                );
+                let (http, shared, tls, shutdown) =
+                    (http, shared.clone(), entry.tls.clone(), shutdown.clone());
                 // The connection's future is the task itself: wrapped in an `async` block it
                 // would be stored twice (once as captured, once being awaited), and every idle
                 // connection pays its task.
@@ -224,7 +215,7 @@ fn from_trusted_proxy(shared: &Shared, peer: std::net::SocketAddr) -> bool {
 /// a connection without a valid header is closed.
 async fn serve_proxied(
     entry: ListenerEntry,
-    http: conn::HttpBuilder,
+    http: super::HttpSettings,
     shared: Arc<Shared>,
     mut stream: tokio::net::TcpStream,
     peer: std::net::SocketAddr,

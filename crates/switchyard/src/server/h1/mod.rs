@@ -49,16 +49,7 @@ use respond::{After, Asked};
 use wait::{Next, Waiting};
 use wire::{BodyKind, Wire};
 
-/// A listener's HTTP/1.1 settings.
-#[derive(Clone, Copy, Debug)]
-pub struct Settings {
-    /// Largest request head (and trailer section).
-    pub max_head: usize,
-    /// Most answer bytes queued for a client that does not read.
-    pub response_buffer: usize,
-    /// Requests served on one connection before it is closed (`0`: no limit).
-    pub max_requests: u32,
-}
+pub use super::HttpSettings as Settings;
 
 /// How a busy spell ended.
 enum Ended {

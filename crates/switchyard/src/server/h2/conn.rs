@@ -90,9 +90,7 @@ impl<'a, I: IdleIo> Conn<'a, I> {
             let mut state = core.lock();
             let ours = Sent {
                 max_concurrent_streams: Some(MAX_CONCURRENT_STREAMS),
-                max_header_list_size: Some(
-                    u32::try_from(settings.max_header_list).unwrap_or(u32::MAX),
-                ),
+                max_header_list_size: Some(u32::try_from(settings.max_head).unwrap_or(u32::MAX)),
                 enable_connect_protocol: Some(true),
                 ..Sent::default()
             };

@@ -103,7 +103,7 @@ impl<I: IdleIo> Conn<'_, I> {
                 partial.block.extend_from_slice(&fragment);
                 partial.frames += 1;
                 if partial.frames > MAX_CONTINUATIONS
-                    || partial.block.len() > 4 * self.settings.max_header_list
+                    || partial.block.len() > 4 * self.settings.max_head
                 {
                     return self.fail(Reason::ENHANCE_YOUR_CALM, "header block too long");
                 }
@@ -193,7 +193,7 @@ impl<I: IdleIo> Conn<'_, I> {
     }
 
     fn headers(&mut self, id: u32, block: Bytes, end_stream: bool) {
-        let limit = self.settings.max_header_list;
+        let limit = self.settings.max_head;
         let mut fields = Fields::default();
         let decoded = self
             .decoder

@@ -63,16 +63,7 @@ pub const MAX_ERROR_RESETS: usize = 256;
 /// its streams) before its connection is closed.
 pub const MAX_PREMATURE_RESETS: u64 = 100;
 
-/// A listener's HTTP/2 settings.
-#[derive(Clone, Copy, Debug)]
-pub struct Settings {
-    /// Largest decoded header list.
-    pub max_header_list: usize,
-    /// Most answer bytes queued for a client that does not read.
-    pub response_buffer: usize,
-    /// Streams served on one connection before it is shut down (`0`: no limit).
-    pub max_requests: u32,
-}
+pub use super::HttpSettings as Settings;
 
 /// How often a connection's timers are checked: a quarter of the shorter timeout.
 pub fn tick(read_timeout: Duration, write_timeout: Duration) -> Duration {

@@ -121,7 +121,7 @@ async fn respond(
     let no_body = head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     let tunnel = switch.filter(|_| status.is_success());
     let end = tunnel.is_none() && (no_body || body.is_end_stream());
-    send_head(&stream, status, &parts.headers, end)?;
+    send_head(&stream, Some(status), &parts.headers, end)?;
     if let Some(switch) = tunnel {
         let io = StreamIo {
             stream,
@@ -150,6 +150,9 @@ async fn respond(
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => {
                     let end = body.is_end_stream();
+                    if data.is_empty() && !end {
+                        continue;
+                    }
                     send_data(&stream, data, end).await?;
                     if end {
                         return Ok(());
@@ -157,7 +160,7 @@ async fn respond(
                 }
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {
-                        return send_trailers(&stream, &trailers);
+                        return send_head(&stream, None, &trailers, true);
                     }
                 }
             },
@@ -178,10 +181,10 @@ fn reset_reason(e: &(dyn std::error::Error + 'static)) -> Reason {
     Reason::INTERNAL_ERROR
 }
 
-/// The answer's HEADERS.
+/// The answer's HEADERS (`status`), or its trailers (`None`: HEADERS that end the stream).
 fn send_head(
     stream: &StreamRef,
-    status: StatusCode,
+    status: Option<StatusCode>,
     headers: &HeaderMap,
     end: bool,
 ) -> Result<(), Gone> {
@@ -200,31 +203,10 @@ fn send_head(
         dst.reserve(frame::HEAD_LEN + 16 + headers.len() * 40);
         frame::put_headers_with(stream.id, end, max, dst, |block| {
             encoder.begin(block);
-            encoder.status(status, block);
-            for (name, value) in headers {
-                encoder.header(name, value, block);
+            if let Some(status) = status {
+                encoder.status(status, block);
             }
-        });
-    });
-    state.queued();
-    Ok(())
-}
-
-/// Trailers: HEADERS that end the stream.
-fn send_trailers(stream: &StreamRef, trailers: &HeaderMap) -> Result<(), Gone> {
-    let mut state = stream.core.lock();
-    open(&mut state, stream.id)?.send_ended = true;
-    let State {
-        encoder,
-        out,
-        peer_max_frame,
-        ..
-    } = &mut *state;
-    let max = *peer_max_frame;
-    out.put(|dst| {
-        frame::put_headers_with(stream.id, true, max, dst, |block| {
-            encoder.begin(block);
-            for (name, value) in trailers {
+            for (name, value) in headers {
                 encoder.header(name, value, block);
             }
         });
