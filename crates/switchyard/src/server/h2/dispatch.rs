@@ -22,6 +22,9 @@ use crate::server::idle::IdleIo;
 
 /// Most CONTINUATION frames one header block may take (a flood of empty ones is an attack).
 const MAX_CONTINUATIONS: usize = 32;
+/// A decoded header list this many times the limit ends the connection (a `431` answers one
+/// merely over it).
+const BOMB: usize = 16;
 
 /// A header block whose HEADERS came and whose END_HEADERS has not.
 #[derive(Debug)]
@@ -200,6 +203,11 @@ impl<I: IdleIo> Conn<'_, I> {
             .decode(&block, |field, size| fields.push(field, size, limit));
         if let Err(e) = decoded {
             return self.fail(Reason::COMPRESSION_ERROR, e.to_string());
+        }
+        if fields.size > BOMB * limit {
+            // Table references that expand a small block into a huge list (an HPACK bomb):
+            // decoding it cost us, the connection ends.
+            return self.fail(Reason::ENHANCE_YOUR_CALM, "header list far over the limit");
         }
         if id <= self.last_stream {
             return self.trailers(id, fields, end_stream);

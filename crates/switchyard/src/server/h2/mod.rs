@@ -14,8 +14,9 @@
 //! Limits (each a known attack):
 //! - at most [`MAX_CONCURRENT_STREAMS`] streams open at once (more are refused);
 //! - a decoded header list at most `max_header_bytes` long (the HTTP/1.1 head limit): a
-//!   larger one gets `431`; a block over four times that, or in more than 32 CONTINUATION
-//!   frames, ends the connection (`ENHANCE_YOUR_CALM`);
+//!   larger one gets `431`; a block over four times that, in more than 32 CONTINUATION
+//!   frames, or decoding to a list sixteen times that (table references expanding a small
+//!   block: an HPACK bomb), ends the connection (`ENHANCE_YOUR_CALM`);
 //! - streams the client resets before their answer began (rapid reset, CVE-2023-44487):
 //!   past [`MAX_PREMATURE_RESETS`], when they are at least half of the connection's
 //!   streams, the connection is closed (Envoy's rule); streams it makes us reset for
