@@ -25,7 +25,7 @@ pub fn version() -> String {
         "switchyard {}\n\
          target:   {}-{} ({profile} build)\n\
          tls:      rustls with the ring crypto provider (TLS 1.3 and 1.2)\n\
-         http:     own HTTP/1.1 codec (httparse), hyper 1 for HTTP/2\n\
+         http:     own HTTP/1.1 (httparse) and HTTP/2 (own HPACK) servers; hyper 1 for HTTP/2 backends\n\
          license:  {}\n",
         env!("CARGO_PKG_VERSION"),
         std::env::consts::ARCH,
