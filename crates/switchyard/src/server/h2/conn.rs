@@ -238,13 +238,15 @@ impl<'a, I: IdleIo> Conn<'a, I> {
                 }
             }
         }
-        let flushed = self.core.lock().out.is_empty();
+        let (flushed, open) = {
+            let state = self.core.lock();
+            (state.out.is_empty(), state.streams.len())
+        };
         if let Some(why) = &self.failed {
             if flushed {
                 return Poll::Ready(Err(why.clone()));
             }
         }
-        let open = self.core.lock().streams.len();
         if (self.draining || self.client_gone)
             && open == 0
             && self.tasks.as_ref().is_none_or(|t| t.is_empty())

@@ -80,7 +80,7 @@ pub struct Stream {
     pub recv_window: i64,
     /// Octets read by the body and not yet granted back.
     pub recv_unacked: u32,
-    /// Octets of request data received, and what `content-length` announced.
+    /// Octets of request data received (read or not).
     pub recv_len: u64,
     /// The request's `content-length`.
     pub expected_len: Option<u64>,
