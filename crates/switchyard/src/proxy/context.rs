@@ -242,10 +242,14 @@ pub enum Outcome {
 }
 
 impl<'a> RequestCtx<'a> {
-    /// Starts the context of a request that counts in `metrics`.
-    pub fn new(metrics: &'a Metrics, client: SocketAddr, req: &http::request::Parts) -> Self {
+    /// Starts the context of a request that counts in `metrics`, which arrived at `start`.
+    pub fn new(
+        metrics: &'a Metrics,
+        client: SocketAddr,
+        req: &http::request::Parts,
+        start: Instant,
+    ) -> Self {
         metrics::inc(&metrics.local().requests);
-        let start = Instant::now();
         let log = AccessLog::enabled().then(|| {
             Box::new(AccessLog {
                 method: req.method.clone(),

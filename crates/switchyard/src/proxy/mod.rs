@@ -89,6 +89,8 @@ async fn handle_request(
     req: Request<ClientBody>,
 ) -> Response<ResponseBody> {
     let state = shared.state();
+    // The one clock reading of the request's way out (its phases and its first try use it).
+    let now = Instant::now();
     let (mut parts, body) = req.into_parts();
     let render = Render::for_request(&parts.headers, !body.is_end_stream());
 
@@ -100,7 +102,7 @@ async fn handle_request(
     let client = match client {
         Ok(client) => client,
         Err(e) => {
-            let ctx = RequestCtx::new(&shared.metrics, conn.addr, &parts);
+            let ctx = RequestCtx::new(&shared.metrics, conn.addr, &parts, now);
             return respond_error(shared, ctx, e, render);
         }
     };
@@ -111,7 +113,7 @@ async fn handle_request(
         return resp.map(ResponseBody::full);
     }
 
-    let mut ctx = RequestCtx::new(&shared.metrics, client, &parts);
+    let mut ctx = RequestCtx::new(&shared.metrics, client, &parts, now);
     // Held until the response head: a place under `max_requests_per_ip`.
     let _held = match conn.slot.as_deref().map(|s| s.request()).transpose() {
         Ok(held) => held.flatten(),
@@ -216,8 +218,14 @@ async fn handle_inner(
     let limits = &route.config.limits;
     let max_body = limits::check_route(parts, declared, unread, limits, &state.config.limits)?;
 
-    // Phase 4: the global rate limit and the route's own; local answers.
-    let now = Instant::now();
+    // Phase 4: the global rate limit and the route's own; local answers. The clock was read
+    // when the request arrived, and only a forward auth call took time since.
+    let forwarded = route
+        .config
+        .access
+        .as_ref()
+        .is_some_and(|a| a.forward.is_some());
+    let now = if forwarded { Instant::now() } else { ctx.start };
     if let Decision::Deny { retry_after } = state.limiter.check(now) {
         return Err(ProxyError::RateLimited { retry_after });
     }

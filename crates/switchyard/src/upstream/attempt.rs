@@ -29,23 +29,26 @@ pub struct Attempt {
     slot: bool,
     /// The connection the response arrives on, once a head came back.
     conn: Option<Connection>,
+    /// When the try began (its latency counts from here).
     started: Instant,
-    answered: bool,
+    /// When its response head arrived.
+    answered: Option<Instant>,
 }
 
 // === impl Attempt ===
 
 impl Attempt {
-    /// An attempt on backend `index` of `pool`, with the permit its breaker gave.
-    pub(super) fn new(pool: Arc<Pool>, index: usize, permit: Permit) -> Self {
+    /// An attempt on backend `index` of `pool`, with the permit its breaker gave, beginning
+    /// at `now` (the caller's clock reading: the request's arrival for its first try).
+    pub(super) fn new(pool: Arc<Pool>, index: usize, permit: Permit, now: Instant) -> Self {
         let attempt = Attempt {
             pool,
             index,
             permit: Some(permit),
             slot: false,
             conn: None,
-            started: Instant::now(),
-            answered: false,
+            started: now,
+            answered: None,
         };
         metrics::inc(&attempt.backend().counters.local().requests);
         attempt
@@ -59,6 +62,30 @@ impl Attempt {
     /// The pool the backend belongs to.
     pub fn pool(&self) -> &Arc<Pool> {
         &self.pool
+    }
+
+    /// The try begins at `now` (after a wait for its turn, a slot or the request body): its
+    /// latency counts from there.
+    pub fn begin(&mut self, now: Instant) {
+        self.started = now;
+    }
+
+    /// When the try began.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// When its response head arrived, once one did.
+    pub fn answered_at(&self) -> Option<Instant> {
+        self.answered
+    }
+
+    /// Takes a load slot on the backend if one is free now.
+    pub fn try_admit(&mut self) -> bool {
+        if !self.slot {
+            self.slot = self.pool.backends[self.index].load.try_acquire();
+        }
+        self.slot
     }
 
     /// Takes a load slot on the backend, waiting up to the pool's queue timeout while it is
@@ -81,7 +108,7 @@ impl Attempt {
             .load
             .observe(now.saturating_duration_since(self.started), now);
         metrics::inc(&backend.counters.local().responses);
-        self.answered = true;
+        self.answered = Some(now);
         self.conn = conn;
     }
 
@@ -142,11 +169,12 @@ impl Attempt {
 
     /// Gives back the load slot and the connection: `complete` means the exchange finished
     /// cleanly, so the connection can take the next request and goes back to this worker's
-    /// idle pool; otherwise it is closed.
-    pub fn finish(&mut self, complete: bool) {
+    /// idle pool (idle from `now`, when the caller has the time; else the clock is read);
+    /// otherwise it is closed.
+    pub fn finish(&mut self, complete: bool, now: Option<Instant>) {
         let backend = &self.pool.backends[self.index];
         if let (true, Some(conn)) = (complete, self.conn.take()) {
-            idle::checkin(backend, conn);
+            idle::checkin(backend, conn, now.unwrap_or_else(Instant::now));
         }
         self.conn = None;
         if std::mem::take(&mut self.slot) {
@@ -162,11 +190,11 @@ impl Drop for Attempt {
             // Never settled: the client went away, a timeout fired, the client's own body
             // failed, or the backend stayed at `max_connections`. Nothing is held against the
             // backend; a half-open trial slot goes back.
-            if !self.answered {
+            if self.answered.is_none() {
                 metrics::inc(&backend.counters.local().cancelled);
             }
             backend.breaker.on_cancel(permit);
         }
-        self.finish(false);
+        self.finish(false, None);
     }
 }

@@ -89,6 +89,8 @@ struct Reading {
     /// `grpc-status` from the head (trailers-only responses) or the trailers.
     grpc: Option<u32>,
     idle: IdleTimer,
+    /// The body had to wait for the backend after its head (else it ends at the head's time).
+    waited: bool,
 }
 
 // === impl UpstreamBody ===
@@ -110,9 +112,10 @@ impl UpstreamBody {
             status,
             grpc,
             idle: IdleTimer::new(idle),
+            waited: false,
         });
         if this.body.is_end_stream() {
-            this.end(true);
+            this.end(true, None);
         }
         UpstreamBody(this)
     }
@@ -132,14 +135,18 @@ impl UpstreamBody {
 }
 
 impl Reading {
-    fn end(&mut self, complete: bool) {
+    /// The body is over (`complete`: read to its end), at `now` if the caller knows.
+    fn end(&mut self, complete: bool, now: Option<tokio::time::Instant>) {
+        // A body that never waited for the backend ended when its head arrived (within the
+        // microseconds of relaying it): no clock read.
+        let now = now.or_else(|| self.attempt.answered_at().filter(|_| !self.waited));
         if !std::mem::replace(&mut self.ended, true) {
             let outcome = classify::classify(self.status, self.grpc, complete);
             self.attempt.settle(outcome);
             if let Some(conn) = self.body.finish() {
                 self.attempt.hold(conn);
             }
-            self.attempt.finish(complete);
+            self.attempt.finish(complete, now);
         }
     }
 }
@@ -159,27 +166,30 @@ impl Body for UpstreamBody {
                 // Trailers come last: the body is over, whether or not it is polled again.
                 if let Some(trailers) = frame.trailers_ref() {
                     this.grpc = classify::grpc_status(trailers).or(this.grpc);
-                    this.end(true);
+                    this.end(true, None);
                 } else if this.body.is_end_stream() {
-                    this.end(true);
+                    this.end(true, None);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(None) => {
-                this.end(true);
+                this.end(true, None);
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(e))) => {
-                this.end(false);
+                this.end(false, None);
                 Poll::Ready(Some(Err(BodyError::Upstream(e))))
             }
-            Poll::Pending => match this.idle.poll_expired(cx) {
-                Poll::Ready(()) => {
-                    this.end(false);
-                    Poll::Ready(Some(Err(BodyError::UpstreamTimeout(this.idle.limit()))))
+            Poll::Pending => {
+                this.waited = true;
+                match this.idle.poll_expired(cx) {
+                    Poll::Ready(()) => {
+                        this.end(false, None);
+                        Poll::Ready(Some(Err(BodyError::UpstreamTimeout(this.idle.limit()))))
+                    }
+                    Poll::Pending => Poll::Pending,
                 }
-                Poll::Pending => Poll::Pending,
-            },
+            }
         }
     }
 

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 pub use super::connection::{Connection, SendError};
 use super::io::UpstreamIo;
@@ -111,16 +112,20 @@ impl Connector {
         }
     }
 
-    /// A connection to `backend` ready to take a request: an idle pooled one (HTTP/1.1), or a
-    /// stream of a shared one (HTTP/2) if this worker has one (`reused == true`), else a new
-    /// one.
-    pub async fn checkout(&self, backend: &Backend) -> Result<(Connection, bool), ConnectError> {
+    /// A connection to `backend` ready to take a request at `now`: an idle pooled one
+    /// (HTTP/1.1), or a stream of a shared one (HTTP/2) if this worker has one (`reused ==
+    /// true`), else a new one.
+    pub async fn checkout(
+        &self,
+        backend: &Backend,
+        now: Instant,
+    ) -> Result<(Connection, bool), ConnectError> {
         if self.protocol_for(backend) == Protocol::Http2 {
             // Boxed: kept out of the size of every HTTP/1.1 request's future.
             return Box::pin(self.checkout_h2(backend)).await;
         }
         // One the backend closed while it sat idle is dropped on the way.
-        if let Some(conn) = idle::pop(backend, &self.pool) {
+        if let Some(conn) = idle::pop(backend, &self.pool, now) {
             metrics::inc(&backend.counters.local().connections_reused);
             return Ok((conn, true));
         }

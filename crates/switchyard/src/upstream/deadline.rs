@@ -40,9 +40,9 @@ pin_project! {
 }
 
 impl TryClock {
-    /// A clock of `limit` from now, not counting what `wait` records from now on.
-    pub fn new(limit: Duration, wait: Option<Arc<ClientWait>>) -> Self {
-        let start = Instant::now();
+    /// A clock of `limit` from `start` (the caller's reading of the clock), not counting
+    /// what `wait` records from then on.
+    pub fn new(limit: Duration, wait: Option<Arc<ClientWait>>, start: Instant) -> Self {
         let waited_before = wait.as_ref().map_or(Duration::ZERO, |w| w.waited(start));
         TryClock {
             sleep: tokio::time::sleep_until(start + limit),
@@ -138,7 +138,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn backend_time_does_not_count_the_client_s_time() {
         async fn timed<F: Future>(wait: Option<Arc<ClientWait>>, fut: F) -> Option<F::Output> {
-            let clock = std::pin::pin!(TryClock::new(Duration::from_millis(100), wait));
+            let clock = std::pin::pin!(TryClock::new(
+                Duration::from_millis(100),
+                wait,
+                Instant::now()
+            ));
             race(clock, std::pin::pin!(fut)).await
         }
         let wait = Arc::new(ClientWait::default());

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use http::uri::PathAndQuery;
 use http::{request, Response};
+use tokio::time::Instant;
 
 use super::body::ResponseBody;
 use super::connect::{ConnectError, Connection, Connector};
@@ -60,8 +61,8 @@ impl Target<'_> {
     }
 
     /// Sends the request (`head`, which the caller keeps for another try, and `body`) and
-    /// waits for the response head, for at most `timeout` of the backend's own time (see
-    /// [`TryClock`]): `None` when the timeout passed.
+    /// waits for the response head, for at most `timeout` of the backend's own time from
+    /// `start` (see [`TryClock`]): `None` when the timeout passed.
     pub async fn send(
         &self,
         connector: &Connector,
@@ -69,11 +70,12 @@ impl Target<'_> {
         body: RequestBody,
         replay: Option<&Replay>,
         timeout: Duration,
+        start: Instant,
     ) -> Option<TryResult> {
         self.address(head);
-        let clock = pin!(TryClock::new(timeout, body.client_wait()));
+        let clock = pin!(TryClock::new(timeout, body.client_wait(), start));
         // Pinned where it is built, polled beside the clock: not moved once more.
-        let exchange = pin!(self.exchange(connector, head, body, replay));
+        let exchange = pin!(self.exchange(connector, head, body, replay, start));
         race(clock, exchange).await
     }
 
@@ -84,8 +86,9 @@ impl Target<'_> {
         head: &mut request::Parts,
         body: RequestBody,
         replay: Option<&Replay>,
+        start: Instant,
     ) -> TryResult {
-        let (conn, reused) = match connector.checkout(self.backend).await {
+        let (conn, reused) = match connector.checkout(self.backend, start).await {
             Ok(conn) => conn,
             Err(e) => return Err(TryError::Connect(e, Box::new(body))),
         };

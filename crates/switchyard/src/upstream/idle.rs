@@ -80,10 +80,9 @@ thread_local! {
 /// How often the sweep drops idle HTTP/1.1 connections past the idle timeout.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// Takes this worker's newest idle connection to `backend` that is still open, if any.
-/// `limits` are the pool's settings, remembered for [`checkin`].
-pub fn pop(backend: &Backend, limits: &KeepAliveConfig) -> Option<Connection> {
-    let now = Instant::now();
+/// Takes this worker's newest idle connection to `backend` that is still open, if any, at
+/// `now`. `limits` are the pool's settings, remembered for [`checkin`].
+pub fn pop(backend: &Backend, limits: &KeepAliveConfig, now: Instant) -> Option<Connection> {
     let out = &backend.counters.local().idle_out;
     IDLE.try_with(|idle| {
         let mut idle = idle.borrow_mut();
@@ -108,16 +107,15 @@ pub fn pop(backend: &Backend, limits: &KeepAliveConfig) -> Option<Connection> {
     .flatten()
 }
 
-/// Puts a connection whose last response is complete back into this worker's idle pool.
-/// A stream of a shared HTTP/2 connection is given back instead (the connection is still
-/// in the pool).
-pub fn checkin(backend: &Arc<Backend>, conn: Connection) {
+/// Puts a connection whose last response is complete back into this worker's idle pool,
+/// idle since `now`. A stream of a shared HTTP/2 connection is given back instead (the
+/// connection is still in the pool).
+pub fn checkin(backend: &Arc<Backend>, conn: Connection, now: Instant) {
     // An HTTP/1.1 connection comes here only when its response was complete and it may
     // carry another (see `h1::body::Body::take_conn`).
     if !matches!(conn, Connection::H1(_)) {
         return;
     }
-    let now = Instant::now();
     let counters = backend.counters.local();
     let _ = IDLE.try_with(|idle| {
         let mut idle = idle.borrow_mut();

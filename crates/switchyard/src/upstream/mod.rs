@@ -261,7 +261,7 @@ impl Iterator for Candidates<'_> {
             let (permit, transition) = backend.breaker.try_acquire(self.now);
             log_transition(backend, transition);
             if let Some(permit) = permit {
-                return Some(Attempt::new(self.pool.clone(), index, permit));
+                return Some(Attempt::new(self.pool.clone(), index, permit, self.now));
             }
         }
         None

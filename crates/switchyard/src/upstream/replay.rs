@@ -20,6 +20,11 @@ pub struct Replay {
 // === impl Replay ===
 
 impl Replay {
+    /// The request has no body.
+    pub fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+
     /// The request's body again, as it was first sent.
     pub fn body(&self) -> RequestBody {
         if self.body.is_empty() {

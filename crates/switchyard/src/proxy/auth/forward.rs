@@ -190,7 +190,9 @@ async fn ask(
             }
             Err(_) => return Err(failed(Some(label), Failure::Timeout(auth.timeout))),
         }
-        let left = deadline.saturating_duration_since(Instant::now());
+        let now = Instant::now();
+        attempt.begin(now);
+        let left = deadline.saturating_duration_since(now);
         let target = Target {
             backend: attempt.backend(),
             path_and_query: Some(&auth.path),
@@ -198,7 +200,7 @@ async fn ask(
             te_trailers: false,
         };
         let sent = target
-            .send(&pool.connector, &mut head, body, None, left)
+            .send(&pool.connector, &mut head, body, None, left, now)
             .await;
         match sent.unwrap_or(Err(TryError::Timeout)) {
             Ok((resp, conn)) => {

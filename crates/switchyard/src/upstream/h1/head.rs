@@ -1,7 +1,10 @@
 //! A backend's HTTP/1.1 response head: parsed with `httparse` from the connection's read
 //! buffer into an `http::response::Parts` whose header values share one copy of the head
 //! (not the read buffer: [`parse`] says why), and judged for how its body is framed (RFC 9112
-//! §6.3) and whether the connection can take another request afterwards.
+//! §6.3) and whether the connection can take another request afterwards. The fields that
+//! judgement reads are noted while the map is built; those that only describe this
+//! connection (`Transfer-Encoding`, `Keep-Alive`, a `Connection` of `close` or `keep-alive`
+//! alone) are not put in the map at all: the proxy would strip them (RFC 9110 §7.6.1).
 //!
 //! Strict where a lenient reading would let a backend smuggle a second response past the
 //! proxy: differing `Content-Length` values, a `Transfer-Encoding` on an HTTP/1.0 response,
@@ -106,13 +109,13 @@ pub fn parse(
         Version::HTTP_10
     };
     // The fields borrow `buf`; their offsets in it are their offsets in the copy.
-    let headers = header_map(&head, buf.as_ptr() as usize, resp.headers)?;
+    let (headers, noted) = header_map(&head, buf.as_ptr() as usize, resp.headers)?;
     buf.advance(len);
     let mut parts = response::Response::new(()).into_parts().0;
     parts.status = status;
     parts.version = version;
     parts.headers = headers;
-    let (framing, reusable) = framing(&parts, head_request)?;
+    let (framing, reusable) = framing(status, version, &noted, head_request)?;
     Ok(Some(Head {
         parts,
         framing,
@@ -126,26 +129,85 @@ pub fn parse(
 /// (a rehash and a reallocation) on every request (measured: 540 instructions per request).
 const SPARE_HEADERS: usize = 8;
 
+/// What the framing needs from a head's fields, noted while its map is built: no lookups
+/// after (an nginx response's `Connection: keep-alive` was looked up for the framing, then
+/// found and removed again by `proxy::rewrite`: 700 instructions per request).
+#[derive(Debug, Default)]
+struct Noted {
+    /// `Connection` lists `close`.
+    close: bool,
+    /// `Connection` lists `keep-alive`.
+    keep_alive: bool,
+    /// A `Transfer-Encoding` field is present.
+    transfer_encoding: bool,
+    /// The last transfer coding listed is `chunked`.
+    chunked_last: bool,
+    /// The `Content-Length`, when present and valid.
+    length: Option<u64>,
+    /// A `Content-Length` field is present.
+    has_length: bool,
+    /// A `Content-Length` is not one number, or several differ.
+    bad_length: bool,
+}
+
 /// The header map of `head` (a copy of the bytes at `base` that `fields` were parsed from),
-/// each value a slice of it.
+/// each value a slice of it, without the fields that only describe this connection; and
+/// what the framing needs from the fields.
 fn header_map(
     head: &Bytes,
     base: usize,
     fields: &[httparse::Header<'_>],
-) -> Result<HeaderMap, HeadError> {
+) -> Result<(HeaderMap, Noted), HeadError> {
     let mut map = HeaderMap::with_capacity(fields.len() + SPARE_HEADERS);
+    let mut noted = Noted::default();
     for field in fields {
         let name = match common_name(field.name.as_bytes()) {
             Some(name) => name,
             None => HeaderName::from_bytes(field.name.as_bytes())
                 .map_err(|_| HeadError::Syntax(httparse::Error::HeaderName))?,
         };
+        if name == header::CONNECTION {
+            if !connection_options(field.value, &mut noted) {
+                continue;
+            }
+        } else if name == header::TRANSFER_ENCODING {
+            noted.transfer_encoding = true;
+            noted.chunked_last = chunked_last(field.value);
+            continue;
+        } else if name == header::CONTENT_LENGTH {
+            noted.has_length = true;
+            match content_length(noted.length, field.value) {
+                Ok(n) => noted.length = n,
+                Err(_) => noted.bad_length = true,
+            }
+        } else if name == KEEP_ALIVE {
+            continue;
+        }
         let start = field.value.as_ptr() as usize - base;
         let value = HeaderValue::from_maybe_shared(head.slice(start..start + field.value.len()))
             .map_err(|_| HeadError::Syntax(httparse::Error::HeaderValue))?;
         map.append(name, value);
     }
-    Ok(map)
+    Ok((map, noted))
+}
+
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+
+/// Notes the `close` and `keep-alive` of a `Connection` field; true when it names other
+/// options too (headers to strip, see `proxy::rewrite`), so that the field is kept.
+fn connection_options(value: &[u8], noted: &mut Noted) -> bool {
+    let mut options = false;
+    for token in value.split(|&b| b == b',') {
+        let token = token.trim_ascii();
+        if token.eq_ignore_ascii_case(b"keep-alive") {
+            noted.keep_alive = true;
+        } else if token.eq_ignore_ascii_case(b"close") {
+            noted.close = true;
+        } else {
+            options |= !token.is_empty();
+        }
+    }
+    options
 }
 
 /// `name` if it is one of the names most responses carry, in any case: found by its length
@@ -203,12 +265,16 @@ pub fn token_eq_lower(name: &[u8], lower: &[u8]) -> bool {
     (0..len - 8).step_by(8).all(eq) && eq(len - 8)
 }
 
-/// RFC 9112 §6.3: how the body of `parts` is delimited, and whether the connection stays
-/// usable after it.
-fn framing(parts: &response::Parts, head_request: bool) -> Result<(Framing, bool), HeadError> {
-    let headers = &parts.headers;
-    let mut reusable = keep_alive(parts.version, headers);
-    let status = parts.status;
+/// RFC 9112 §6.3: how the body of a response with `status` and `version` is delimited,
+/// and whether the connection stays usable after it: HTTP/1.1 unless `Connection: close`,
+/// HTTP/1.0 only with `Connection: keep-alive`.
+fn framing(
+    status: StatusCode,
+    version: Version,
+    noted: &Noted,
+    head_request: bool,
+) -> Result<(Framing, bool), HeadError> {
+    let mut reusable = !noted.close && (version == Version::HTTP_11 || noted.keep_alive);
     if status == StatusCode::SWITCHING_PROTOCOLS {
         return Err(HeadError::UnexpectedSwitch);
     }
@@ -219,71 +285,53 @@ fn framing(parts: &response::Parts, head_request: bool) -> Result<(Framing, bool
     {
         return Ok((Framing::Empty, reusable));
     }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        if parts.version == Version::HTTP_10 {
+    if noted.transfer_encoding {
+        if version == Version::HTTP_10 {
             return Err(HeadError::TransferEncoding10);
         }
         // Beside a `Content-Length` it overrides it, and the connection is not trusted after.
-        if headers.contains_key(header::CONTENT_LENGTH) {
+        if noted.has_length {
             reusable = false;
         }
-        return Ok(if chunked_last(headers) {
+        return Ok(if noted.chunked_last {
             (Framing::Chunked, reusable)
         } else {
             (Framing::UntilClose, false)
         });
     }
-    match content_length(headers)? {
+    if noted.bad_length {
+        return Err(HeadError::ContentLength);
+    }
+    match noted.length {
         Some(0) => Ok((Framing::Empty, reusable)),
         Some(n) => Ok((Framing::Length(n), reusable)),
         None => Ok((Framing::UntilClose, false)),
     }
 }
 
-/// The connection persists: HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with
-/// `Connection: keep-alive`.
-fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
-    let has = |token: &str| {
-        headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-    };
-    if version == Version::HTTP_11 {
-        !has("close")
-    } else {
-        has("keep-alive") && !has("close")
-    }
-}
-
-/// The last transfer coding listed is `chunked`.
-fn chunked_last(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .next_back()
-        .and_then(|v| v.as_bytes().rsplit(|&b| b == b',').next())
+/// The last transfer coding a `Transfer-Encoding` field lists is `chunked`.
+fn chunked_last(value: &[u8]) -> bool {
+    value
+        .rsplit(|&b| b == b',')
+        .next()
         .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
-/// The `Content-Length`, if any: every field and list element must be the same number.
-fn content_length(headers: &HeaderMap) -> Result<Option<u64>, HeadError> {
-    let mut found = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for item in value.as_bytes().split(|&b| b == b',') {
-            let digits = item.trim_ascii();
-            if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-                return Err(HeadError::ContentLength);
-            }
-            let n = digits
-                .iter()
-                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-            if found.is_some_and(|f| f != n) {
-                return Err(HeadError::ContentLength);
-            }
-            found = Some(n);
+/// The `Content-Length` so far (`found`) with one more field's `value`: every field and list
+/// element must be the same number.
+fn content_length(mut found: Option<u64>, value: &[u8]) -> Result<Option<u64>, HeadError> {
+    for item in value.split(|&b| b == b',') {
+        let digits = item.trim_ascii();
+        if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+            return Err(HeadError::ContentLength);
         }
+        let n = digits
+            .iter()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        if found.is_some_and(|f| f != n) {
+            return Err(HeadError::ContentLength);
+        }
+        found = Some(n);
     }
     Ok(found)
 }

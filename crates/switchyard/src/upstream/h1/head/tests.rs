@@ -226,3 +226,31 @@ fn what_could_smuggle_a_response_is_refused() {
         HeadError::Syntax(_)
     ));
 }
+
+/// The fields that only describe the connection are read for the framing and left out of the
+/// map; a `Connection` that names other headers stays, for `proxy::rewrite` to strip them.
+#[test]
+fn connection_fields_are_read_and_left_out() {
+    let raw = "HTTP/1.1 200 OK\r\nServer: nginx\r\nConnection: keep-alive\r\n\
+               Keep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let head = parse_all(raw, false).unwrap().unwrap();
+    let names: Vec<&str> = head.parts.headers.keys().map(|k| k.as_str()).collect();
+    assert_eq!(names, ["server"]);
+    assert_eq!((head.framing, head.reusable), (Framing::Chunked, true));
+
+    let raw = "HTTP/1.1 200 OK\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\n\
+               Content-Length: 2\r\n\r\n";
+    let head = parse_all(raw, false).unwrap().unwrap();
+    assert_eq!(head.parts.headers["connection"], "close, X-Secret");
+    assert_eq!(head.parts.headers["content-length"], "2");
+    assert_eq!((head.framing, head.reusable), (Framing::Length(2), false));
+
+    // HTTP/1.0 keeps the connection only when asked, in any case.
+    let raw = "HTTP/1.0 200 OK\r\nconnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n";
+    let head = parse_all(raw, false).unwrap().unwrap();
+    let names: Vec<&str> = head.parts.headers.keys().map(|k| k.as_str()).collect();
+    assert_eq!(names, ["content-length"]);
+    assert_eq!((head.framing, head.reusable), (Framing::Empty, true));
+    let raw = "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+    assert_eq!(framed(raw), (Framing::Empty, false));
+}
