@@ -48,7 +48,14 @@ pub fn set_thread_shard(index: usize) {
 }
 
 fn shard_index(len: usize) -> usize {
-    SHARD_INDEX.with(Cell::get) % len
+    let index = SHARD_INDEX.with(Cell::get);
+    // A worker's index is below the shard count: no division on the request path (a `div`
+    // per counter touched, 8 a request, cost 66 instructions and as many tens of cycles).
+    if index < len {
+        index
+    } else {
+        index % len
+    }
 }
 
 /// A set of counters, one copy per shard.

@@ -125,9 +125,8 @@ async fn send_with_retries(
     // a copy kept beforehand (measured, see BENCHMARKS.md); only the body moves into a try.
     let path_and_query = head.uri.path_and_query().cloned();
     let mut candidates = pool.candidates(now, ex.hash);
-    let mut last_error = Error::NoBackendAvailable {
-        pool: pool.name.clone(),
-    };
+    // Made only when a try fails (the pool's name is shared: a clone is an atomic count).
+    let mut last_error = None;
     // A `retry_on` answer kept while another backend is tried.
     let mut fallback = None;
     let mut turns = Turns::default();
@@ -142,9 +141,9 @@ async fn send_with_retries(
         let at_once = attempt.try_admit();
         if !at_once && !attempt.admit().await {
             // At max_connections for the whole queue timeout: try elsewhere.
-            last_error = Error::BackendBusy {
+            last_error = Some(Error::BackendBusy {
                 backend: attempt.backend().label.clone(),
-            };
+            });
             turns.costs = false;
             continue;
         }
@@ -187,7 +186,7 @@ async fn send_with_retries(
                 }
             }
             Tried::Unsent(err, unsent) => {
-                last_error = err;
+                last_error = Some(err);
                 body = *unsent;
                 turns.costs = false;
             }
@@ -196,7 +195,7 @@ async fn send_with_retries(
                     // The last try: an answer kept from an earlier one is still better.
                     return fallback.ok_or(err);
                 };
-                last_error = err;
+                last_error = Some(err);
                 body = again.body();
                 turns.costs = true;
             }
@@ -209,7 +208,9 @@ async fn send_with_retries(
     if *attempts == 0 {
         metrics::inc(&ex.metrics.local().unavailable);
     }
-    Err(last_error)
+    Err(last_error.unwrap_or_else(|| Error::NoBackendAvailable {
+        pool: pool.name.clone(),
+    }))
 }
 
 /// Settles what a try that got no head tells about the backend, or wraps the head with its

@@ -252,7 +252,13 @@ impl Iterator for Candidates<'_> {
     fn next(&mut self) -> Option<Attempt> {
         let backends = &self.pool.backends;
         while self.offset < backends.len() {
-            let index = (self.start + self.offset) % backends.len();
+            // `start` and `offset` are below the count: no division on the way.
+            let (i, len) = (self.start + self.offset, backends.len());
+            let index = match i {
+                _ if i < len => i,
+                _ if i < 2 * len => i - len,
+                _ => i % len,
+            };
             let backend = &backends[index];
             self.offset += 1;
             if !self.panic && !Pool::available(backend, self.now) {
