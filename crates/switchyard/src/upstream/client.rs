@@ -117,8 +117,8 @@ async fn send_with_retries(
     let (mut body, replay) = prepared.await.map_err(|e| Error::client_body(&e))?;
     // The clock is read once per request (`ex.now`, at its arrival) and again for a try only
     // after something was waited for: the body collected for a replay, a slot at
-    // `max_connections`, an earlier try (on this machine's VM a read costs about 25 ns, and
-    // this path read it seven times per request).
+    // `max_connections`, an earlier try (a read is about 20 ns on these VMs, and this path
+    // read it seven times per request: BENCHMARKS.md, "The upstream path trimmed").
     let collected = replay.as_ref().is_some_and(|r| !r.is_empty());
     let now = if collected { Instant::now() } else { now };
     // The head stays with the caller, borrowed by every try: a retry sends it again without
