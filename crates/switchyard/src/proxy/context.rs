@@ -13,6 +13,7 @@ use crate::config::tls::ServerNames;
 use crate::config::{IpRules, ListenerConfig, TlsConfig};
 use crate::metrics::{self, Metrics};
 use crate::telemetry::AccessLog;
+use crate::upstream::deadline::TryTimer;
 
 /// How a client connection is carried. It sets `X-Forwarded-Proto`; a TLS connection also
 /// says which certificate it was made with and who the client is ([`TlsInfo`]). (How a local
@@ -143,6 +144,9 @@ pub struct ConnInfo {
     /// The connection's place under the listener's connection limits, when it counts in
     /// them (`proxy::limits::conn`); held until the connection and its requests are done.
     pub slot: Option<Arc<super::limits::conn::ConnSlot>>,
+    /// The per-try timer of the connection's requests, when they come one at a time
+    /// (HTTP/1.1): armed once per timeout period rather than once per request.
+    pub try_timer: TryTimer,
 }
 
 impl ConnInfo {
@@ -168,6 +172,7 @@ impl ConnInfo {
             policy: None,
             ip_rules: listener.ip_rules.clone(),
             slot: None,
+            try_timer: TryTimer::default(),
         }
     }
 }

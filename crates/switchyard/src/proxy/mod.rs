@@ -295,6 +295,8 @@ async fn handle_inner(
         now,
         deadline,
         max_body,
+        // An HTTP/2 connection's streams run at once, each woken on its own: a timer each.
+        try_timer: (parts.version != http::Version::HTTP_2).then_some(&conn.try_timer),
     };
     let resp = if hops.websocket {
         let settings = &state.config.websocket;

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use super::attempt::Attempt;
 use super::body::UpstreamBody;
 use super::classify::{self, Outcome};
-use super::deadline::RequestTime;
+use super::deadline::{RequestTime, TryTimer};
 use super::error::Error;
 use super::exchange::{Target, TryError, TryResult};
 use super::{replay, retry, Pool};
@@ -58,6 +58,9 @@ pub struct Exchange<'a> {
     pub deadline: Option<Duration>,
     /// The route's request body limit in bytes (`0`: none).
     pub max_body: u64,
+    /// The client connection's timer for the per-try timeout, when its requests come one at
+    /// a time (HTTP/1.1).
+    pub try_timer: Option<&'a TryTimer>,
 }
 
 /// Sends the request (`parts`, borrowed: each try addresses it anew; `body`) to the pool,
@@ -166,6 +169,7 @@ async fn send_with_retries(
             replay.as_ref(),
             ex.try_timeout,
             start,
+            ex.try_timer,
         );
         let tried = sent.await.unwrap_or(Err(TryError::Timeout));
         let broke = client.and_then(|c| c.failure());

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::body::ResponseBody;
 use super::connect::{ConnectError, Connection, Connector};
 use super::connection::{SendError, Unanswered};
-use super::deadline::{race, TryClock};
+use super::deadline::{race, TryClock, TryTimer};
 use super::replay::Replay;
 use super::Backend;
 use crate::body::RequestBody;
@@ -62,7 +62,9 @@ impl Target<'_> {
 
     /// Sends the request (`head`, which the caller keeps for another try, and `body`) and
     /// waits for the response head, for at most `timeout` of the backend's own time from
-    /// `start` (see [`TryClock`]): `None` when the timeout passed.
+    /// `start` (see [`TryClock`]; on `timer`, the client connection's, when it has one):
+    /// `None` when the timeout passed.
+    #[allow(clippy::too_many_arguments)] // the try's parts, each its own concern
     pub async fn send(
         &self,
         connector: &Connector,
@@ -71,9 +73,10 @@ impl Target<'_> {
         replay: Option<&Replay>,
         timeout: Duration,
         start: Instant,
+        timer: Option<&TryTimer>,
     ) -> Option<TryResult> {
         self.address(head);
-        let clock = pin!(TryClock::new(timeout, body.client_wait(), start));
+        let clock = pin!(TryClock::new(timeout, body.client_wait(), start, timer));
         // Pinned where it is built, polled beside the clock: not moved once more.
         let exchange = pin!(self.exchange(connector, head, body, replay, start));
         race(clock, exchange).await

@@ -200,7 +200,7 @@ async fn ask(
             te_trailers: false,
         };
         let sent = target
-            .send(&pool.connector, &mut head, body, None, left, now)
+            .send(&pool.connector, &mut head, body, None, left, now, None)
             .await;
         match sent.unwrap_or(Err(TryError::Timeout)) {
             Ok((resp, conn)) => {

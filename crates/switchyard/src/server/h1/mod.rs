@@ -127,6 +127,7 @@ async fn spell<I: IdleIo, S: Future<Output = ()>>(
             Next::Closed => return Ended::Over(Ok(())),
             Next::Idle => {
                 wire.lock().read = BytesMut::new();
+                conn.try_timer.release();
                 return Ended::Idle;
             }
         };
