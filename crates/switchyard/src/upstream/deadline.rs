@@ -123,6 +123,7 @@ impl<'a> TryClock<'a> {
 
 /// Polls `sleep` until `expired` says the clock ran out when it fired (`None`), setting it
 /// again to the later deadline it says otherwise.
+#[inline]
 fn poll_sleep(
     mut sleep: Pin<&mut Sleep>,
     cx: &mut Context<'_>,
