@@ -115,7 +115,7 @@ impl UpstreamBody {
             waited: false,
         });
         if this.body.is_end_stream() {
-            this.end(true, None);
+            this.end(true);
         }
         UpstreamBody(this)
     }
@@ -135,11 +135,11 @@ impl UpstreamBody {
 }
 
 impl Reading {
-    /// The body is over (`complete`: read to its end), at `now` if the caller knows.
-    fn end(&mut self, complete: bool, now: Option<tokio::time::Instant>) {
+    /// The body is over (`complete`: read to its end).
+    fn end(&mut self, complete: bool) {
         // A body that never waited for the backend ended when its head arrived (within the
         // microseconds of relaying it): no clock read.
-        let now = now.or_else(|| self.attempt.answered_at().filter(|_| !self.waited));
+        let now = self.attempt.answered_at().filter(|_| !self.waited);
         if !std::mem::replace(&mut self.ended, true) {
             let outcome = classify::classify(self.status, self.grpc, complete);
             self.attempt.settle(outcome);
@@ -166,25 +166,25 @@ impl Body for UpstreamBody {
                 // Trailers come last: the body is over, whether or not it is polled again.
                 if let Some(trailers) = frame.trailers_ref() {
                     this.grpc = classify::grpc_status(trailers).or(this.grpc);
-                    this.end(true, None);
+                    this.end(true);
                 } else if this.body.is_end_stream() {
-                    this.end(true, None);
+                    this.end(true);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(None) => {
-                this.end(true, None);
+                this.end(true);
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(e))) => {
-                this.end(false, None);
+                this.end(false);
                 Poll::Ready(Some(Err(BodyError::Upstream(e))))
             }
             Poll::Pending => {
                 this.waited = true;
                 match this.idle.poll_expired(cx) {
                     Poll::Ready(()) => {
-                        this.end(false, None);
+                        this.end(false);
                         Poll::Ready(Some(Err(BodyError::UpstreamTimeout(this.idle.limit()))))
                     }
                     Poll::Pending => Poll::Pending,
