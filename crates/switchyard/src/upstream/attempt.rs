@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use super::breaker::{self, Permit, Transition};
 use super::classify::Outcome;
 use super::connect::Connection;
+use super::load::Slot;
 use super::{idle, Backend, Pool};
 use crate::metrics;
 
@@ -25,8 +26,8 @@ pub struct Attempt {
     index: usize,
     /// The breaker's permit, until the attempt is settled.
     permit: Option<Permit>,
-    /// The backend's load slot is held.
-    slot: bool,
+    /// The backend's load slot, while held.
+    slot: Option<Slot>,
     /// The connection the response arrives on, once a head came back.
     conn: Option<Connection>,
     /// When the try began (its latency counts from here).
@@ -45,7 +46,7 @@ impl Attempt {
             pool,
             index,
             permit: Some(permit),
-            slot: false,
+            slot: None,
             conn: None,
             started: now,
             answered: None,
@@ -82,21 +83,21 @@ impl Attempt {
 
     /// Takes a load slot on the backend if one is free now.
     pub fn try_admit(&mut self) -> bool {
-        if !self.slot {
+        if self.slot.is_none() {
             self.slot = self.pool.backends[self.index].load.try_acquire();
         }
-        self.slot
+        self.slot.is_some()
     }
 
     /// Takes a load slot on the backend, waiting up to the pool's queue timeout while it is
     /// at `max_connections`. False: none freed in time.
     pub async fn admit(&mut self) -> bool {
-        if !self.slot {
+        if self.slot.is_none() {
             let pool = &self.pool;
             let load = &pool.backends[self.index].load;
-            self.slot = load.acquire(pool.queue_timeout).await.is_some();
+            self.slot = load.acquire(pool.queue_timeout).await;
         }
-        self.slot
+        self.slot.is_some()
     }
 
     /// A response head arrived on `conn` (`None`: the response body carries its connection):
@@ -177,8 +178,8 @@ impl Attempt {
             idle::checkin(backend, conn, now.unwrap_or_else(Instant::now));
         }
         self.conn = None;
-        if std::mem::take(&mut self.slot) {
-            backend.load.release();
+        if let Some(slot) = self.slot.take() {
+            backend.load.release(slot);
         }
     }
 }

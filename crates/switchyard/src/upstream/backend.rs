@@ -104,7 +104,7 @@ impl Backend {
             breaker: Breaker::new(breaker),
             health: Health::default(),
             outlier: Outlier::default(),
-            load: Load::default(),
+            load: Load::new(shards),
             identity,
             counters: Sharded::new(shards),
             h2: AtomicBool::new(false),

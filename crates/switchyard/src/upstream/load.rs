@@ -2,14 +2,25 @@
 //! `max_connections`: requests outstanding (a slot held by an [`super::Attempt`], from its
 //! admission to the end of its response body) and a peak-EWMA of response-head latency (linkerd2-proxy's estimator: a slower
 //! sample is taken at once, faster ones decay in over `DECAY`).
+//!
+//! Every request writes here twice (its slot taken and given back) and its answer once more
+//! (the estimate), on whichever worker thread serves it. Without a limit those writes go to
+//! the worker's own shard ([`Sharded`], cache-line aligned), so that two workers never write
+//! one cache line; a reader (a pick, `/health`) sums the shards. Under a `max_connections`
+//! limit the slots are counted in one atomic for all workers, for the limit to be exact: a
+//! [`Slot`] says where it was counted, so a reload that sets or lifts the limit while slots
+//! are held gives each back where it was taken. Two threads making a request's writes back to
+//! back on one shared `Load` took 76-80 ns per request each, against 11 ns on a shard each
+//! (BENCHMARKS.md, "Two workers").
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::clock::nanos;
+use crate::metrics::Sharded;
 
 /// Time constant of the latency average.
 const DECAY: Duration = Duration::from_secs(10);
@@ -18,17 +29,48 @@ const DECAY_NS: f64 = DECAY.as_nanos() as f64;
 const DEFAULT_RTT_NS: f64 = 1_000_000.0;
 
 /// A backend's load.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Load {
-    outstanding: AtomicU32,
+    /// Slots taken under a limit, by all workers.
+    limited: AtomicU32,
     /// 0: no limit.
     max: AtomicU32,
-    ewma_bits: AtomicU64,
-    ewma_at: AtomicU64,
+    /// Per worker: slots taken without a limit, and the latency estimate.
+    local: Sharded<Local>,
     freed: Notify,
 }
 
+/// One worker's share of a backend's load.
+#[derive(Debug, Default)]
+struct Local {
+    /// Slots taken here minus slots given back here: signed, as a slot may be given back on
+    /// another thread than the one that took it (the sum over shards is the count).
+    outstanding: AtomicI64,
+    ewma_bits: AtomicU64,
+    ewma_at: AtomicU64,
+}
+
+/// A load slot held, and where it was counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a slot is given back with `Load::release`"]
+pub enum Slot {
+    /// Under the limit, in the count shared by all workers.
+    Limited,
+    /// Without a limit, in the worker's shard.
+    Local,
+}
+
 impl Load {
+    /// A backend's load, with `shards` shards (one per worker thread).
+    pub fn new(shards: usize) -> Self {
+        Load {
+            limited: AtomicU32::new(0),
+            max: AtomicU32::new(0),
+            local: Sharded::new(shards),
+            freed: Notify::new(),
+        }
+    }
+
     /// Sets the concurrency limit (`None`: unlimited).
     pub fn set_max(&self, max: Option<u32>) {
         self.max.store(max.unwrap_or(0), Ordering::Relaxed);
@@ -37,61 +79,90 @@ impl Load {
 
     /// Requests outstanding now.
     pub fn outstanding(&self) -> u32 {
-        self.outstanding.load(Ordering::Relaxed)
+        self.unlimited()
+            .saturating_add(self.limited.load(Ordering::Relaxed))
+    }
+
+    /// Slots held that were taken without a limit, summed over the shards.
+    fn unlimited(&self) -> u32 {
+        let sum = self
+            .local
+            .iter()
+            .map(|l| l.outstanding.load(Ordering::Relaxed))
+            .fold(0i64, i64::wrapping_add);
+        u32::try_from(sum.max(0)).unwrap_or(u32::MAX)
     }
 
     /// Takes a slot if the limit allows, waiting up to `wait` for one to free.
-    pub async fn acquire(&self, wait: Duration) -> Option<()> {
+    pub async fn acquire(&self, wait: Duration) -> Option<Slot> {
         // A free slot (nearly always): no clock read, no waiter.
-        if self.try_acquire() {
-            return Some(());
+        if let Some(slot) = self.try_acquire() {
+            return Some(slot);
         }
         let deadline = Instant::now() + wait;
         loop {
             let notified = self.freed.notified();
-            if self.try_acquire() {
-                return Some(());
+            if let Some(slot) = self.try_acquire() {
+                return Some(slot);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.try_acquire().then_some(());
+                return self.try_acquire();
             }
         }
     }
 
     /// Takes a slot if one is free now.
-    pub fn try_acquire(&self) -> bool {
+    pub fn try_acquire(&self) -> Option<Slot> {
         let max = self.max.load(Ordering::Relaxed);
         if max == 0 {
-            self.outstanding.fetch_add(1, Ordering::Relaxed);
-            return true;
+            self.local
+                .local()
+                .outstanding
+                .fetch_add(1, Ordering::Relaxed);
+            return Some(Slot::Local);
         }
-        self.outstanding
+        // The slots taken before the limit was set count against it too.
+        let before = self.unlimited();
+        self.limited
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < max).then_some(n + 1)
+                (n.saturating_add(before) < max).then_some(n + 1)
             })
             .is_ok()
+            .then_some(Slot::Limited)
     }
 
     /// Gives a slot back.
-    pub fn release(&self) {
-        self.outstanding.fetch_sub(1, Ordering::Relaxed);
+    pub fn release(&self, slot: Slot) {
+        match slot {
+            Slot::Local => {
+                self.local
+                    .local()
+                    .outstanding
+                    .fetch_sub(1, Ordering::Relaxed);
+            }
+            Slot::Limited => {
+                self.limited.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
         if self.max.load(Ordering::Relaxed) != 0 {
             self.freed.notify_one();
         }
     }
 
-    /// Records a response head that took `rtt`. Runs once per response whatever the policy
-    /// (the admin snapshot shows the estimate), so kept cheap: no 128-bit conversion, no
-    /// locked exchange, and for the usual microseconds between two answers against a 10 s
-    /// decay the first terms of `exp` (an error below 2e-10) rather than `exp` itself
-    /// (together 160 instructions per request, measured with callgrind).
+    /// Records a response head that took `rtt`, in this worker's estimate. Runs once per
+    /// response whatever the policy (the admin snapshot shows the estimate), so kept cheap:
+    /// no 128-bit conversion, no locked exchange, and for the usual microseconds between two
+    /// answers against a 10 s decay the first terms of `exp` (an error below 2e-10) rather
+    /// than `exp` itself (together 160 instructions per request, measured with callgrind).
     pub fn observe(&self, rtt: Duration, now: Instant) {
+        let local = self.local.local();
         let sample = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX) as f64;
         let at = nanos(now);
-        // Concurrent updates may lose a sample (as below); the estimate stays sound.
-        let last_at = self.ewma_at.load(Ordering::Relaxed);
-        self.ewma_at.store(at, Ordering::Relaxed);
-        let old = f64::from_bits(self.ewma_bits.load(Ordering::Relaxed));
+        // A thread that is not a worker shares a shard with one, and concurrent updates may
+        // then lose a sample (as below); the estimate stays sound.
+        let last_at = local.ewma_at.load(Ordering::Relaxed);
+        local.ewma_at.store(at, Ordering::Relaxed);
+        let old = f64::from_bits(local.ewma_bits.load(Ordering::Relaxed));
         let new = if old == 0.0 || sample > old {
             sample
         } else {
@@ -103,20 +174,24 @@ impl Load {
             };
             old * w + sample * (1.0 - w)
         };
-        // Concurrent updates may lose a sample; the estimate stays sound.
-        self.ewma_bits.store(new.to_bits(), Ordering::Relaxed);
+        local.ewma_bits.store(new.to_bits(), Ordering::Relaxed);
     }
 
-    /// Peak-EWMA latency (ns) × (outstanding + 1): lower is better.
+    /// Peak-EWMA latency (ns, as this worker measured it) × (outstanding + 1): lower is
+    /// better.
     pub fn cost(&self) -> f64 {
-        let ewma = f64::from_bits(self.ewma_bits.load(Ordering::Relaxed));
+        let ewma = f64::from_bits(self.local.local().ewma_bits.load(Ordering::Relaxed));
         let ewma = if ewma == 0.0 { DEFAULT_RTT_NS } else { ewma };
         ewma * f64::from(self.outstanding() + 1)
     }
 
-    /// The latency estimate in ns (0 before any sample).
+    /// The latency estimate in ns (0 before any sample): the highest of the workers'
+    /// (the peak, as each worker's estimate takes a slower sample at once).
     pub fn ewma_ns(&self) -> f64 {
-        f64::from_bits(self.ewma_bits.load(Ordering::Relaxed))
+        self.local
+            .iter()
+            .map(|l| f64::from_bits(l.ewma_bits.load(Ordering::Relaxed)))
+            .fold(0.0, f64::max)
     }
 }
 
@@ -126,7 +201,7 @@ mod tests {
 
     #[test]
     fn peak_is_taken_at_once_and_decays() {
-        let load = Load::default();
+        let load = Load::new(1);
         let t0 = Instant::now();
         load.observe(Duration::from_millis(10), t0);
         load.observe(Duration::from_millis(100), t0 + Duration::from_millis(1));
@@ -137,13 +212,55 @@ mod tests {
 
     #[test]
     fn limit_is_enforced() {
-        let load = Load::default();
+        let load = Load::new(2);
         load.set_max(Some(2));
-        assert!(load.try_acquire());
-        assert!(load.try_acquire());
-        assert!(!load.try_acquire());
-        load.release();
-        assert!(load.try_acquire());
+        let first = load.try_acquire();
+        assert_eq!(first, Some(Slot::Limited));
+        assert!(load.try_acquire().is_some());
+        assert_eq!(load.try_acquire(), None);
+        load.release(Slot::Limited);
+        assert!(load.try_acquire().is_some());
         assert_eq!(load.outstanding(), 2);
+    }
+
+    #[test]
+    fn slots_are_given_back_where_they_were_counted() {
+        let load = Load::new(2);
+        // Taken without a limit, then the limit set by a reload: the slot held counts
+        // against it, and goes back to the worker's shard.
+        let unlimited = load.try_acquire();
+        assert_eq!(unlimited, Some(Slot::Local));
+        load.set_max(Some(2));
+        let limited = load.try_acquire();
+        assert_eq!(limited, Some(Slot::Limited));
+        assert_eq!(
+            load.try_acquire(),
+            None,
+            "the slot taken before the limit counts"
+        );
+        assert_eq!(load.outstanding(), 2);
+        load.release(Slot::Local);
+        assert_eq!(load.outstanding(), 1);
+        // The limit lifted: the limited slot still goes back to the shared count.
+        load.set_max(None);
+        assert_eq!(load.try_acquire(), Some(Slot::Local));
+        load.release(Slot::Limited);
+        load.release(Slot::Local);
+        assert_eq!(load.outstanding(), 0);
+    }
+
+    #[test]
+    fn a_slot_given_back_on_another_thread_keeps_the_count() {
+        let load = std::sync::Arc::new(Load::new(2));
+        crate::metrics::set_thread_shard(0);
+        let slot = load.try_acquire().expect("no limit");
+        let other = load.clone();
+        std::thread::spawn(move || {
+            crate::metrics::set_thread_shard(1);
+            other.release(slot);
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(load.outstanding(), 0);
     }
 }
