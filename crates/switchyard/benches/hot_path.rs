@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the pieces every proxied request goes through: the route match, the
 //! backend pick of each balancing policy, the rate-limit decision, the request header
-//! rewrite and a metrics increment. `cargo bench -p switchyard --bench hot_path`; CI only
+//! rewrite, a metrics increment, and a backend's load slot and latency estimate with one
+//! worker and with two at once. `cargo bench -p switchyard --bench hot_path`; CI only
 //! builds them (clippy `--all-targets`). Whole-request figures come from `bench/run`.
 #![allow(missing_docs)] // criterion's macros make undocumented public functions.
 
@@ -141,6 +142,61 @@ fn metrics_increment(c: &mut Criterion) {
     });
 }
 
+/// A request's writes to its backend's load (slot taken, latency estimate, slot given back),
+/// on one thread, and on two threads at once: each on its own shard (as two workers do), or
+/// both on one (as every request did before the counts were per worker). Two threads: the
+/// time is the wall time of both making `iters` requests each.
+fn backend_load(c: &mut Criterion) {
+    use std::sync::{Arc, Barrier};
+    use switchyard::upstream::load::Load;
+    use tokio::time::Instant;
+
+    fn requests(load: &Load, iters: u64) {
+        let now = Instant::now();
+        for _ in 0..iters {
+            let slot = black_box(load.try_acquire()).expect("no limit");
+            load.observe(Duration::from_micros(50), now);
+            load.release(slot);
+        }
+    }
+    fn two_threads(iters: u64, shards: usize) -> Duration {
+        let load = Arc::new(Load::new(shards));
+        let start = Arc::new(Barrier::new(3));
+        let threads: Vec<_> = (0..2)
+            .map(|i| {
+                let (load, start) = (load.clone(), start.clone());
+                std::thread::spawn(move || {
+                    switchyard::metrics::set_thread_shard(i);
+                    start.wait();
+                    requests(&load, iters);
+                })
+            })
+            .collect();
+        start.wait();
+        let t0 = Instant::now();
+        for t in threads {
+            t.join().expect("bench thread");
+        }
+        t0.elapsed()
+    }
+    let mut group = c.benchmark_group("backend_load");
+    group.bench_function("one_thread", |b| {
+        let load = Load::new(1);
+        b.iter_custom(|iters| {
+            let t0 = Instant::now();
+            requests(&load, iters);
+            t0.elapsed()
+        })
+    });
+    group.bench_function("two_threads_own_shards", |b| {
+        b.iter_custom(|iters| two_threads(iters, 2))
+    });
+    group.bench_function("two_threads_one_shard", |b| {
+        b.iter_custom(|iters| two_threads(iters, 1))
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default();
@@ -149,6 +205,7 @@ criterion_group! {
     backend_pick,
     rate_limit,
     header_rewrite,
-    metrics_increment
+    metrics_increment,
+    backend_load
 }
 criterion_main!(benches);

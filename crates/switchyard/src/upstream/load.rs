@@ -10,8 +10,8 @@
 //! limit the slots are counted in one atomic for all workers, for the limit to be exact: a
 //! [`Slot`] says where it was counted, so a reload that sets or lifts the limit while slots
 //! are held gives each back where it was taken. Two threads making a request's writes back to
-//! back on one shared `Load` took 76-80 ns per request each, against 11 ns on a shard each
-//! (BENCHMARKS.md, "Two workers").
+//! back on one shard take 67.8 ns per request each, against 15.2 ns on a shard each (the
+//! `backend_load` micro-benchmark; BENCHMARKS.md, "Two workers").
 
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
