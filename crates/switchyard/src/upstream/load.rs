@@ -4,16 +4,18 @@
 //! sample is taken at once, faster ones decay in over `DECAY`).
 //!
 //! Every request writes here twice (its slot taken and given back) and its answer once more
-//! (the estimate), on whichever worker thread serves it. Without a limit those writes go to
-//! the worker's own shard ([`Sharded`], cache-line aligned), so that two workers never write
-//! one cache line; a reader (a pick, `/health`) sums the shards. Under a `max_connections`
-//! limit the slots are counted in one atomic for all workers, for the limit to be exact: a
-//! [`Slot`] says where it was counted, so a reload that sets or lifts the limit while slots
-//! are held gives each back where it was taken. Two threads making a request's writes back to
+//! (the estimate), on whichever worker thread serves it. Those writes go to the worker's own
+//! shard ([`Sharded`], cache-line aligned), so that two workers never write one cache line,
+//! and `/health` sums the shards; the estimate always, the slots unless the count is read on
+//! every request. It is under a `max_connections` limit (which must be exact) and with the
+//! `least_request` and `peak_ewma` policies (a pick reads two backends' counts: one cache
+//! line each, not one per worker): the slots are then counted in one atomic for all workers.
+//! A [`Slot`] says where it was counted, so a reload that changes this while slots are held
+//! gives each back where it was taken. Two threads making a request's writes back to
 //! back on one shard take 67.8 ns per request each, against 15.2 ns on a shard each (the
 //! `backend_load` micro-benchmark; BENCHMARKS.md, "Two workers").
 
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -31,11 +33,13 @@ const DEFAULT_RTT_NS: f64 = 1_000_000.0;
 /// A backend's load.
 #[derive(Debug)]
 pub struct Load {
-    /// Slots taken under a limit, by all workers.
-    limited: AtomicU32,
+    /// Slots taken in the count shared by all workers.
+    shared: AtomicU32,
     /// 0: no limit.
     max: AtomicU32,
-    /// Per worker: slots taken without a limit, and the latency estimate.
+    /// The slots are counted in `shared` (a limit, or a policy that reads the count).
+    counted_once: AtomicBool,
+    /// Per worker: slots taken in the worker's count, and the latency estimate.
     local: Sharded<Local>,
     freed: Notify,
 }
@@ -54,9 +58,9 @@ struct Local {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "a slot is given back with `Load::release`"]
 pub enum Slot {
-    /// Under the limit, in the count shared by all workers.
-    Limited,
-    /// Without a limit, in the worker's shard.
+    /// In the count shared by all workers.
+    Shared,
+    /// In the worker's shard.
     Local,
 }
 
@@ -64,27 +68,31 @@ impl Load {
     /// A backend's load, with `shards` shards (one per worker thread).
     pub fn new(shards: usize) -> Self {
         Load {
-            limited: AtomicU32::new(0),
+            shared: AtomicU32::new(0),
             max: AtomicU32::new(0),
+            counted_once: AtomicBool::new(false),
             local: Sharded::new(shards),
             freed: Notify::new(),
         }
     }
 
-    /// Sets the concurrency limit (`None`: unlimited).
-    pub fn set_max(&self, max: Option<u32>) {
+    /// Sets the concurrency limit (`None`: unlimited), and whether the pool's policy reads
+    /// the count at every pick (`least_request`, `peak_ewma`).
+    pub fn configure(&self, max: Option<u32>, read_by_picks: bool) {
         self.max.store(max.unwrap_or(0), Ordering::Relaxed);
+        self.counted_once
+            .store(max.is_some() || read_by_picks, Ordering::Relaxed);
         self.freed.notify_waiters();
     }
 
     /// Requests outstanding now.
     pub fn outstanding(&self) -> u32 {
-        self.unlimited()
-            .saturating_add(self.limited.load(Ordering::Relaxed))
+        self.in_shards()
+            .saturating_add(self.shared.load(Ordering::Relaxed))
     }
 
-    /// Slots held that were taken without a limit, summed over the shards.
-    fn unlimited(&self) -> u32 {
+    /// Slots held that were counted in the workers' shards, summed.
+    fn in_shards(&self) -> u32 {
         let sum = self
             .local
             .iter()
@@ -113,22 +121,26 @@ impl Load {
 
     /// Takes a slot if one is free now.
     pub fn try_acquire(&self) -> Option<Slot> {
-        let max = self.max.load(Ordering::Relaxed);
-        if max == 0 {
+        if !self.counted_once.load(Ordering::Relaxed) {
             self.local
                 .local()
                 .outstanding
                 .fetch_add(1, Ordering::Relaxed);
             return Some(Slot::Local);
         }
-        // The slots taken before the limit was set count against it too.
-        let before = self.unlimited();
-        self.limited
+        let max = self.max.load(Ordering::Relaxed);
+        if max == 0 {
+            self.shared.fetch_add(1, Ordering::Relaxed);
+            return Some(Slot::Shared);
+        }
+        // The slots taken in the shards before the limit was set count against it too.
+        let before = self.in_shards();
+        self.shared
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 (n.saturating_add(before) < max).then_some(n + 1)
             })
             .is_ok()
-            .then_some(Slot::Limited)
+            .then_some(Slot::Shared)
     }
 
     /// Gives a slot back.
@@ -140,8 +152,8 @@ impl Load {
                     .outstanding
                     .fetch_sub(1, Ordering::Relaxed);
             }
-            Slot::Limited => {
-                self.limited.fetch_sub(1, Ordering::Relaxed);
+            Slot::Shared => {
+                self.shared.fetch_sub(1, Ordering::Relaxed);
             }
         }
         if self.max.load(Ordering::Relaxed) != 0 {
@@ -213,12 +225,12 @@ mod tests {
     #[test]
     fn limit_is_enforced() {
         let load = Load::new(2);
-        load.set_max(Some(2));
+        load.configure(Some(2), false);
         let first = load.try_acquire();
-        assert_eq!(first, Some(Slot::Limited));
+        assert_eq!(first, Some(Slot::Shared));
         assert!(load.try_acquire().is_some());
         assert_eq!(load.try_acquire(), None);
-        load.release(Slot::Limited);
+        load.release(Slot::Shared);
         assert!(load.try_acquire().is_some());
         assert_eq!(load.outstanding(), 2);
     }
@@ -230,9 +242,9 @@ mod tests {
         // against it, and goes back to the worker's shard.
         let unlimited = load.try_acquire();
         assert_eq!(unlimited, Some(Slot::Local));
-        load.set_max(Some(2));
+        load.configure(Some(2), false);
         let limited = load.try_acquire();
-        assert_eq!(limited, Some(Slot::Limited));
+        assert_eq!(limited, Some(Slot::Shared));
         assert_eq!(
             load.try_acquire(),
             None,
@@ -242,10 +254,23 @@ mod tests {
         load.release(Slot::Local);
         assert_eq!(load.outstanding(), 1);
         // The limit lifted: the limited slot still goes back to the shared count.
-        load.set_max(None);
+        load.configure(None, false);
         assert_eq!(load.try_acquire(), Some(Slot::Local));
-        load.release(Slot::Limited);
+        load.release(Slot::Shared);
         load.release(Slot::Local);
+        assert_eq!(load.outstanding(), 0);
+    }
+
+    #[test]
+    fn a_policy_that_reads_the_count_gets_one_count() {
+        let load = Load::new(2);
+        load.configure(None, true);
+        let slot = load.try_acquire();
+        assert_eq!(slot, Some(Slot::Shared));
+        assert_eq!(load.try_acquire(), Some(Slot::Shared), "no limit");
+        assert_eq!(load.outstanding(), 2);
+        load.release(Slot::Shared);
+        load.release(Slot::Shared);
         assert_eq!(load.outstanding(), 0);
     }
 

@@ -112,8 +112,10 @@ impl Pool {
     ) -> Self {
         let weights: Vec<u32> = config.backends.iter().map(|b| b.weight).collect();
         let identities: Vec<u64> = backends.iter().map(|b| b.identity).collect();
+        let picker = Picker::new(&config.policy, &weights, &identities);
         for b in &backends {
-            b.load.set_max(config.max_connections);
+            b.load
+                .configure(config.max_connections, picker.reads_outstanding());
         }
         let budget = previous
             .map(|p| p.budget.clone())
@@ -122,7 +124,7 @@ impl Pool {
         Pool {
             name: config.name.clone(),
             backends,
-            picker: Picker::new(&config.policy, &weights, &identities),
+            picker,
             connector: Connector {
                 connect_timeout: config.connect_timeout,
                 tls: tls_client(config, previous),

@@ -86,6 +86,12 @@ impl Picker {
         }
     }
 
+    /// Whether a pick reads the backends' outstanding counts (then kept in one count per
+    /// backend for all workers: `load.rs`).
+    pub fn reads_outstanding(&self) -> bool {
+        matches!(self, Picker::LeastRequest | Picker::PeakEwma)
+    }
+
     /// Index of the first backend to try, out of `backends` (non-empty). `usable(i)` says
     /// whether backend `i` may be picked first; when none is, any index is returned.
     pub fn first(
