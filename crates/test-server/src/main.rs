@@ -9,6 +9,9 @@ struct Args {
     /// Port to listen on, on every interface (IPv6 and IPv4).
     #[arg(long, default_value_t = 8080)]
     port: u16,
+    /// Listen on this address only (`127.0.0.1`, `::1`) instead of every interface.
+    #[arg(long)]
+    host: Option<std::net::IpAddr>,
     /// Body of `GET /` [default: "Response from server on port PORT"].
     #[arg(long)]
     message: Option<String>,
@@ -16,12 +19,16 @@ struct Args {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let argv = test_server::go_style_args(std::env::args(), &["port", "message"]);
+    let argv = test_server::go_style_args(std::env::args(), &["port", "host", "message"]);
     let args = Args::parse_from(argv);
     let message = args
         .message
         .unwrap_or_else(|| format!("Response from server on port {}", args.port));
-    let listener = match test_server::bind_all_interfaces(args.port).await {
+    let bound = match args.host {
+        Some(host) => tokio::net::TcpListener::bind((host, args.port)).await,
+        None => test_server::bind_all_interfaces(args.port).await,
+    };
+    let listener = match bound {
         Ok(listener) => listener,
         Err(e) => {
             eprintln!("test-server: cannot listen on port {}: {e}", args.port);
